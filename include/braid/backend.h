@@ -1,0 +1,67 @@
+// The backend interface. The core never sees CUDA: the CUDA backend lives behind this
+// interface in src/backend/cuda and is created through make_backend("cuda").
+//
+// A Backend owns persistent memory: weights (uploaded once, found by tensor name) and
+// state tensors (KV caches, zeroed once, found by name). Graphs of one model built for
+// different batch sizes therefore share weights and cache. compile() binds a graph and a
+// plan to the backend; the Executable runs it as many times as wanted.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "braid/graph.h"
+#include "braid/plan.h"
+
+namespace braid {
+
+struct MemoryReport {
+  size_t arena_bytes = 0;      // activations of this plan
+  size_t workspace_bytes = 0;  // per-stream scratch (cuBLAS workspaces, split buffers)
+  size_t inputs_bytes = 0;     // the input staging buffer
+  size_t weights_bytes = 0;    // shared by every executable of the backend
+  size_t state_bytes = 0;      // KV caches, shared likewise
+  size_t total() const {
+    return arena_bytes + workspace_bytes + inputs_bytes + weights_bytes + state_bytes;
+  }
+};
+
+struct ExecOptions {
+  bool cuda_graph = true;  // CUDA: capture the plan into one CUDA graph and replay it
+  bool threads = true;     // CPU: one worker thread per plan stream (false: run steps in order)
+};
+
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  // Stages an input tensor's bytes; all staged inputs reach the device in one copy at
+  // the start of the next run. bytes must equal the tensor's size.
+  virtual void set_input(TensorId id, const void* data, size_t bytes) = 0;
+  // Runs the plan once (asynchronously on devices that allow it).
+  virtual void run() = 0;
+  // Waits for the last run and copies a tensor's bytes out.
+  virtual void read(TensorId id, void* dst, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+  virtual MemoryReport memory() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;         // "cpu", "cuda"
+  virtual std::string device_name() const = 0;  // e.g. "NVIDIA H100 80GB HBM3"
+  virtual std::unique_ptr<Executable> compile(const Graph& graph, const Plan& plan,
+                                              const ExecOptions& options = {}) = 0;
+  virtual void reset_state() = 0;  // zeroes every state tensor (a new sequence)
+  virtual size_t weights_bytes() const = 0;
+  virtual size_t state_bytes() const = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+bool cuda_available();  // built with CUDA and a device is present
+// "cpu" or "cuda"; throws braid::Error when the backend is not available.
+std::unique_ptr<Backend> make_backend(const std::string& name);
+
+}  // namespace braid

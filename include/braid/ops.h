@@ -1,0 +1,47 @@
+// Op builders: each checks its operands' shapes and types and adds one node to a graph.
+// A mismatch throws braid::Error naming the op and the shapes, e.g.
+//   "mul_mat: w [4096, 11008] and x [2048, 1] disagree in dimension 0".
+// Dimension 0 of every compute operand must be contiguous (views may stride dims 1-3).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "braid/graph.h"
+
+namespace braid::ops {
+
+using Shape = Graph::Shape;
+
+// Views.
+TensorId reshape(Graph& g, TensorId a, Shape ne);
+// A strided window of `a`: shape ne, strides nb (nb[0] must be a's), starting `offset` bytes in.
+TensorId view(Graph& g, TensorId a, Shape ne, std::array<size_t, kMaxDims> nb, size_t offset);
+// Result dimension axes[i] is a's dimension i (ggml's convention).
+TensorId permute(Graph& g, TensorId a, std::array<int, kMaxDims> axes);
+TensorId transpose(Graph& g, TensorId a);  // swaps dimensions 0 and 1
+// Row `row` (dimension 1) of a 2-D tensor, as a [ne0, 1] view.
+TensorId row(Graph& g, TensorId a, int64_t row);
+
+// Compute.
+TensorId get_rows(Graph& g, TensorId table, TensorId ids);
+TensorId add(Graph& g, TensorId a, TensorId b);
+TensorId mul(Graph& g, TensorId a, TensorId b);
+TensorId scale(Graph& g, TensorId a, float factor);
+TensorId rms_norm(Graph& g, TensorId x, TensorId weight, float eps);  // weight may be kNoTensor
+TensorId mul_mat(Graph& g, TensorId w, TensorId x);
+TensorId mul_mat_id(Graph& g, TensorId w, TensorId x, TensorId ids, int slot);
+TensorId rope(Graph& g, TensorId x, TensorId positions, int mode, int dims, float base,
+              float freq_scale = 1.0f);
+TensorId kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions);
+TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,
+                   float scale);
+TensorId silu(Graph& g, TensorId a);
+TensorId swiglu(Graph& g, TensorId a, TensorId b);
+TensorId softmax(Graph& g, TensorId a, float scale = 1.0f);
+TensorId copy(Graph& g, TensorId a, DType type);
+TensorId top_k(Graph& g, TensorId logits, int k);
+TensorId moe_weights(Graph& g, TensorId logits, TensorId ids);
+TensorId moe_combine(Graph& g, TensorId weights, const std::vector<TensorId>& expert_outputs);
+
+}  // namespace braid::ops

@@ -1,0 +1,16 @@
+// Subcommands of the braid CLI. Each add_*_command registers one subcommand with its
+// options and a callback that runs it; errors are thrown as braid::Error and reported
+// by main() with exit code 1 (usage errors: 2).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace braid::cli {
+
+void add_version_command(CLI::App& app);
+
+inline void register_commands(CLI::App& app) {
+  add_version_command(app);
+}
+
+}  // namespace braid::cli
