@@ -1,0 +1,164 @@
+// The forward pass of LLaMA (and Mixtral, its mixture-of-experts variant) as a graph.
+//
+// One builder serves the prompt (n tokens) and decode (n = 1). Everything that changes
+// from step to step -- token ids and positions -- is an input tensor, and the KV caches
+// are state tensors, so the graph for a batch size is built (and captured) once and
+// serves every position up to the context length.
+//
+// Per layer:  h = rms_norm(x) ; q, k, v = h Wq, h Wk, h Wv   (three independent branches)
+//             rope(q), rope(k) ; k, v -> cache ; a = attention(q, caches) ; x += a Wo
+//             h = rms_norm(x) ; x += down(silu(h Wgate) * h Wup)   (gate and up: two branches)
+// Mixtral replaces the feed-forward by top-k routing over experts; each selected slot is
+// an independent branch (gate, up, down for the expert in that slot), combined by the
+// router weights.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "braid/model.h"
+#include "braid/ops.h"
+#include "model/weight_names.h"
+
+namespace braid {
+namespace {
+
+class Builder {
+ public:
+  Builder(const ModelConfig& config, const Model* model, Graph& graph)
+      : c_(config), model_(model), g_(graph) {}
+
+  // A weight leaf; with a model, its data (checked against the expected type and shape).
+  TensorId weight(const std::string& name, DType type, Graph::Shape ne) {
+    if (!model_) return g_.weight(name, type, ne);
+    const WeightTensor* t = model_->find(name);
+    if (!t && name == kOutputName) t = model_->find(kTokenEmbeddingName);  // tied embeddings
+    if (!t) throw Error(fmt::format("model {}: tensor {} is missing", c_.name, name));
+    if (t->ne != ne) {
+      Tensor expected;
+      expected.ne = ne;
+      Tensor found;
+      found.ne = t->ne;
+      throw Error(fmt::format("model {}: tensor {} has shape {}, expected {}", c_.name, name,
+                              found.shape_string(), expected.shape_string()));
+    }
+    return g_.weight(name, t->type, ne, t->data);
+  }
+
+  TensorId named(TensorId id, int layer, const char* what) {
+    g_[id].name = fmt::format("blk.{}.{}", layer, what);
+    return id;
+  }
+
+  // Fills `mg`, whose graph this builder writes into.
+  void build(int n, const GraphOptions& options, ModelGraph& mg) {
+    if (n <= 0 || n > c_.n_ctx) {
+      throw Error(fmt::format("model {}: {} tokens do not fit the context of {}", c_.name, n, c_.n_ctx));
+    }
+    mg.n_tokens = n;
+    mg.tokens = g_.input("tokens", DType::I32, {n, 1, 1, 1});
+    mg.positions = g_.input("positions", DType::I32, {n, 1, 1, 1});
+    specs_ = weight_specs(c_);
+
+    TensorId x = ops::get_rows(g_, spec_weight(kTokenEmbeddingName), mg.tokens);
+    g_[x].name = "embedding";
+    for (int l = 0; l < c_.n_layer; ++l) x = layer(l, x, mg.positions, n);
+
+    if (!options.all_logits && n > 1) x = ops::row(g_, x, n - 1);
+    x = ops::rms_norm(g_, x, spec_weight(kOutputNormName), c_.rms_eps);
+    g_[x].name = "output_norm";
+    mg.logits = ops::mul_mat(g_, spec_weight(kOutputName), x);
+    g_[mg.logits].name = "logits";
+    g_.mark_output(mg.logits);
+    g_.finalize();
+  }
+
+ private:
+  TensorId spec_weight(const std::string& name) {
+    for (const WeightSpec& s : specs_) {
+      if (s.name == name) return weight(s.name, s.type, s.ne);
+    }
+    BRAID_ASSERT(false && "weight without spec");
+  }
+  TensorId layer_weight(int l, const char* what) { return spec_weight(braid::layer_weight(l, what)); }
+
+  TensorId layer(int l, TensorId x, TensorId positions, int n) {
+    const int64_t hd = c_.head_dim();
+    TensorId h = named(ops::rms_norm(g_, x, layer_weight(l, "attn_norm"), c_.rms_eps), l, "attn_norm");
+    TensorId q = named(ops::mul_mat(g_, layer_weight(l, "attn_q"), h), l, "q");
+    TensorId k = named(ops::mul_mat(g_, layer_weight(l, "attn_k"), h), l, "k");
+    TensorId v = named(ops::mul_mat(g_, layer_weight(l, "attn_v"), h), l, "v");
+    q = ops::reshape(g_, q, {hd, c_.n_head, n, 1});
+    k = ops::reshape(g_, k, {hd, c_.n_head_kv, n, 1});
+    v = ops::reshape(g_, v, {hd, c_.n_head_kv, n, 1});
+    const int dims = static_cast<int>(hd);
+    q = named(ops::rope(g_, q, positions, c_.rope_mode, dims, c_.rope_base), l, "q_rope");
+    k = named(ops::rope(g_, k, positions, c_.rope_mode, dims, c_.rope_base), l, "k_rope");
+
+    const Graph::Shape cache_shape{hd, c_.n_head_kv, c_.n_ctx, 1};
+    TensorId k_cache = g_.state(fmt::format("cache_k.{}", l), c_.cache_type, cache_shape);
+    TensorId v_cache = g_.state(fmt::format("cache_v.{}", l), c_.cache_type, cache_shape);
+    k_cache = named(ops::kv_write(g_, k_cache, k, positions), l, "k_cache");
+    v_cache = named(ops::kv_write(g_, v_cache, v, positions), l, "v_cache");
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    TensorId a = named(ops::attention(g_, q, k_cache, v_cache, positions, scale), l, "attention");
+    a = ops::reshape(g_, a, {c_.n_embd, n, 1, 1});
+    TensorId o = named(ops::mul_mat(g_, layer_weight(l, "attn_output"), a), l, "attn_out");
+    x = named(ops::add(g_, x, o), l, "attn_residual");
+
+    h = named(ops::rms_norm(g_, x, layer_weight(l, "ffn_norm"), c_.rms_eps), l, "ffn_norm");
+    TensorId f = c_.n_expert == 0 ? dense_ffn(l, h) : moe_ffn(l, h);
+    return named(ops::add(g_, x, f), l, "ffn_residual");
+  }
+
+  TensorId dense_ffn(int l, TensorId h) {
+    TensorId gate = named(ops::mul_mat(g_, layer_weight(l, "ffn_gate"), h), l, "gate");
+    TensorId up = named(ops::mul_mat(g_, layer_weight(l, "ffn_up"), h), l, "up");
+    TensorId act = named(ops::swiglu(g_, gate, up), l, "swiglu");
+    return named(ops::mul_mat(g_, layer_weight(l, "ffn_down"), act), l, "down");
+  }
+
+  TensorId moe_ffn(int l, TensorId h) {
+    TensorId router = named(ops::mul_mat(g_, layer_weight(l, "ffn_gate_inp"), h), l, "router");
+    TensorId ids = named(ops::top_k(g_, router, c_.n_expert_used), l, "expert_ids");
+    TensorId weights = named(ops::moe_weights(g_, router, ids), l, "expert_weights");
+    const TensorId gate_w = layer_weight(l, "ffn_gate_exps");
+    const TensorId up_w = layer_weight(l, "ffn_up_exps");
+    const TensorId down_w = layer_weight(l, "ffn_down_exps");
+    std::vector<TensorId> outputs;
+    for (int s = 0; s < c_.n_expert_used; ++s) {
+      TensorId gate = ops::mul_mat_id(g_, gate_w, h, ids, s);
+      TensorId up = ops::mul_mat_id(g_, up_w, h, ids, s);
+      g_[gate].name = fmt::format("blk.{}.gate.{}", l, s);
+      g_[up].name = fmt::format("blk.{}.up.{}", l, s);
+      TensorId act = ops::swiglu(g_, gate, up);
+      g_[act].name = fmt::format("blk.{}.swiglu.{}", l, s);
+      TensorId down = ops::mul_mat_id(g_, down_w, act, ids, s);
+      g_[down].name = fmt::format("blk.{}.down.{}", l, s);
+      outputs.push_back(down);
+    }
+    return named(ops::moe_combine(g_, weights, outputs), l, "moe_combine");
+  }
+
+  const ModelConfig& c_;
+  const Model* model_;
+  Graph& g_;
+  std::vector<WeightSpec> specs_;
+};
+
+}  // namespace
+
+ModelGraph build_graph(const Model& model, int n_tokens, const GraphOptions& options) {
+  model.config.check();
+  ModelGraph mg;
+  Builder(model.config, &model, mg.graph).build(n_tokens, options, mg);
+  return mg;
+}
+
+ModelGraph build_graph_shapes(const ModelConfig& config, int n_tokens, const GraphOptions& options) {
+  config.check();
+  ModelGraph mg;
+  Builder(config, nullptr, mg.graph).build(n_tokens, options, mg);
+  return mg;
+}
+
+}  // namespace braid
