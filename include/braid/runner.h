@@ -1,0 +1,55 @@
+// ModelRunner: a model on a backend, ready to evaluate tokens. It builds one graph and
+// one plan per batch size on first use and keeps them (so decode steps replay the same
+// executable, and on CUDA the same captured graph), and it owns the sequence position.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "braid/backend.h"
+#include "braid/model.h"
+#include "braid/plan.h"
+
+namespace braid {
+
+struct RunnerOptions {
+  Policy policy = Policy::Serial;
+  PlanOptions plan;
+  ExecOptions exec;
+};
+
+class ModelRunner {
+ public:
+  ModelRunner(const Model& model, Backend& backend, RunnerOptions options = {});
+
+  // Evaluates `tokens` at positions position()..position()+n-1 and advances the
+  // position; returns the logits of the last token. Throws when the context is full.
+  std::vector<float> eval(const std::vector<int32_t>& tokens);
+  // Same, without reading the logits back (for timing: the run is synchronized).
+  void eval_no_logits(const std::vector<int32_t>& tokens);
+  void reset();  // back to position 0 with an empty cache
+  int position() const { return position_; }
+
+  const Plan& plan(int n_tokens);  // builds it when needed
+  const Graph& graph(int n_tokens);
+  MemoryReport memory(int n_tokens);
+  const Model& model() const { return model_; }
+
+ private:
+  struct Prepared {
+    ModelGraph graph;
+    Plan plan;
+    std::unique_ptr<Executable> executable;
+  };
+  Prepared& prepare(int n_tokens);
+  Prepared& run(const std::vector<int32_t>& tokens);
+
+  const Model& model_;
+  Backend& backend_;
+  RunnerOptions options_;
+  std::map<int, Prepared> prepared_;
+  int position_ = 0;
+};
+
+}  // namespace braid

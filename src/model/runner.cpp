@@ -1,0 +1,65 @@
+#include "braid/runner.h"
+
+#include <fmt/format.h>
+
+#include <numeric>
+
+namespace braid {
+
+ModelRunner::ModelRunner(const Model& model, Backend& backend, RunnerOptions options)
+    : model_(model), backend_(backend), options_(options) {
+  model_.config.check();
+}
+
+ModelRunner::Prepared& ModelRunner::prepare(int n_tokens) {
+  auto it = prepared_.find(n_tokens);
+  if (it != prepared_.end()) return it->second;
+  Prepared p;
+  p.graph = build_graph(model_, n_tokens);
+  p.plan = make_plan(p.graph.graph, options_.policy, options_.plan);
+  p.executable = backend_.compile(p.graph.graph, p.plan, options_.exec);
+  return prepared_.emplace(n_tokens, std::move(p)).first->second;
+}
+
+ModelRunner::Prepared& ModelRunner::run(const std::vector<int32_t>& tokens) {
+  const int n = static_cast<int>(tokens.size());
+  if (n == 0) throw Error("eval: no tokens");
+  if (position_ + n > model_.config.n_ctx) {
+    throw Error(fmt::format("context full: {} tokens at position {} exceed the context of {}", n, position_,
+                            model_.config.n_ctx));
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= model_.config.n_vocab) {
+      throw Error(fmt::format("token id {} outside the vocabulary of {}", t, model_.config.n_vocab));
+    }
+  }
+  Prepared& p = prepare(n);
+  std::vector<int32_t> positions(static_cast<size_t>(n));
+  std::iota(positions.begin(), positions.end(), position_);
+  p.executable->set_input(p.graph.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
+  p.executable->set_input(p.graph.positions, positions.data(), positions.size() * sizeof(int32_t));
+  p.executable->run();
+  position_ += n;
+  return p;
+}
+
+std::vector<float> ModelRunner::eval(const std::vector<int32_t>& tokens) {
+  Prepared& p = run(tokens);
+  const Tensor& logits = p.graph.graph[p.graph.logits];
+  std::vector<float> out(static_cast<size_t>(logits.elements()));
+  p.executable->read(p.graph.logits, out.data(), out.size() * sizeof(float));
+  return out;
+}
+
+void ModelRunner::eval_no_logits(const std::vector<int32_t>& tokens) { run(tokens).executable->synchronize(); }
+
+void ModelRunner::reset() {
+  backend_.reset_state();
+  position_ = 0;
+}
+
+const Plan& ModelRunner::plan(int n_tokens) { return prepare(n_tokens).plan; }
+const Graph& ModelRunner::graph(int n_tokens) { return prepare(n_tokens).graph.graph; }
+MemoryReport ModelRunner::memory(int n_tokens) { return prepare(n_tokens).executable->memory(); }
+
+}  // namespace braid

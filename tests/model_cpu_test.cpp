@@ -1,0 +1,106 @@
+// Whole models on the CPU backend: prompt then decode, every plan policy.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "braid/backend.h"
+#include "braid/runner.h"
+
+namespace braid {
+namespace {
+
+ModelConfig small_tiny() {
+  ModelConfig c = preset_config("tiny-256");
+  c.n_layer = 2;
+  c.n_vocab = 512;
+  c.n_ctx = 64;
+  return c;
+}
+
+const std::vector<int32_t> kPrompt = {1, 17, 300, 42, 7, 511, 99, 3};
+
+// Logits of the prompt's last token, then of three greedy decode steps.
+std::vector<std::vector<float>> prompt_then_decode(const Model& model, RunnerOptions options) {
+  auto backend = make_cpu_backend();
+  ModelRunner runner(model, *backend, options);
+  std::vector<std::vector<float>> all;
+  all.push_back(runner.eval(kPrompt));
+  for (int step = 0; step < 3; ++step) {
+    const auto& last = all.back();
+    const auto next = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+    all.push_back(runner.eval({next}));
+  }
+  return all;
+}
+
+TEST(ModelCpu, Tiny256PromptAndDecodeGiveFiniteLogits) {
+  Model model = make_random_model(small_tiny(), 5);
+  const auto logits = prompt_then_decode(model, {});
+  for (const auto& step : logits) {
+    ASSERT_EQ(step.size(), 512u);
+    for (float v : step) ASSERT_TRUE(std::isfinite(v));
+    float lo = *std::min_element(step.begin(), step.end());
+    float hi = *std::max_element(step.begin(), step.end());
+    EXPECT_GT(hi - lo, 1e-3f) << "logits should not be flat";
+  }
+}
+
+TEST(ModelCpu, PromptInOneBatchEqualsTokenByToken) {
+  Model model = make_random_model(small_tiny(), 6);
+  auto backend = make_cpu_backend();
+  ModelRunner batch(model, *backend);
+  const auto batched = batch.eval(kPrompt);
+  auto backend2 = make_cpu_backend();
+  ModelRunner single(model, *backend2);
+  std::vector<float> stepped;
+  for (int32_t t : kPrompt) stepped = single.eval({t});
+  ASSERT_EQ(batched.size(), stepped.size());
+  for (size_t i = 0; i < batched.size(); ++i) EXPECT_NEAR(batched[i], stepped[i], 1e-4f) << i;
+}
+
+TEST(ModelCpu, EveryPolicyOnThreadsEqualsSerialBitForBit) {
+  ModelConfig c = small_tiny();
+  Model model = make_random_model(c, 7);
+  const auto serial = prompt_then_decode(model, {});
+  for (Policy policy : all_policies()) {
+    RunnerOptions options;
+    options.policy = policy;
+    options.plan.max_streams = 4;
+    EXPECT_EQ(prompt_then_decode(model, options), serial) << policy_name(policy);
+  }
+}
+
+TEST(ModelCpu, MixtureOfExpertsRunsInEveryPolicy) {
+  ModelConfig c = preset_config("moe-8x1b");
+  c.n_embd = 128;
+  c.n_ff = 192;
+  c.n_head = 4;
+  c.n_head_kv = 2;
+  c.n_layer = 2;
+  c.n_vocab = 300;
+  c.n_ctx = 32;
+  Model model = make_random_model(c, 8);
+  const auto serial = prompt_then_decode(model, {});
+  for (float v : serial.back()) ASSERT_TRUE(std::isfinite(v));
+  for (Policy policy : all_policies()) {
+    RunnerOptions options;
+    options.policy = policy;
+    EXPECT_EQ(prompt_then_decode(model, options), serial) << policy_name(policy);
+  }
+}
+
+TEST(ModelCpu, ContextOverflowAndBadTokensAreErrors) {
+  ModelConfig c = small_tiny();
+  c.n_ctx = 8;
+  Model model = make_random_model(c, 9);
+  auto backend = make_cpu_backend();
+  ModelRunner runner(model, *backend);
+  EXPECT_THROW(runner.eval({600}), Error);
+  runner.eval(kPrompt);
+  EXPECT_THROW(runner.eval({1}), Error);
+  runner.reset();
+  EXPECT_NO_THROW(runner.eval({1}));
+}
+
+}  // namespace
+}  // namespace braid
