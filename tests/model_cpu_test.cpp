@@ -77,7 +77,7 @@ TEST(ModelCpu, MixtureOfExpertsRunsInEveryPolicy) {
   c.n_head = 4;
   c.n_head_kv = 2;
   c.n_layer = 2;
-  c.n_vocab = 300;
+  c.n_vocab = 512;
   c.n_ctx = 32;
   Model model = make_random_model(c, 8);
   const auto serial = prompt_then_decode(model, {});

@@ -1,0 +1,35 @@
+// `braid bench`: prompt processing (pp) and token generation (tg) speed, in the spirit
+// of llama.cpp's llama-bench, for every requested plan policy and graph mode, plus the
+// summary braid exists for: multi-stream speed and memory against serial.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "braid/backend.h"
+
+namespace braid::cli {
+
+struct BenchRow {
+  std::string model;
+  double size_gib = 0;
+  int64_t params = 0;
+  std::string backend;
+  std::string device;
+  std::string policy;
+  int streams = 1;
+  bool graph = true;
+  std::string test;  // "pp512", "tg128"
+  int tokens = 0;
+  double tps_mean = 0;
+  double tps_sd = 0;
+  MemoryReport memory;
+};
+
+std::string format_markdown(const std::vector<BenchRow>& rows);
+std::string format_csv(const std::vector<BenchRow>& rows);
+std::string format_json(const std::vector<BenchRow>& rows);
+// One row per (model, test): serial t/s, the best multi-stream t/s, speedup, memory.
+std::string format_summary_markdown(const std::vector<BenchRow>& rows);
+
+}  // namespace braid::cli

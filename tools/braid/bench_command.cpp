@@ -1,0 +1,165 @@
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "bench.h"
+#include "braid/runner.h"
+#include "commands.h"
+#include "model_source.h"
+
+namespace braid::cli {
+namespace {
+
+struct BenchOptions {
+  std::vector<std::string> files;
+  std::vector<std::string> presets;
+  ModelSource base;  // type, layers, ctx, seed for presets
+  std::vector<int> prompt;
+  std::vector<int> generate;
+  int repetitions = 3;
+  std::vector<std::string> policies{"serial", "branch", "levels", "chains", "cost"};
+  std::vector<int> graph{1};
+  std::string backend;
+  int streams = 4;
+  std::string output = "md";
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Deterministic, varied token ids below the vocabulary size.
+std::vector<int32_t> bench_tokens(int n, int vocab) {
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) tokens[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919 + 1) % vocab);
+  return tokens;
+}
+
+// Times one test (pp: one batch of n tokens; tg: n single-token steps) `reps` times after
+// one warm-up; returns tokens per second of each repetition. Wall-clock time around
+// synchronized runs: what a user of the engine waits for.
+std::vector<double> time_test(ModelRunner& runner, bool prompt, int n, int reps) {
+  const auto tokens = bench_tokens(n, runner.model().config.n_vocab);
+  std::vector<double> tps;
+  for (int r = -1; r < reps; ++r) {
+    runner.reset();
+    const auto start = std::chrono::steady_clock::now();
+    if (prompt) {
+      runner.eval_no_logits(tokens);
+    } else {
+      for (int i = 0; i < n; ++i) runner.eval_no_logits({tokens[static_cast<size_t>(i)]});
+    }
+    const double s = seconds_since(start);
+    if (r >= 0) tps.push_back(n / s);
+  }
+  return tps;
+}
+
+void run_bench(const BenchOptions& o) {
+  const std::string backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
+  std::vector<ModelSource> sources;
+  for (const auto& f : o.files) sources.push_back(ModelSource{.file = f});
+  for (const auto& p : o.presets) {
+    ModelSource s = o.base;
+    s.preset = p;
+    sources.push_back(s);
+  }
+  const bool default_model = sources.empty();
+  if (default_model) {  // the built-in default: under a minute
+    ModelSource s = o.base;
+    s.preset = backend_name == "cuda" ? "llama-1b" : "tiny-256";
+    sources.push_back(s);
+  }
+  // The CPU backend is the reference, not a fast engine: its default tests are shorter.
+  const bool short_tests = backend_name == "cpu" && default_model;
+  const std::vector<int> prompt = !o.prompt.empty() ? o.prompt : std::vector<int>{short_tests ? 64 : 512};
+  const std::vector<int> generate = !o.generate.empty() ? o.generate : std::vector<int>{short_tests ? 16 : 128};
+  std::vector<Policy> policies;
+  for (const auto& name : o.policies) {
+    Policy p;
+    if (!parse_policy(name, &p)) throw Error(fmt::format("unknown policy '{}'", name));
+    policies.push_back(p);
+  }
+
+  std::vector<BenchRow> rows;
+  for (const ModelSource& source : sources) {
+    fmt::print(stderr, "braid bench: loading {}\n", source.label());
+    auto model = load_model(source);
+    int needed = 0;
+    for (int n : prompt) needed = std::max(needed, n);
+    for (int n : generate) needed = std::max(needed, n);
+    if (source.context == 0 && model->config.n_ctx < needed) model->config.n_ctx = needed;
+    auto backend = make_backend(backend_name);
+    for (int graph : o.graph) {
+      for (Policy policy : policies) {
+        RunnerOptions ro;
+        ro.policy = policy;
+        ro.plan.max_streams = o.streams;
+        ro.exec.cuda_graph = graph != 0;
+        ModelRunner runner(*model, *backend, ro);
+        auto test = [&](bool is_prompt, int n) {
+          if (n <= 0) return;
+          fmt::print(stderr, "braid bench: {} {} graph={} {}{}\n", source.label(), policy_name(policy), graph,
+                     is_prompt ? "pp" : "tg", n);
+          const auto tps = time_test(runner, is_prompt, n, o.repetitions);
+          BenchRow row;
+          row.model = source.label();
+          row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
+          row.params = model->parameter_count();
+          row.backend = backend_name;
+          row.device = backend->device_name();
+          row.policy = std::string(policy_name(policy));
+          row.streams = runner.plan(is_prompt ? n : 1).stream_count;
+          row.graph = graph != 0;
+          row.test = fmt::format("{}{}", is_prompt ? "pp" : "tg", n);
+          row.tokens = n;
+          row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
+          double var = 0;
+          for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
+          row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
+          row.memory = runner.memory(is_prompt ? n : 1);
+          rows.push_back(row);
+        };
+        for (int n : prompt) test(true, n);
+        for (int n : generate) test(false, n);
+      }
+    }
+  }
+  if (o.output == "json") {
+    fmt::print("{}\n", format_json(rows));
+  } else if (o.output == "csv") {
+    fmt::print("{}", format_csv(rows));
+  } else {
+    if (!rows.empty()) fmt::print("device: {}\n\n", rows.front().device);
+    fmt::print("{}\n{}", format_markdown(rows), format_summary_markdown(rows));
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure prompt (pp) and generation (tg) tokens/s for each plan policy; with no model, a built-in default");
+  cmd->add_option("-m,--model", o->files, "GGUF model files");
+  cmd->add_option("--preset", o->presets, "Built-in models: tiny-256, llama-1b, llama-7b, moe-8x1b");
+  cmd->add_option("--type", o->base.type, "Weight type of presets")->capture_default_str();
+  cmd->add_option("--layers", o->base.layers, "Override presets' layer count")->check(CLI::PositiveNumber);
+  cmd->add_option("--ctx", o->base.context, "Context length")->check(CLI::PositiveNumber);
+  cmd->add_option("-p,--n-prompt", o->prompt, "Prompt lengths (default 512)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-n,--n-gen", o->generate, "Generation lengths (default 128)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--policy", o->policies, "Plan policies (serial, branch, levels, chains, cost, auto)")
+      ->delimiter(',')->capture_default_str();
+  cmd->add_option("--graph", o->graph, "CUDA graph off/on: 0, 1 or 0,1")->delimiter(',')->check(CLI::Range(0, 1));
+  cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
+      ->check(CLI::IsMember({"cuda", "cpu"}));
+  cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
+  cmd->add_option("-o,--output", o->output, "md, json or csv")->capture_default_str()->check(CLI::IsMember({"md", "json", "csv"}));
+  cmd->callback([o] { run_bench(*o); });
+}
+
+}  // namespace braid::cli

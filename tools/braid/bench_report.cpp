@@ -1,0 +1,105 @@
+// Renderings of bench rows: markdown (like llama-bench), CSV, JSON, and the summary.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+#include "bench.h"
+
+namespace braid::cli {
+namespace {
+
+std::string params_text(int64_t params) {
+  if (params >= 1000000000) return fmt::format("{:.2f} B", static_cast<double>(params) / 1e9);
+  return fmt::format("{:.2f} M", static_cast<double>(params) / 1e6);
+}
+
+std::string mib(size_t bytes) { return fmt::format("{:.1f}", static_cast<double>(bytes) / (1 << 20)); }
+
+}  // namespace
+
+std::string format_markdown(const std::vector<BenchRow>& rows) {
+  std::string out =
+      "| model | size | params | backend | policy | streams | graph | test | t/s | arena MiB | total MiB |\n"
+      "| --- | ---: | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |\n";
+  for (const BenchRow& r : rows) {
+    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {} |\n", r.model,
+                       r.size_gib, params_text(r.params), r.backend, r.policy, r.streams, r.graph ? 1 : 0, r.test,
+                       r.tps_mean, r.tps_sd, mib(r.memory.arena_bytes), mib(r.memory.total()));
+  }
+  return out;
+}
+
+std::string format_csv(const std::vector<BenchRow>& rows) {
+  std::string out =
+      "model,size_bytes,params,backend,device,policy,streams,graph,test,tokens,tps_mean,tps_sd,arena_bytes,"
+      "workspace_bytes,total_bytes\n";
+  for (const BenchRow& r : rows) {
+    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{:.3f},{:.3f},{},{},{}\n", r.model,
+                       r.size_gib * (1u << 30), r.params, r.backend, r.device, r.policy, r.streams, r.graph ? 1 : 0,
+                       r.test, r.tokens, r.tps_mean, r.tps_sd, r.memory.arena_bytes, r.memory.workspace_bytes,
+                       r.memory.total());
+  }
+  return out;
+}
+
+std::string format_json(const std::vector<BenchRow>& rows) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const BenchRow& r : rows) {
+    out.push_back({{"model", r.model},
+                   {"size_bytes", static_cast<int64_t>(r.size_gib * (1u << 30))},
+                   {"params", r.params},
+                   {"backend", r.backend},
+                   {"device", r.device},
+                   {"policy", r.policy},
+                   {"streams", r.streams},
+                   {"graph", r.graph},
+                   {"test", r.test},
+                   {"tokens", r.tokens},
+                   {"tps_mean", r.tps_mean},
+                   {"tps_sd", r.tps_sd},
+                   {"memory",
+                    {{"arena_bytes", r.memory.arena_bytes},
+                     {"workspace_bytes", r.memory.workspace_bytes},
+                     {"inputs_bytes", r.memory.inputs_bytes},
+                     {"weights_bytes", r.memory.weights_bytes},
+                     {"state_bytes", r.memory.state_bytes},
+                     {"total_bytes", r.memory.total()}}}});
+  }
+  return out.dump(2);
+}
+
+std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
+  // Per (model, test, graph): the serial row and the fastest multi-stream row.
+  struct Pair {
+    const BenchRow* serial = nullptr;
+    const BenchRow* best = nullptr;
+  };
+  std::map<std::tuple<std::string, std::string, bool>, Pair> groups;
+  std::vector<std::tuple<std::string, std::string, bool>> order;
+  for (const BenchRow& r : rows) {
+    auto key = std::make_tuple(r.model, r.test, r.graph);
+    if (!groups.count(key)) order.push_back(key);
+    Pair& p = groups[key];
+    if (r.policy == "serial") {
+      p.serial = &r;
+    } else if (!p.best || r.tps_mean > p.best->tps_mean) {
+      p.best = &r;
+    }
+  }
+  std::string out =
+      "| model | test | graph | serial t/s | best multi-stream t/s | policy | speedup | serial arena / total MiB | "
+      "multi-stream arena / total MiB |\n"
+      "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n";
+  for (const auto& key : order) {
+    const Pair& p = groups[key];
+    if (!p.serial || !p.best) continue;
+    out += fmt::format("| {} | {} | {} | {:.2f} | {:.2f} | {} | {:.3f}x | {} / {} | {} / {} |\n", p.serial->model,
+                       p.serial->test, p.serial->graph ? 1 : 0, p.serial->tps_mean, p.best->tps_mean, p.best->policy,
+                       p.best->tps_mean / p.serial->tps_mean, mib(p.serial->memory.arena_bytes),
+                       mib(p.serial->memory.total()), mib(p.best->memory.arena_bytes), mib(p.best->memory.total()));
+  }
+  return out;
+}
+
+}  // namespace braid::cli

@@ -1,0 +1,28 @@
+// Where a CLI command gets its model: a GGUF file (-m) or a built-in preset with seeded
+// random weights (--preset).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "braid/model.h"
+
+namespace braid::cli {
+
+struct ModelSource {
+  std::string file;     // a GGUF path, or empty
+  std::string preset;   // a preset name, or empty
+  std::string type = "f16";  // weight type of a preset
+  int layers = 0;       // > 0 overrides a preset's layer count
+  int context = 0;      // > 0 overrides the context length
+  uint64_t seed = 1;
+  std::string label() const;
+};
+
+// Adds --preset/-m style options shared by several commands.
+void add_model_options(CLI::App& cmd, ModelSource& source, bool file_allowed = true);
+std::unique_ptr<Model> load_model(const ModelSource& source);
+
+}  // namespace braid::cli
