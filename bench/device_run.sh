@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: configure for sm_90, build, run the CUDA test suite, then
+# whatever benchmark commands are passed as arguments. Logs go under $OUT (or ./out).
+# Usage: bash bench/device_run.sh [TESTFILTER] [-- COMMAND ...]
+set -uo pipefail
+out="${OUT:-$PWD/out}"
+mkdir -p "$out"
+export BRAID_FIXTURES="$PWD/.fixtures"
+filter="${1:-*}"
+shift || true
+[ "${1:-}" = "--" ] && shift
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/configure.log" 2>&1 \
+  || { tail -30 "$out/configure.log"; exit 1; }
+cmake --build build -j16 >"$out/build.log" 2>&1 || { grep -E "error|Error" "$out/build.log" | head -40; exit 1; }
+echo "build ok"
+if [ "$filter" != "none" ]; then
+  ./build/tests/braid_tests --gtest_filter="$filter" >"$out/tests.log" 2>&1
+  echo "tests rc=$?"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|tests ran" "$out/tests.log" | tail -40
+fi
+if [ $# -gt 0 ]; then
+  echo "+ $*"
+  "$@" 2>&1 | tee "$out/command.log"
+fi
