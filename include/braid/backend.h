@@ -33,6 +33,15 @@ struct ExecOptions {
   bool threads = true;     // CPU: one worker thread per plan stream (false: run steps in order)
 };
 
+// When one plan step ran, for traces: microseconds from the start of the traced run.
+struct StepTiming {
+  int step = 0;
+  TensorId node = kNoTensor;
+  int stream = 0;
+  double start_us = 0;
+  double end_us = 0;
+};
+
 class Executable {
  public:
   virtual ~Executable() = default;
@@ -45,6 +54,9 @@ class Executable {
   virtual void read(TensorId id, void* dst, size_t bytes) = 0;
   virtual void synchronize() = 0;
   virtual MemoryReport memory() const = 0;
+  // Runs the plan once, eagerly (no CUDA graph), timing every step on its stream; for
+  // `braid trace`. Timing adds overhead: compare steps within a trace, not with bench.
+  virtual std::vector<StepTiming> trace_run() = 0;
 };
 
 class Backend {

@@ -28,6 +28,8 @@ class ModelRunner {
   std::vector<float> eval(const std::vector<int32_t>& tokens);
   // Same, without reading the logits back (for timing: the run is synchronized).
   void eval_no_logits(const std::vector<int32_t>& tokens);
+  // Evaluates `tokens` like eval(), timing every plan step (see Executable::trace_run).
+  std::vector<StepTiming> trace(const std::vector<int32_t>& tokens);
   void reset();  // back to position 0 with an empty cache
   int position() const { return position_; }
 
@@ -43,6 +45,9 @@ class ModelRunner {
     std::unique_ptr<Executable> executable;
   };
   Prepared& prepare(int n_tokens);
+  // Stages the inputs of the next eval and advances the position; returns the
+  // prepared graph whose executable is to run.
+  Prepared& stage(const std::vector<int32_t>& tokens);
   Prepared& run(const std::vector<int32_t>& tokens);
 
   const Model& model_;

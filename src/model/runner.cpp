@@ -21,7 +21,7 @@ ModelRunner::Prepared& ModelRunner::prepare(int n_tokens) {
   return prepared_.emplace(n_tokens, std::move(p)).first->second;
 }
 
-ModelRunner::Prepared& ModelRunner::run(const std::vector<int32_t>& tokens) {
+ModelRunner::Prepared& ModelRunner::stage(const std::vector<int32_t>& tokens) {
   const int n = static_cast<int>(tokens.size());
   if (n == 0) throw Error("eval: no tokens");
   if (position_ + n > model_.config.n_ctx) {
@@ -38,9 +38,18 @@ ModelRunner::Prepared& ModelRunner::run(const std::vector<int32_t>& tokens) {
   std::iota(positions.begin(), positions.end(), position_);
   p.executable->set_input(p.graph.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
   p.executable->set_input(p.graph.positions, positions.data(), positions.size() * sizeof(int32_t));
-  p.executable->run();
   position_ += n;
   return p;
+}
+
+ModelRunner::Prepared& ModelRunner::run(const std::vector<int32_t>& tokens) {
+  Prepared& p = stage(tokens);
+  p.executable->run();
+  return p;
+}
+
+std::vector<StepTiming> ModelRunner::trace(const std::vector<int32_t>& tokens) {
+  return stage(tokens).executable->trace_run();
 }
 
 std::vector<float> ModelRunner::eval(const std::vector<int32_t>& tokens) {

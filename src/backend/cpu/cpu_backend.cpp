@@ -42,8 +42,10 @@ class CpuExecutable final : public Executable {
   void read(TensorId id, void* dst, size_t bytes) override;
   void synchronize() override {}
   MemoryReport memory() const override;
+  std::vector<StepTiming> trace_run() override;
 
  private:
+  void run_all();
   void run_stream(int stream);
   const Tensor& checked(TensorId id, size_t bytes, TensorFlag flag, const char* what) const;
 
@@ -57,6 +59,8 @@ class CpuExecutable final : public Executable {
   cpu::Addresses memory_;
   std::vector<std::vector<int>> stream_steps_;  // per stream: indices into plan_.steps
   std::vector<std::unique_ptr<cpu::HostEvent>> events_;
+  std::vector<StepTiming>* timings_ = nullptr;  // set while tracing: one entry per step
+  std::chrono::steady_clock::time_point trace_start_;
   std::atomic<bool> failed_{false};
   std::exception_ptr error_;
   std::mutex error_mutex_;
@@ -167,7 +171,13 @@ void CpuExecutable::run_stream(int stream) {
       const PlanStep& step = plan_.steps[static_cast<size_t>(index)];
       for (int e : step.waits) events_[static_cast<size_t>(e)]->wait();
       if (failed_) return;
+      const auto start = std::chrono::steady_clock::now();
       cpu::compute(graph_, step.node, memory_);
+      if (timings_) {
+        auto us = [&](auto t) { return std::chrono::duration<double, std::micro>(t - trace_start_).count(); };
+        (*timings_)[static_cast<size_t>(index)] =
+            StepTiming{index, step.node, step.stream, us(start), us(std::chrono::steady_clock::now())};
+      }
       if (step.record >= 0) events_[static_cast<size_t>(step.record)]->record();
     }
   } catch (...) {
@@ -181,18 +191,37 @@ void CpuExecutable::run_stream(int stream) {
 }
 
 void CpuExecutable::run() {
-  failed_ = false;
-  error_ = nullptr;
-  for (auto& event : events_) event->reset();
   if (!options_.threads || plan_.stream_count == 1) {
     for (const PlanStep& step : plan_.steps) cpu::compute(graph_, step.node, memory_);
     return;
   }
+  run_all();
+}
+
+// Every stream on its own thread; stream 0 on the caller's.
+void CpuExecutable::run_all() {
+  failed_ = false;
+  error_ = nullptr;
+  for (auto& event : events_) event->reset();
   std::vector<std::thread> workers;
   for (int s = 1; s < plan_.stream_count; ++s) workers.emplace_back(&CpuExecutable::run_stream, this, s);
   run_stream(0);
   for (auto& w : workers) w.join();
   if (error_) std::rethrow_exception(error_);
+}
+
+std::vector<StepTiming> CpuExecutable::trace_run() {
+  std::vector<StepTiming> timings(plan_.steps.size());
+  timings_ = &timings;
+  trace_start_ = std::chrono::steady_clock::now();
+  try {
+    run_all();
+  } catch (...) {
+    timings_ = nullptr;
+    throw;
+  }
+  timings_ = nullptr;
+  return timings;
 }
 
 void CpuExecutable::read(TensorId id, void* dst, size_t bytes) {

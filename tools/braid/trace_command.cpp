@@ -1,0 +1,80 @@
+// `braid trace`: fill the KV cache with a prompt, then run one step with a timestamp
+// around every node, and write the streams' timeline as Chrome trace JSON and SVG.
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "braid/runner.h"
+#include "commands.h"
+#include "model_source.h"
+#include "trace_render.h"
+
+namespace braid::cli {
+namespace {
+
+struct TraceOptions {
+  ModelSource source;
+  std::string policy = "cost";
+  int streams = 4;
+  int batch = 1;
+  int prompt = 64;
+  std::string backend;
+  std::string json_path = "trace.json";
+  std::string svg_path = "timeline.svg";
+};
+
+void write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out || !(out << text)) throw Error(fmt::format("cannot write {}", path));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error(fmt::format("cannot write {}", path));
+}
+
+void run_trace(const TraceOptions& o) {
+  ModelSource source = o.source;
+  if (source.file.empty() && source.preset.empty()) source.preset = cuda_available() ? "llama-1b" : "tiny-256";
+  Policy policy;
+  if (!parse_policy(o.policy, &policy)) throw Error(fmt::format("unknown policy '{}'", o.policy));
+  auto model = load_model(source);
+  auto backend = make_backend(o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend);
+  RunnerOptions ro;
+  ro.policy = policy;
+  ro.plan.max_streams = o.streams;
+  ModelRunner runner(*model, *backend, ro);
+  std::vector<int32_t> tokens(static_cast<size_t>(o.batch));
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 31 + 5) % static_cast<size_t>(model->config.n_vocab));
+  if (o.prompt > 0) runner.eval(std::vector<int32_t>(static_cast<size_t>(o.prompt), 1));
+  runner.trace(tokens);  // warm-up: first use of this batch size
+  runner.reset();
+  if (o.prompt > 0) runner.eval(std::vector<int32_t>(static_cast<size_t>(o.prompt), 1));
+  const auto timings = runner.trace(tokens);
+  const Plan& plan = runner.plan(o.batch);
+  const std::string title = fmt::format("{} on {}: policy {}, batch {}, after {} tokens", source.label(),
+                                        backend->device_name(), o.policy, o.batch, o.prompt);
+  write_file(o.json_path, chrome_trace_json(runner.graph(o.batch), plan, timings, title));
+  write_file(o.svg_path, timeline_svg(runner.graph(o.batch), plan, timings, title));
+  double end = 0;
+  for (const auto& t : timings) end = std::max(end, t.end_us);
+  fmt::print("{}: {} steps on {} streams in {:.1f} us; wrote {} and {}\n", title, timings.size(), plan.stream_count,
+             end, o.json_path, o.svg_path);
+}
+
+}  // namespace
+
+void add_trace_command(CLI::App& app) {
+  auto o = std::make_shared<TraceOptions>();
+  CLI::App* cmd = app.add_subcommand("trace", "Time every node of one step and write a Chrome trace and an SVG timeline");
+  add_model_options(*cmd, o->source);
+  cmd->add_option("--policy", o->policy, "Plan policy")->capture_default_str();
+  cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
+  cmd->add_option("--batch", o->batch, "Tokens in the traced step")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--prompt", o->prompt, "Tokens evaluated first to fill the cache")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--backend", o->backend, "cuda or cpu")->check(CLI::IsMember({"cuda", "cpu"}));
+  cmd->add_option("--out", o->json_path, "Chrome trace JSON file")->capture_default_str();
+  cmd->add_option("--svg", o->svg_path, "SVG timeline file")->capture_default_str();
+  cmd->callback([o] { run_trace(*o); });
+}
+
+}  // namespace braid::cli
