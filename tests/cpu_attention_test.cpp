@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <vector>
 
 #include "op_harness.h"
@@ -37,6 +38,9 @@ struct RopeCase {
   int mode, dims;
   float freq_scale;
 };
+void PrintTo(const RopeCase& c, std::ostream* os) {
+  *os << (c.mode == kRopeNeox ? "neox" : "normal") << " dims " << c.dims << " freq_scale " << c.freq_scale;
+}
 
 class Rope : public ::testing::TestWithParam<RopeCase> {};
 

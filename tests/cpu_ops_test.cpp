@@ -1,8 +1,11 @@
 // CPU reference kernels, element-wise and row-wise ops: each against a naive float64
 // implementation written here, on random inputs, including strided views as sources.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <vector>
 
 #include "op_harness.h"
@@ -35,6 +38,9 @@ std::vector<double> broadcast_reference(const std::vector<float>& a, Shape an, c
 struct BroadcastCase {
   Shape a, b;
 };
+void PrintTo(const BroadcastCase& c, std::ostream* os) {
+  *os << "a " << fmt::format("{}", fmt::join(c.a, "x")) << " b " << fmt::format("{}", fmt::join(c.b, "x"));
+}
 
 class BroadcastBinary : public ::testing::TestWithParam<BroadcastCase> {};
 
@@ -183,6 +189,7 @@ struct CopyCase {
   DType from, to;
   double limit;
 };
+void PrintTo(const CopyCase& c, std::ostream* os) { *os << name(c.from) << " to " << name(c.to); }
 
 class CopyPermuted : public ::testing::TestWithParam<CopyCase> {};
 
