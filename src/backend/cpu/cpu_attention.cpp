@@ -1,0 +1,135 @@
+// The attention block: Rope, KvWrite, Attention.
+//
+// Positions come from an I32 input tensor (never from op parameters), the same way the
+// CUDA kernels read them from device memory, so one graph serves every decode step.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/cpu_kernels.h"
+
+namespace braid::cpu {
+namespace {
+
+// Checks that every position indexes the cache (or attends within it).
+void check_positions(const NodeArgs& args, const TensorView& positions, int64_t ctx) {
+  for (int64_t i = 0; i < positions.ne[0]; ++i) {
+    const int32_t p = positions.i32(i);
+    if (p < 0 || p >= ctx) {
+      args.fail(fmt::format("position {} of token {} is outside the cache of {} slots", p, i, ctx));
+    }
+  }
+}
+
+}  // namespace
+
+// Pair (a, b) rotates by theta_i = pos * freq_scale * base^(-2i/dims), i = pair index.
+// Normal mode pairs adjacent elements (2i, 2i+1); NeoX pairs i with i + dims/2.
+void compute_rope(const NodeArgs& args) {
+  const TensorView& x = args.src[0];
+  const TensorView& positions = args.src[1];
+  const int mode = args.node.params.i[0];
+  const int64_t dims = args.node.params.i[1];
+  const double base = args.node.params.f[0];
+  const double freq_scale = args.node.params.f[1];
+  const int64_t head_dim = x.ne[0];
+  std::vector<double> frequency(static_cast<size_t>(dims / 2));
+  for (int64_t i = 0; i < dims / 2; ++i) {
+    frequency[static_cast<size_t>(i)] =
+        freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
+  }
+  for (int64_t t = 0; t < x.ne[2]; ++t) {
+    const double pos = positions.i32(t);
+    for (int64_t h = 0; h < x.ne[1]; ++h) {
+      const auto* in = reinterpret_cast<const float*>(x.row(h, t));
+      auto* out = reinterpret_cast<float*>(args.out.row(h, t));
+      for (int64_t i = dims; i < head_dim; ++i) out[i] = in[i];
+      for (int64_t i = 0; i < dims / 2; ++i) {
+        const double theta = pos * frequency[static_cast<size_t>(i)];
+        const int64_t a = mode == kRopeNeox ? i : 2 * i;
+        const int64_t b = mode == kRopeNeox ? i + dims / 2 : 2 * i + 1;
+        const double c = std::cos(theta), s = std::sin(theta);
+        const double x0 = in[a], x1 = in[b];
+        out[a] = static_cast<float>(x0 * c - x1 * s);
+        out[b] = static_cast<float>(x0 * s + x1 * c);
+      }
+    }
+  }
+}
+
+// The node aliases the cache: x[:, :, i] goes to slot positions[i], converted to the
+// cache's type.
+void compute_kv_write(const NodeArgs& args) {
+  const TensorView& cache = args.out;
+  const TensorView& x = args.src[1];
+  const TensorView& positions = args.src[2];
+  check_positions(args, positions, cache.ne[2]);
+  for (int64_t t = 0; t < x.ne[2]; ++t) {
+    const int32_t slot = positions.i32(t);
+    for (int64_t h = 0; h < x.ne[1]; ++h) {
+      from_f32(cache.type, reinterpret_cast<const float*>(x.row(h, t)), cache.row(h, slot), x.ne[0]);
+    }
+  }
+}
+
+// Query i of head h attends to cache slots 0..positions[i] of kv head h / group, where
+// group = heads / kv_heads (grouped-query attention). Softmax in double, max subtracted.
+void compute_attention(const NodeArgs& args) {
+  const TensorView& q = args.src[0];
+  const TensorView& k_cache = args.src[1];
+  const TensorView& v_cache = args.src[2];
+  const TensorView& positions = args.src[3];
+  const double scale = args.node.params.f[0];
+  const int64_t head_dim = q.ne[0];
+  const int64_t heads = q.ne[1];
+  const int64_t kv_heads = k_cache.ne[1];
+  const int64_t group = heads / kv_heads;
+  check_positions(args, positions, k_cache.ne[2]);
+
+  // Convert the live part of both caches to f32 once: slots [0, max position].
+  int64_t live = 0;
+  for (int64_t i = 0; i < positions.ne[0]; ++i) live = std::max<int64_t>(live, positions.i32(i) + 1);
+  const auto cache_to_f32 = [&](const TensorView& cache) {
+    std::vector<float> f(static_cast<size_t>(live * kv_heads * head_dim));
+    for (int64_t s = 0; s < live; ++s) {
+      for (int64_t h = 0; h < kv_heads; ++h) {
+        to_f32(cache.type, cache.row(h, s), f.data() + (s * kv_heads + h) * head_dim, head_dim);
+      }
+    }
+    return f;
+  };
+  const std::vector<float> keys = cache_to_f32(k_cache);
+  const std::vector<float> values = cache_to_f32(v_cache);
+
+  std::vector<double> weights(static_cast<size_t>(live));
+  std::vector<double> acc(static_cast<size_t>(head_dim));
+  for (int64_t i = 0; i < q.ne[2]; ++i) {
+    const int64_t last = positions.i32(i);
+    for (int64_t h = 0; h < heads; ++h) {
+      const auto* query = reinterpret_cast<const float*>(q.row(h, i));
+      const int64_t kv = h / group;
+      double max = -INFINITY;
+      for (int64_t s = 0; s <= last; ++s) {
+        const float* key = keys.data() + (s * kv_heads + kv) * head_dim;
+        double score = 0;
+        for (int64_t d = 0; d < head_dim; ++d) score += static_cast<double>(query[d]) * key[d];
+        weights[static_cast<size_t>(s)] = scale * score;
+        max = std::fmax(max, scale * score);
+      }
+      double sum = 0;
+      for (int64_t s = 0; s <= last; ++s) sum += weights[static_cast<size_t>(s)] = std::exp(weights[static_cast<size_t>(s)] - max);
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t s = 0; s <= last; ++s) {
+        const float* value = values.data() + (s * kv_heads + kv) * head_dim;
+        const double p = weights[static_cast<size_t>(s)] / sum;
+        for (int64_t d = 0; d < head_dim; ++d) acc[static_cast<size_t>(d)] += p * value[d];
+      }
+      auto* out = reinterpret_cast<float*>(args.out.row(h, i));
+      for (int64_t d = 0; d < head_dim; ++d) out[d] = static_cast<float>(acc[static_cast<size_t>(d)]);
+    }
+  }
+}
+
+}  // namespace braid::cpu

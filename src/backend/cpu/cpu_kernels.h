@@ -1,0 +1,62 @@
+// Internal to the CPU reference kernels: how a kernel sees its operands, and the entry
+// point of each op family. cpu_ops.cpp dispatches a node to one of these.
+//
+// Every operand is seen through its byte strides, so sources may be views (a row of a
+// matrix, a permuted tensor, one head of a fused projection). Dimension 0 is contiguous
+// for every operand except the source of Copy, which reads element by element.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "backend/cpu/cpu_ops.h"
+
+namespace braid::cpu {
+
+// A tensor as a kernel reads or writes it: memory, type, shape and byte strides.
+struct TensorView {
+  uint8_t* data = nullptr;
+  DType type = DType::F32;
+  std::array<int64_t, kMaxDims> ne{1, 1, 1, 1};
+  std::array<size_t, kMaxDims> nb{};
+
+  // Rows are dimension 0; this is the number of them over dimensions 1-3.
+  int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
+  uint8_t* row(int64_t i1, int64_t i2 = 0, int64_t i3 = 0) const {
+    return data + static_cast<size_t>(i1) * nb[1] + static_cast<size_t>(i2) * nb[2] +
+           static_cast<size_t>(i3) * nb[3];
+  }
+  // The flat row index r (i1 fastest) split into coordinates.
+  uint8_t* row_at(int64_t r) const { return row(r % ne[1], (r / ne[1]) % ne[2], r / (ne[1] * ne[2])); }
+  uint8_t* element(int64_t i0, int64_t i1 = 0, int64_t i2 = 0, int64_t i3 = 0) const {
+    return row(i1, i2, i3) + static_cast<size_t>(i0) * nb[0];
+  }
+  float f32(int64_t i0, int64_t i1 = 0, int64_t i2 = 0, int64_t i3 = 0) const;
+  int32_t i32(int64_t i0, int64_t i1 = 0) const;
+};
+
+// The node being computed: its output and its sources, resolved to memory.
+struct NodeArgs {
+  const Graph& graph;
+  const Tensor& node;
+  TensorView out;
+  std::vector<TensorView> src;
+
+  // Throws braid::Error naming the op and the node.
+  [[noreturn]] void fail(const std::string& what) const;
+};
+
+// Element-wise and row-wise ops: Add, Mul, Scale, Silu, Swiglu, Softmax, RmsNorm, Copy.
+void compute_elementwise(const NodeArgs& args);
+// Weight-reading ops: MulMat, MulMatId, GetRows.
+void compute_matmul(const NodeArgs& args);
+void compute_get_rows(const NodeArgs& args);
+// Attention block ops: Rope, KvWrite, Attention.
+void compute_rope(const NodeArgs& args);
+void compute_kv_write(const NodeArgs& args);
+void compute_attention(const NodeArgs& args);
+// Mixture-of-experts routing: TopK, MoeWeights, MoeCombine.
+void compute_moe(const NodeArgs& args);
+
+}  // namespace braid::cpu
