@@ -20,7 +20,9 @@ bool have_fixture(const std::string& name) {
   if (ci && std::string(ci) == "true") {
     ADD_FAILURE() << "fixture missing under CI: " << fixture(name);
   } else {
-    GTEST_SKIP_("fixture missing: " + fixture(name));
+    // GTEST_SKIP() returns void, which a bool function cannot: record the skip directly.
+    const std::string message = "fixture missing: " + fixture(name);
+    GTEST_MESSAGE_AT_(__FILE__, __LINE__, message.c_str(), ::testing::TestPartResult::kSkip);
   }
   return false;
 }
