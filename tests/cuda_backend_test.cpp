@@ -2,6 +2,8 @@
 // one stream, several streams, and a captured CUDA graph must give the same bits; a
 // captured graph must serve many runs with changing inputs; state must persist across
 // runs; out-of-memory and bad plans must fail cleanly. Skips itself without a device.
+// Results are compared with a host reference loosely (1e-3: kernels may round x to
+// f16/bf16 for tensor cores; a wrong address gives ~1) and across modes bit for bit.
 #ifdef BRAID_HAVE_CUDA
 
 #include <gtest/gtest.h>
@@ -139,7 +141,7 @@ TEST(CudaBackend, SerialMultiStreamAndCapturedGraphGiveTheSameBits) {
   Diamond d;
   const auto xs = test::random_floats(size_t(d.k * d.n), 5);
   const auto serial = run_once(*backend->compile(d.g, serial_plan(d.g), eager()), d, xs);
-  EXPECT_LT(test::nmse(serial, d.reference(xs)), 1e-4);
+  EXPECT_LT(test::nmse(serial, d.reference(xs)), 1e-3);
 
   EXPECT_TRUE(same_bits(run_once(*backend->compile(d.g, d.multi_stream_plan(), eager()), d, xs), serial));
   EXPECT_TRUE(same_bits(run_once(*backend->compile(d.g, serial_plan(d.g)), d, xs), serial));
@@ -250,7 +252,7 @@ TEST(CudaBackend, OutOfMemoryThrowsAndLeavesTheBackendUsable) {
   EXPECT_EQ(backend->weights_bytes(), 0u) << "nothing is kept from a failed compile";
   const auto xs = test::random_floats(size_t(d.k * d.n), 6);
   const auto out = run_once(*backend->compile(d.g, d.multi_stream_plan()), d, xs);
-  EXPECT_LT(test::nmse(out, d.reference(xs)), 1e-4);
+  EXPECT_LT(test::nmse(out, d.reference(xs)), 1e-3);
 }
 
 TEST(CudaBackend, RejectsBadPlansAndBadCalls) {
@@ -297,7 +299,7 @@ TEST(CudaBackend, TraceOrdersStepsByTheirEvents) {
   EXPECT_GE(trace[5].start_us + slack_us, trace[3].end_us);  // out after c2 (event 1)
   std::vector<float> out(size_t(d.m * d.n));
   exe->read(d.out, out.data(), out.size() * sizeof(float));
-  EXPECT_LT(test::nmse(out, d.reference(xs)), 1e-4);
+  EXPECT_LT(test::nmse(out, d.reference(xs)), 1e-3);
   EXPECT_GT(exe->time_runs_ms(5), 0.0);
 }
 
