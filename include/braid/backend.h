@@ -31,6 +31,9 @@ struct MemoryReport {
 struct ExecOptions {
   bool cuda_graph = true;  // CUDA: capture the plan into one CUDA graph and replay it
   bool threads = true;     // CPU: one worker thread per plan stream (false: run steps in order)
+  // CUDA, for debugging: issue the plan without a CUDA graph and synchronize after every
+  // node, so that an asynchronous kernel fault is reported with the node that caused it.
+  bool sync_each_node = false;
 };
 
 // When one plan step ran, for traces: microseconds from the start of the traced run.
@@ -57,6 +60,10 @@ class Executable {
   // Runs the plan once, eagerly (no CUDA graph), timing every step on its stream; for
   // `braid trace`. Timing adds overhead: compare steps within a trace, not with bench.
   virtual std::vector<StepTiming> trace_run() = 0;
+  // Runs the plan `runs` times with the staged inputs and returns the median time of one
+  // run in milliseconds. The default measures each run on the host (run + synchronize);
+  // the CUDA backend times back-to-back runs on the device with events.
+  virtual double time_runs_ms(int runs);
 };
 
 class Backend {
@@ -64,6 +71,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;         // "cpu", "cuda"
   virtual std::string device_name() const = 0;  // e.g. "NVIDIA H100 80GB HBM3"
+  // Driver and runtime versions, where they matter to performance ("" otherwise): part of
+  // the key under which the auto policy remembers its choice.
+  virtual std::string driver_version() const { return {}; }
   virtual std::unique_ptr<Executable> compile(const Graph& graph, const Plan& plan,
                                               const ExecOptions& options = {}) = 0;
   virtual void reset_state() = 0;  // zeroes every state tensor (a new sequence)

@@ -1,13 +1,34 @@
-// Backend selection by name. The CUDA backend is linked only when built (BRAID_HAVE_CUDA).
+// Backend selection by name (the CUDA backend is linked only when built, BRAID_HAVE_CUDA),
+// and the host-timed default of Executable::time_runs_ms.
 #include "braid/backend.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
 
 #ifdef BRAID_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
 
 namespace braid {
+
+double Executable::time_runs_ms(int runs) {
+  if (runs < 1) throw Error(fmt::format("time_runs_ms: {} runs (at least 1)", runs));
+  std::vector<double> times;
+  times.reserve(static_cast<size_t>(runs));
+  synchronize();
+  for (int i = 0; i < runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    synchronize();
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  const size_t mid = times.size() / 2;
+  return times.size() % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+}
 
 bool cuda_available() {
 #ifdef BRAID_HAVE_CUDA
