@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "braid/autotune.h"
 #include "braid/backend.h"
 #include "braid/model.h"
 #include "braid/plan.h"
@@ -17,6 +18,7 @@ struct RunnerOptions {
   Policy policy = Policy::Serial;
   PlanOptions plan;
   ExecOptions exec;
+  AutoOptions autotune;  // for Policy::Auto (its exec options are taken from `exec`)
 };
 
 class ModelRunner {
@@ -33,10 +35,16 @@ class ModelRunner {
   void reset();  // back to position 0 with an empty cache
   int position() const { return position_; }
 
+  // Builds the graph, plan and executable for these batch sizes now. With the auto policy
+  // this times the candidate plans, which overwrites the KV cache: prepare every batch
+  // size a sequence will use before it starts (eval at position 0 prepares by itself).
+  void prepare(const std::vector<int>& batch_sizes);
   const Plan& plan(int n_tokens);  // builds it when needed
   const Graph& graph(int n_tokens);
   MemoryReport memory(int n_tokens);
   const Model& model() const { return model_; }
+  // The last auto-policy choice: candidates' timings, or that it came from the cache.
+  const AutoReport& auto_report() const { return auto_report_; }
 
  private:
   struct Prepared {
@@ -53,6 +61,7 @@ class ModelRunner {
   const Model& model_;
   Backend& backend_;
   RunnerOptions options_;
+  AutoReport auto_report_;
   std::map<int, Prepared> prepared_;
   int position_ = 0;
 };

@@ -16,7 +16,17 @@ ModelRunner::Prepared& ModelRunner::prepare(int n_tokens) {
   if (it != prepared_.end()) return it->second;
   Prepared p;
   p.graph = build_graph(model_, n_tokens);
-  p.plan = make_plan(p.graph.graph, options_.policy, options_.plan);
+  if (options_.policy == Policy::Auto) {
+    if (position_ != 0) {
+      throw Error(fmt::format("auto policy: batch size {} must be prepared before the sequence starts "
+                              "(tuning overwrites the KV cache)", n_tokens));
+    }
+    AutoOptions tuning = options_.autotune;
+    tuning.exec = options_.exec;
+    p.plan = choose_plan(backend_, p.graph.graph, options_.plan, tuning, &auto_report_);
+  } else {
+    p.plan = make_plan(p.graph.graph, options_.policy, options_.plan);
+  }
   p.executable = backend_.compile(p.graph.graph, p.plan, options_.exec);
   return prepared_.emplace(n_tokens, std::move(p)).first->second;
 }
@@ -65,6 +75,10 @@ void ModelRunner::eval_no_logits(const std::vector<int32_t>& tokens) { run(token
 void ModelRunner::reset() {
   backend_.reset_state();
   position_ = 0;
+}
+
+void ModelRunner::prepare(const std::vector<int>& batch_sizes) {
+  for (int n : batch_sizes) prepare(n);
 }
 
 const Plan& ModelRunner::plan(int n_tokens) { return prepare(n_tokens).plan; }
