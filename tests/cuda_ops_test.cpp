@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 
 #include "cuda_op_runner.h"
@@ -165,12 +166,14 @@ TEST(CudaOps, TopKDescendingTiesToLowerIndex) {
     auto values = test::random_floats(static_cast<size_t>(experts * 5), 92);
     values[3] = values[1] = 2.0f;  // a tie in row 0: index 1 must come first
     values[static_cast<size_t>(experts) + 4] = values[static_cast<size_t>(experts) + 2] = -0.5f;
+    values[static_cast<size_t>(2 * experts)] = std::nanf("");  // ranks below every number
     runner.set_floats(logits, values);
     const std::vector<float> expected = runner.reference();
     EXPECT_EQ(runner.device(cuda), expected);
     EXPECT_EQ(runner.device(cuda, true), expected);
     EXPECT_EQ(expected[0], 1.0f);
     EXPECT_EQ(expected[1], 3.0f);
+    if (k == experts) EXPECT_EQ(expected[static_cast<size_t>(3 * k - 1)], 0.0f);  // row 2: NaN at index 0 last
     EXPECT_TRUE(runner.guards_intact());
   }
 }

@@ -5,8 +5,12 @@ namespace {
 
 constexpr int kTopKMaxExperts = 8192;  // the taken-flags live in shared memory
 
-// Whether (value a, index ia) ranks before (value b, index ib).
+// Whether (value a, index ia) ranks before (value b, index ib): larger values first,
+// equal values by lower index, NaN below every number. A total order, so every lane of
+// the butterfly agrees and the result matches the CPU reference.
 __device__ __forceinline__ bool ranks_before(float a, int ia, float b, int ib) {
+  if (isnan(b)) return !isnan(a) || ia < ib;
+  if (isnan(a)) return false;
   return a > b || (a == b && ia < ib);
 }
 
