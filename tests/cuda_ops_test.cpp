@@ -173,7 +173,9 @@ TEST(CudaOps, TopKDescendingTiesToLowerIndex) {
     EXPECT_EQ(runner.device(cuda, true), expected);
     EXPECT_EQ(expected[0], 1.0f);
     EXPECT_EQ(expected[1], 3.0f);
-    if (k == experts) EXPECT_EQ(expected[static_cast<size_t>(3 * k - 1)], 0.0f);  // row 2: NaN at index 0 last
+    if (k == experts) {
+      EXPECT_EQ(expected[static_cast<size_t>(3 * k - 1)], 0.0f);  // row 2: NaN at index 0 comes last
+    }
     EXPECT_TRUE(runner.guards_intact());
   }
 }
