@@ -1,0 +1,261 @@
+#include "backend/cuda/attention.cuh"
+
+#include <algorithm>
+
+namespace braid::cuda {
+namespace {
+
+constexpr int kAttentionThreads = 128;
+constexpr int kAttentionTile = 128;  // slots scored per pass through shared memory
+constexpr int kDimsPerThread = kAttentionMaxHeadDim / kAttentionThreads;
+constexpr int kSplitMaxQueries = 8;  // more queries than this: one chunk per (query, head)
+constexpr int kMinChunk = 128;
+constexpr int kMaxChunks = 256;
+
+struct AttentionArgs {
+  const uint8_t* q;
+  int64_t q_nb1, q_nb2;  // bytes
+  const void* k;
+  const void* v;
+  const int32_t* positions;
+  float* out;      // [head_dim, heads, n]
+  float* partial;  // split mode: [n][heads][chunks][2 + head_dim]
+  int head_dim, heads, kv_heads, ctx, n;
+  int chunk, chunks;
+  float scale;
+};
+
+struct Split {
+  int chunk;
+  int chunks;
+};
+
+// The chunking of a node: fixed by its shapes, never by the live length.
+Split split_for(int64_t ctx, int64_t queries) {
+  if (queries > kSplitMaxQueries || ctx <= kMinChunk) return {static_cast<int>(std::max<int64_t>(ctx, 1)), 1};
+  const int64_t by_limit = (ctx + kMaxChunks - 1) / kMaxChunks;
+  const int64_t chunk = std::max<int64_t>(kMinChunk, (by_limit + kMinChunk - 1) / kMinChunk * kMinChunk);
+  return {static_cast<int>(chunk), static_cast<int>((ctx + chunk - 1) / chunk)};
+}
+
+__device__ __forceinline__ int live_length(const AttentionArgs& a, int query) {
+  return min(max(a.positions[query] + 1, 0), a.ctx);
+}
+
+// One block per (chunk, head, query).
+template <typename T>
+__global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a) {
+  __shared__ float q_scaled[kAttentionMaxHeadDim];
+  __shared__ float scores[kAttentionTile];
+  __shared__ float reduce_scratch[32];
+  const int chunk = blockIdx.x;
+  const int head = blockIdx.y;
+  const int query = blockIdx.z;
+  const int length = live_length(a, query);
+  const int begin = chunk * a.chunk;
+  const int end = min(begin + a.chunk, length);
+  const int hd = a.head_dim;
+  float* out = a.out + (static_cast<int64_t>(query) * a.heads + head) * hd;
+  if (begin >= end) {
+    // Past the live length. Split mode: the merge kernel skips this chunk. Single
+    // chunk (no visible slot at all, a negative position): the output is zero.
+    if (a.chunks == 1) {
+      for (int d = threadIdx.x; d < hd; d += blockDim.x) out[d] = 0.0f;
+    }
+    return;
+  }
+  const int kv_head = head / (a.heads / a.kv_heads);
+  const auto* q = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1);
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) q_scaled[d] = q[d] * a.scale;
+  const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * hd;
+  const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd;
+  const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * hd;
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  const int warps = blockDim.x / 32;
+
+  float running_max = -INFINITY;
+  float running_sum = 0.0f;
+  float acc[kDimsPerThread];
+#pragma unroll
+  for (int r = 0; r < kDimsPerThread; ++r) acc[r] = 0.0f;
+  __syncthreads();  // q_scaled ready
+
+  for (int tile = begin; tile < end; tile += kAttentionTile) {
+    const int count = min(kAttentionTile, end - tile);
+    // Scores: one warp per slot, lanes across the head dimension.
+    for (int j = warp; j < count; j += warps) {
+      const T* key = k + (tile + j) * slot_stride;
+      float dot = 0.0f;
+      for (int d = lane; d < hd; d += 32) dot = fmaf(q_scaled[d], to_float(key[d]), dot);
+      dot = warp_sum(dot);
+      if (lane == 0) scores[j] = dot;
+    }
+    __syncthreads();
+    float tile_max = -INFINITY;
+    for (int j = threadIdx.x; j < count; j += blockDim.x) tile_max = fmaxf(tile_max, scores[j]);
+    tile_max = block_reduce<true>(tile_max, reduce_scratch);
+    const float new_max = fmaxf(running_max, tile_max);
+    float tile_sum = 0.0f;
+    for (int j = threadIdx.x; j < count; j += blockDim.x) {
+      const float p = expf(scores[j] - new_max);
+      scores[j] = p;
+      tile_sum += p;
+    }
+    tile_sum = block_reduce<false>(tile_sum, reduce_scratch);  // also publishes scores[]
+    const float correction = expf(running_max - new_max);    // 0 on the first tile
+    running_sum = running_sum * correction + tile_sum;
+    running_max = new_max;
+#pragma unroll
+    for (int r = 0; r < kDimsPerThread; ++r) {
+      const int d = threadIdx.x + r * kAttentionThreads;
+      if (d < hd) {
+        float sum = 0.0f;
+        for (int j = 0; j < count; ++j) sum = fmaf(scores[j], to_float(v[(tile + j) * slot_stride + d]), sum);
+        acc[r] = acc[r] * correction + sum;
+      }
+    }
+    __syncthreads();  // scores are rewritten by the next tile
+  }
+
+  if (a.chunks == 1) {
+    const float inverse = 1.0f / running_sum;
+#pragma unroll
+    for (int r = 0; r < kDimsPerThread; ++r) {
+      const int d = threadIdx.x + r * kAttentionThreads;
+      if (d < hd) out[d] = acc[r] * inverse;
+    }
+    return;
+  }
+  float* partial = a.partial + ((static_cast<int64_t>(query) * a.heads + head) * a.chunks + chunk) * (2 + hd);
+  if (threadIdx.x == 0) {
+    partial[0] = running_max;
+    partial[1] = running_sum;
+  }
+#pragma unroll
+  for (int r = 0; r < kDimsPerThread; ++r) {
+    const int d = threadIdx.x + r * kAttentionThreads;
+    if (d < hd) partial[2 + d] = acc[r];
+  }
+}
+
+// One block per (head, query): merges the live chunks in ascending order.
+__global__ void attention_merge_kernel(AttentionArgs a) {
+  const int head = blockIdx.x;
+  const int query = blockIdx.y;
+  const int hd = a.head_dim;
+  const int length = live_length(a, query);
+  const int live = (length + a.chunk - 1) / a.chunk;
+  float* out = a.out + (static_cast<int64_t>(query) * a.heads + head) * hd;
+  const float* partials = a.partial + (static_cast<int64_t>(query) * a.heads + head) * a.chunks * (2 + hd);
+  float max = -INFINITY;
+  for (int c = 0; c < live; ++c) max = fmaxf(max, partials[c * (2 + hd)]);
+  float sum = 0.0f;
+  for (int c = 0; c < live; ++c) sum += partials[c * (2 + hd) + 1] * expf(partials[c * (2 + hd)] - max);
+  const float inverse = live > 0 ? 1.0f / sum : 0.0f;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float value = 0.0f;
+    for (int c = 0; c < live; ++c) {
+      const float* p = partials + c * (2 + hd);
+      value = fmaf(p[2 + d], expf(p[0] - max), value);
+    }
+    out[d] = value * inverse;
+  }
+}
+
+// One block per (token, kv head): cache[positions[i]][kv_head][:] = x[:, kv_head, i].
+template <typename T>
+__global__ void kv_write_kernel(StridedTensor x, const int32_t* positions, T* cache, int64_t ctx) {
+  const int64_t kv_head = blockIdx.x;
+  const int64_t token = blockIdx.y;
+  const int64_t slot = positions[token];
+  if (slot < 0 || slot >= ctx) return;  // outside the cache: nothing to store
+  const auto* src = reinterpret_cast<const float*>(x.data + kv_head * x.nb[1] + token * x.nb[2]);
+  T* dst = cache + (slot * x.ne[1] + kv_head) * x.ne[0];
+  for (int64_t d = threadIdx.x; d < x.ne[0]; d += blockDim.x) dst[d] = from_float<T>(src[d]);
+}
+
+}  // namespace
+
+size_t attention_scratch_bytes(const Graph& graph, TensorId node) {
+  const Tensor& t = graph[node];
+  if (t.op != Op::Attention) return 0;
+  const Tensor& k = graph[t.src[1]];
+  const Split split = split_for(k.ne[2], t.ne[2]);
+  if (split.chunks == 1) return 0;
+  return static_cast<size_t>(t.ne[2] * t.ne[1] * split.chunks * (2 + t.ne[0])) * sizeof(float);
+}
+
+bool attention_supported(const Graph& graph, TensorId node) {
+  const Tensor& t = graph[node];
+  const Tensor& k = graph[t.src[1]];
+  return t.ne[0] <= kAttentionMaxHeadDim && k.ne[2] <= INT32_MAX / 2 && t.ne[2] <= 65535 && t.ne[1] <= 65535 &&
+         k.elements() > 0;
+}
+
+void launch_attention(const NodeLaunch& launch) {
+  const Tensor& q = launch.src(0);
+  const Tensor& k = launch.src(1);
+  AttentionArgs a{};
+  a.q = launch.src_data(0);
+  a.q_nb1 = static_cast<int64_t>(q.nb[1]);
+  a.q_nb2 = static_cast<int64_t>(q.nb[2]);
+  a.k = launch.src_data(1);
+  a.v = launch.src_data(2);
+  a.positions = reinterpret_cast<const int32_t*>(launch.src_data(3));
+  a.out = reinterpret_cast<float*>(launch.out_data());
+  a.head_dim = static_cast<int>(q.ne[0]);
+  a.heads = static_cast<int>(q.ne[1]);
+  a.kv_heads = static_cast<int>(k.ne[1]);
+  a.ctx = static_cast<int>(k.ne[2]);
+  a.n = static_cast<int>(q.ne[2]);
+  a.scale = launch.node.params.f[0];
+  const Split split = split_for(k.ne[2], q.ne[2]);
+  a.chunk = split.chunk;
+  a.chunks = split.chunks;
+  if (a.n == 0 || a.heads == 0 || a.head_dim == 0) return;
+  if (a.chunks > 1) {
+    const size_t need = attention_scratch_bytes(launch.graph, launch.node.id);
+    if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
+      throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
+                  std::to_string(launch.ctx.scratch_bytes));
+    }
+    a.partial = static_cast<float*>(launch.ctx.scratch);
+  }
+  const dim3 grid(static_cast<unsigned>(a.chunks), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.n));
+  cudaStream_t stream = launch.ctx.stream;
+  switch (k.type) {
+    case DType::F32: attention_kernel<float><<<grid, kAttentionThreads, 0, stream>>>(a); break;
+    case DType::F16: attention_kernel<__half><<<grid, kAttentionThreads, 0, stream>>>(a); break;
+    case DType::BF16: attention_kernel<__nv_bfloat16><<<grid, kAttentionThreads, 0, stream>>>(a); break;
+    default: throw Error(launch.label() + ": unsupported cache type");
+  }
+  launch.check_launch();
+  if (a.chunks > 1) {
+    attention_merge_kernel<<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.n)), 128, 0, stream>>>(a);
+    launch.check_launch();
+  }
+}
+
+void launch_kv_write(const NodeLaunch& launch) {
+  const Tensor& cache = launch.src(0);
+  const StridedTensor x = strided(launch.src(1), launch.src_data(1));
+  const auto* positions = reinterpret_cast<const int32_t*>(launch.src_data(2));
+  // The node aliases its cache: write through the cache operand's address.
+  uint8_t* target = launch.memory[static_cast<size_t>(launch.node.src[0])];
+  if (x.ne[1] == 0 || x.ne[2] == 0) return;
+  if (x.ne[2] > 65535) throw Error(launch.label() + ": more than 65535 tokens");
+  const dim3 grid(static_cast<unsigned>(x.ne[1]), static_cast<unsigned>(x.ne[2]));
+  cudaStream_t stream = launch.ctx.stream;
+  switch (cache.type) {
+    case DType::F32: kv_write_kernel<<<grid, 128, 0, stream>>>(x, positions, reinterpret_cast<float*>(target), cache.ne[2]); break;
+    case DType::F16: kv_write_kernel<<<grid, 128, 0, stream>>>(x, positions, reinterpret_cast<__half*>(target), cache.ne[2]); break;
+    case DType::BF16:
+      kv_write_kernel<<<grid, 128, 0, stream>>>(x, positions, reinterpret_cast<__nv_bfloat16*>(target), cache.ne[2]);
+      break;
+    default: throw Error(launch.label() + ": unsupported cache type");
+  }
+  launch.check_launch();
+}
+
+}  // namespace braid::cuda

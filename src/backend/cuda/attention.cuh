@@ -1,0 +1,29 @@
+// Causal attention over a KV cache, and kv_write (storing new keys/values in the cache).
+//
+// q is [head_dim, heads, n] (strided in dims 1..2), the caches [head_dim, kv_heads, ctx]
+// (contiguous, f32/f16/bf16). Query i sees cache slots 0..positions[i]; positions are read
+// from device memory, so one launch configuration (sized for ctx) serves every step.
+// Query head h reads kv head h / (heads / kv_heads) (grouped-query attention).
+//
+// Note [Flash-decoding]: with few queries, one block per (query, head) would leave most
+// of the GPU idle. The slots are instead split into fixed chunks of kAttentionChunk; the
+// grid covers the whole cache, and chunks past a query's live length exit at once. Each
+// live chunk writes its running max, sum of exponentials and unnormalized output to
+// scratch; a second kernel merges the chunks in ascending order (deterministic). With
+// many queries (prompts) a single chunk spans the cache and writes the output directly.
+// Within a block, slots go through shared memory in tiles with an online softmax.
+#pragma once
+
+#include "backend/cuda/device_common.cuh"
+
+namespace braid::cuda {
+
+inline constexpr int kAttentionMaxHeadDim = 512;
+
+void launch_attention(const NodeLaunch& launch);
+size_t attention_scratch_bytes(const Graph& graph, TensorId node);
+bool attention_supported(const Graph& graph, TensorId node);
+
+void launch_kv_write(const NodeLaunch& launch);
+
+}  // namespace braid::cuda

@@ -1,0 +1,84 @@
+// Dispatch of one compute node to its op family (see cuda_ops.h).
+#include "backend/cuda/cuda_ops.h"
+
+#include <string>
+
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/device_common.cuh"
+#include "backend/cuda/elementwise.cuh"
+#include "backend/cuda/get_rows.cuh"
+#include "backend/cuda/matmul.cuh"
+#include "backend/cuda/moe.cuh"
+#include "backend/cuda/norm.cuh"
+#include "backend/cuda/rope.cuh"
+#include "backend/cuda/softmax.cuh"
+
+namespace braid::cuda {
+
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) throw Error(std::string(what) + ": " + cudaGetErrorString(status));
+}
+
+void check(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) throw Error(std::string(what) + ": " + cublasGetStatusString(status));
+}
+
+size_t scratch_bytes(const Graph& graph, TensorId node) {
+  switch (graph[node].op) {
+    case Op::MulMat: return mul_mat_scratch_bytes(graph, node);
+    case Op::Attention: return attention_scratch_bytes(graph, node);
+    default: return 0;
+  }
+}
+
+bool supports(const Graph& graph, TensorId node) {
+  const Tensor& t = graph[node];
+  switch (t.op) {
+    case Op::GetRows:
+    case Op::Add:
+    case Op::Mul:
+    case Op::Scale:
+    case Op::RmsNorm:
+    case Op::Silu:
+    case Op::Swiglu:
+    case Op::Softmax: return true;
+    case Op::Rope: return graph[t.src[0]].ne[2] <= 65535;     // tokens are grid.y
+    case Op::KvWrite: return graph[t.src[1]].ne[2] <= 65535;  // likewise
+    case Op::MulMat:
+    case Op::MulMatId: return mul_mat_supported(graph, node);
+    case Op::Attention: return attention_supported(graph, node);
+    case Op::Copy: return copy_supported(graph, node);
+    case Op::TopK:
+    case Op::MoeWeights:
+    case Op::MoeCombine: return moe_supported(graph, node);
+    default: return false;  // leaves and views compute nothing
+  }
+}
+
+void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, const StreamContext& ctx) {
+  const Tensor& t = graph[node];
+  const NodeLaunch launch{graph, t, memory, ctx};
+  if (!supports(graph, node)) throw Error(launch.label() + ": not supported by the CUDA backend");
+  switch (t.op) {
+    case Op::GetRows: launch_get_rows(launch); return;
+    case Op::Add:
+    case Op::Mul:
+    case Op::Swiglu: launch_binary(launch); return;
+    case Op::Scale:
+    case Op::Silu: launch_unary(launch); return;
+    case Op::RmsNorm: launch_rms_norm(launch); return;
+    case Op::MulMat: launch_mul_mat(launch); return;
+    case Op::MulMatId: launch_mul_mat_id(launch); return;
+    case Op::Rope: launch_rope(launch); return;
+    case Op::KvWrite: launch_kv_write(launch); return;
+    case Op::Attention: launch_attention(launch); return;
+    case Op::Softmax: launch_softmax(launch); return;
+    case Op::Copy: launch_copy(launch); return;
+    case Op::TopK: launch_top_k(launch); return;
+    case Op::MoeWeights: launch_moe_weights(launch); return;
+    case Op::MoeCombine: launch_moe_combine(launch); return;
+    default: throw Error(launch.label() + ": not a compute op");
+  }
+}
+
+}  // namespace braid::cuda

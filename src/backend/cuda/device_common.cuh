@@ -1,0 +1,156 @@
+// Pieces every CUDA op family shares: the node being launched (NodeLaunch), a strided
+// tensor descriptor kernels take by value, element loads of each storage type, and
+// deterministic warp and block reductions.
+//
+// Note [Deterministic reductions]: every reduction here is a fixed xor-butterfly over
+// warp lanes followed, for blocks, by the same butterfly over the per-warp partials.
+// Float addition is commutative, so every lane ends with bit-identical totals, and the
+// order of additions never depends on timing. No kernel of the op layer uses atomics.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "backend/cuda/cuda_ops.h"
+
+namespace braid::cuda {
+
+// Everything an op entry needs to launch one node.
+struct NodeLaunch {
+  const Graph& graph;
+  const Tensor& node;
+  const DeviceAddresses& memory;
+  const StreamContext& ctx;
+
+  const Tensor& src(size_t i) const { return graph[node.src[i]]; }
+  const uint8_t* src_data(size_t i) const { return memory[static_cast<size_t>(node.src[i])]; }
+  uint8_t* out_data() const { return memory[static_cast<size_t>(node.id)]; }
+  // "<op> <node name>", the prefix of every error about this node.
+  std::string label() const { return std::string(op_name(node.op)) + " " + node.name; }
+  // Throws braid::Error("<op> <node>: <cuda error>") when the last launch failed.
+  void check_launch() const { check(cudaGetLastError(), label().c_str()); }
+};
+
+// A tensor as kernels see it: its first byte, element counts and byte strides.
+struct StridedTensor {
+  const uint8_t* data;
+  int64_t ne[kMaxDims];
+  int64_t nb[kMaxDims];
+
+  __host__ __device__ int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
+  // First byte of row `row` (dimensions 1..3 flattened, dimension 1 fastest).
+  __host__ __device__ const uint8_t* row_data(int64_t row) const {
+    const int64_t i1 = row % ne[1];
+    const int64_t i2 = (row / ne[1]) % ne[2];
+    const int64_t i3 = row / (ne[1] * ne[2]);
+    return data + i1 * nb[1] + i2 * nb[2] + i3 * nb[3];
+  }
+};
+
+inline StridedTensor strided(const Tensor& t, const uint8_t* data) {
+  StridedTensor s{};
+  s.data = data;
+  for (int d = 0; d < kMaxDims; ++d) {
+    s.ne[d] = t.ne[static_cast<size_t>(d)];
+    s.nb[d] = static_cast<int64_t>(t.nb[static_cast<size_t>(d)]);
+  }
+  return s;
+}
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+inline unsigned grid_size(int64_t work, int per_block) {
+  return static_cast<unsigned>((work + per_block - 1) / per_block);
+}
+
+// --- Conversions -------------------------------------------------------------------
+
+__device__ __forceinline__ float half_bits_to_float(uint16_t bits) {
+  return __half2float(__ushort_as_half(bits));
+}
+__device__ __forceinline__ float bf16_bits_to_float(uint16_t bits) {
+  return __uint_as_float(static_cast<uint32_t>(bits) << 16);
+}
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// Round to nearest even, as the host conversions in types.cpp do.
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// Element i of a row of any storage type (the row starts at a block boundary). Slow but
+// general: used where a kernel is not bound by this load (get_rows, fallbacks).
+__device__ __forceinline__ float load_element(DType type, const uint8_t* row, int64_t i) {
+  switch (type) {
+    case DType::F32: return reinterpret_cast<const float*>(row)[i];
+    case DType::F16: return half_bits_to_float(reinterpret_cast<const uint16_t*>(row)[i]);
+    case DType::BF16: return bf16_bits_to_float(reinterpret_cast<const uint16_t*>(row)[i]);
+    case DType::I32: return static_cast<float>(reinterpret_cast<const int32_t*>(row)[i]);
+    case DType::Q8_0: {
+      const uint8_t* block = row + (i / kQuantBlock) * sizeof(BlockQ8_0);
+      const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
+      return d * static_cast<float>(reinterpret_cast<const int8_t*>(block + 2)[i % kQuantBlock]);
+    }
+    case DType::Q4_0: {
+      const uint8_t* block = row + (i / kQuantBlock) * sizeof(BlockQ4_0);
+      const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
+      const int j = static_cast<int>(i % kQuantBlock);
+      const uint8_t byte = block[2 + (j % 16)];
+      const int q = j < 16 ? (byte & 0x0f) : (byte >> 4);
+      return d * static_cast<float>(q - 8);
+    }
+    case DType::Q4_1: {
+      const uint8_t* block = row + (i / kQuantBlock) * sizeof(BlockQ4_1);
+      const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
+      const float m = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block + 2));
+      const int j = static_cast<int>(i % kQuantBlock);
+      const uint8_t byte = block[4 + (j % 16)];
+      const int q = j < 16 ? (byte & 0x0f) : (byte >> 4);
+      return d * static_cast<float>(q) + m;
+    }
+  }
+  return __int_as_float(0x7fc00000);  // unreachable: NaN makes it visible
+}
+
+// --- Reductions (see Note [Deterministic reductions]) --------------------------------
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+// Sum (or max) over the block; every thread gets the result. blockDim.x must be a
+// multiple of 32; `scratch` holds 32 floats of shared memory. Synchronizes the block.
+template <bool kMax>
+__device__ float block_reduce(float v, float* scratch) {
+  v = kMax ? warp_max(v) : warp_sum(v);
+  const unsigned warp = threadIdx.x / 32;
+  const unsigned lane = threadIdx.x % 32;
+  __syncthreads();  // an earlier call may still be reading scratch
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  const float identity = kMax ? -INFINITY : 0.0f;
+  v = lane < blockDim.x / 32 ? scratch[lane] : identity;
+  return kMax ? warp_max(v) : warp_sum(v);
+}
+
+}  // namespace braid::cuda

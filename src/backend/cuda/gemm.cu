@@ -1,0 +1,143 @@
+// The cuBLAS path of mul_mat (batch > kMatvecMaxColumns). See matmul.cuh.
+//
+// cuBLAS is column-major. A weight matrix of m rows of k elements (row stride lda
+// elements) is, to cuBLAS, a k x m matrix; out [m, n] = w^T x is therefore
+// GEMM(op(A) = A^T, op(B) = B) with A = w, B = x (k x n), C = out (m x n, ldc = m).
+#include "backend/cuda/matmul.cuh"
+#include "backend/cuda/weight_chunks.cuh"
+
+#include <algorithm>
+
+namespace braid::cuda {
+namespace {
+
+// Quantized weights are dequantized into scratch this many bytes (of f16) at a time, so
+// scratch stays bounded for large matrices (a Mixtral expert is 117 MB in f16).
+constexpr int64_t kDequantTileBytes = int64_t{32} << 20;
+constexpr size_t kScratchAlignment = 256;
+
+size_t align_up(size_t bytes) { return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment; }
+
+int64_t dequant_tile_rows(int64_t k, int64_t m) {
+  return std::min<int64_t>(m, std::max<int64_t>(1, kDequantTileBytes / (k * 2)));
+}
+
+// x [k, n] f32 (column stride in floats) -> contiguous 16-bit [k, n].
+template <typename T>
+__global__ void convert_columns_kernel(const float* x, int64_t x_col_stride, int64_t k, int64_t n, T* out) {
+  const int64_t count = k * n;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t column = i / k;
+    out[i] = from_float<T>(x[column * x_col_stride + (i - column * k)]);
+  }
+}
+
+// Rows [0, rows) of a quantized matrix -> contiguous f16, one thread per block of 32.
+template <DType W>
+__global__ void dequantize_rows_kernel(const uint8_t* w, int64_t w_row_stride, int64_t k, int64_t rows,
+                                       __half* out) {
+  using Chunk = WeightChunk<W>;
+  const int64_t blocks_per_row = k / Chunk::kElements;
+  const int64_t count = rows * blocks_per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = i / blocks_per_row;
+    const int64_t block = i - row * blocks_per_row;
+    float v[Chunk::kElements];
+    Chunk::load(w + row * w_row_stride + block * Chunk::kBytes, v);
+    __half2* dst = reinterpret_cast<__half2*>(out + row * k + block * Chunk::kElements);
+#pragma unroll
+    for (int j = 0; j < Chunk::kElements / 2; ++j) dst[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
+  }
+}
+
+unsigned stride_blocks(int64_t count) {
+  return static_cast<unsigned>(std::clamp<int64_t>((count + 255) / 256, 1, 65536));
+}
+
+void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int64_t w_row_stride, int64_t k,
+                     int64_t rows, __half* out) {
+  const unsigned blocks = stride_blocks(rows * (k / kQuantBlock));
+  cudaStream_t stream = launch.ctx.stream;
+  switch (type) {
+    case DType::Q8_0: dequantize_rows_kernel<DType::Q8_0><<<blocks, 256, 0, stream>>>(w, w_row_stride, k, rows, out); break;
+    case DType::Q4_0: dequantize_rows_kernel<DType::Q4_0><<<blocks, 256, 0, stream>>>(w, w_row_stride, k, rows, out); break;
+    case DType::Q4_1: dequantize_rows_kernel<DType::Q4_1><<<blocks, 256, 0, stream>>>(w, w_row_stride, k, rows, out); break;
+    default: throw Error(launch.label() + ": not a quantized type");
+  }
+  launch.check_launch();
+}
+
+void gemm(const NodeLaunch& launch, cudaDataType_t type, const void* a, int64_t lda, const void* b, int64_t ldb,
+          float* c, int64_t m, int64_t n, int64_t k, int64_t ldc) {
+  const float one = 1.0f;
+  const float zero = 0.0f;
+  const std::string what = launch.label() + ": cublasGemmEx";
+  check(cublasGemmEx(launch.ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
+                     static_cast<int>(k), &one, a, type, static_cast<int>(lda), b, type, static_cast<int>(ldb),
+                     &zero, c, CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        what.c_str());
+}
+
+}  // namespace
+
+bool gemm_supported(DType w_type, int64_t w_row_stride, int64_t x_col_stride_bytes) {
+  switch (w_type) {
+    case DType::F32: return w_row_stride % 4 == 0 && x_col_stride_bytes % 4 == 0;
+    case DType::F16:
+    case DType::BF16: return w_row_stride % 2 == 0;
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1: return w_row_stride % 2 == 0;
+    default: return false;
+  }
+}
+
+size_t gemm_scratch_bytes(DType w_type, int64_t k, int64_t m, int64_t n) {
+  if (w_type == DType::F32) return 0;
+  const size_t x_bytes = align_up(static_cast<size_t>(k * n) * 2);
+  if (w_type == DType::F16 || w_type == DType::BF16) return x_bytes;
+  return x_bytes + align_up(static_cast<size_t>(k * dequant_tile_rows(k, m)) * 2);
+}
+
+void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64_t w_row_stride, const float* x,
+                 int64_t x_col_stride, float* out, int64_t k, int64_t m, int64_t n) {
+  if (m == 0 || n == 0) return;
+  if (w_type == DType::F32) {
+    gemm(launch, CUDA_R_32F, w, w_row_stride / 4, x, x_col_stride, out, m, n, k, m);
+    return;
+  }
+  const size_t need = gemm_scratch_bytes(w_type, k, m, n);
+  if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
+    throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
+                std::to_string(launch.ctx.scratch_bytes));
+  }
+  auto* scratch = static_cast<uint8_t*>(launch.ctx.scratch);
+  const unsigned blocks = stride_blocks(k * n);
+  cudaStream_t stream = launch.ctx.stream;
+  if (w_type == DType::BF16) {
+    auto* x16 = reinterpret_cast<__nv_bfloat16*>(scratch);
+    convert_columns_kernel<<<blocks, 256, 0, stream>>>(x, x_col_stride, k, n, x16);
+    launch.check_launch();
+    gemm(launch, CUDA_R_16BF, w, w_row_stride / 2, x16, k, out, m, n, k, m);
+    return;
+  }
+  auto* x16 = reinterpret_cast<__half*>(scratch);
+  convert_columns_kernel<<<blocks, 256, 0, stream>>>(x, x_col_stride, k, n, x16);
+  launch.check_launch();
+  if (w_type == DType::F16) {
+    gemm(launch, CUDA_R_16F, w, w_row_stride / 2, x16, k, out, m, n, k, m);
+    return;
+  }
+  // Quantized: dequantize a tile of rows, multiply it into its slice of out, repeat.
+  auto* w16 = reinterpret_cast<__half*>(scratch + align_up(static_cast<size_t>(k * n) * 2));
+  const int64_t tile = dequant_tile_rows(k, m);
+  for (int64_t first = 0; first < m; first += tile) {
+    const int64_t rows = std::min(tile, m - first);
+    dequantize_rows(launch, w_type, w + first * w_row_stride, w_row_stride, k, rows, w16);
+    gemm(launch, CUDA_R_16F, w16, k, x16, k, out + first, rows, n, k, m);
+  }
+}
+
+}  // namespace braid::cuda

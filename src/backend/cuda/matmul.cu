@@ -1,0 +1,83 @@
+// Op entries of mul_mat and mul_mat_id: unpack the node, pick the kernel. See matmul.cuh.
+#include "backend/cuda/matmul.cuh"
+
+namespace braid::cuda {
+namespace {
+
+bool is_weight_type(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0 ||
+         t == DType::Q4_1;
+}
+
+}  // namespace
+
+void launch_mul_mat(const NodeLaunch& launch) {
+  const Tensor& w = launch.src(0);
+  const Tensor& x = launch.src(1);
+  const int64_t k = w.ne[0];
+  const int64_t m = w.ne[1];
+  const int64_t n = x.ne[1];
+  const auto* x_data = reinterpret_cast<const float*>(launch.src_data(1));
+  auto* out = reinterpret_cast<float*>(launch.out_data());
+  const auto x_col_stride = static_cast<int64_t>(x.nb[1] / 4);
+  if (n <= kMatvecMaxColumns) {
+    MatvecArgs args;
+    args.w = launch.src_data(0);
+    args.w_row_stride = static_cast<int64_t>(w.nb[1]);
+    args.x = x_data;
+    args.x_col_stride = x_col_stride;
+    args.out = out;
+    args.k = k;
+    args.m = m;
+    args.n = static_cast<int>(n);
+    launch_matvec(launch, w.type, args);
+    return;
+  }
+  launch_gemm(launch, w.type, launch.src_data(0), static_cast<int64_t>(w.nb[1]), x_data, x_col_stride, out, k, m, n);
+}
+
+void launch_mul_mat_id(const NodeLaunch& launch) {
+  const Tensor& w = launch.src(0);
+  const Tensor& x = launch.src(1);
+  const Tensor& ids = launch.src(2);
+  MatvecArgs args;
+  args.w = launch.src_data(0);
+  args.w_row_stride = static_cast<int64_t>(w.nb[1]);
+  args.w_expert_stride = static_cast<int64_t>(w.nb[2]);
+  args.x = reinterpret_cast<const float*>(launch.src_data(1));
+  args.x_col_stride = static_cast<int64_t>(x.nb[1] / 4);
+  args.out = reinterpret_cast<float*>(launch.out_data());
+  args.k = w.ne[0];
+  args.m = w.ne[1];
+  args.n = static_cast<int>(x.ne[1]);
+  args.ids = reinterpret_cast<const int32_t*>(launch.src_data(2));
+  args.ids_col_stride = static_cast<int64_t>(ids.nb[1] / 4);
+  args.slot = launch.node.params.i[0];
+  args.experts = static_cast<int>(w.ne[2]);
+  launch_matvec(launch, w.type, args);
+}
+
+size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
+  const Tensor& t = graph[node];
+  if (t.op != Op::MulMat) return 0;
+  const Tensor& w = graph[t.src[0]];
+  const int64_t n = graph[t.src[1]].ne[1];
+  if (n <= kMatvecMaxColumns) return 0;
+  return gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n);
+}
+
+bool mul_mat_supported(const Graph& graph, TensorId node) {
+  const Tensor& t = graph[node];
+  const Tensor& w = graph[t.src[0]];
+  const Tensor& x = graph[t.src[1]];
+  if (!is_weight_type(w.type) || x.type != DType::F32 || x.nb[1] % 4 != 0) return false;
+  if (t.op == Op::MulMatId) {
+    const Tensor& ids = graph[t.src[2]];
+    return x.ne[1] <= 65535 && ids.nb[1] % 4 == 0 && w.ne[2] <= INT32_MAX;
+  }
+  if (x.ne[1] <= kMatvecMaxColumns) return true;
+  return x.ne[1] <= INT32_MAX && w.ne[1] <= INT32_MAX &&
+         gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
+}
+
+}  // namespace braid::cuda

@@ -1,0 +1,53 @@
+// mul_mat (w [k, m] times x [k, n] -> f32 [m, n]) and mul_mat_id (the expert of each token
+// chosen on the device from ids [used, n]).
+//
+// Batch n <= kMatvecMaxColumns (token generation) is memory-bound: the matrix-vector
+// kernel (matvec.cu) reads every weight byte once for all n columns, one warp per output
+// row, 16-byte loads, quantized blocks dequantized in registers, warp-shuffle reductions
+// in a fixed order. Larger batches (prompts) go to cuBLAS (gemm.cu): activations are
+// converted to the weight's 16-bit type in scratch, quantized weights are dequantized to
+// f16 in scratch tile by tile, and the product accumulates in f32.
+//
+// mul_mat_id runs the matrix-vector kernel with one grid row per token, the expert read
+// from ids on the device, for every batch size (no host read of ids is allowed).
+#pragma once
+
+#include "backend/cuda/device_common.cuh"
+
+namespace braid::cuda {
+
+inline constexpr int64_t kMatvecMaxColumns = 8;
+
+// What the matrix-vector kernels need: row r of expert e of w starts at
+// w + e * w_expert_stride + r * w_row_stride; column c of x at x + c * x_col_stride.
+struct MatvecArgs {
+  const uint8_t* w = nullptr;
+  int64_t w_row_stride = 0;     // bytes
+  int64_t w_expert_stride = 0;  // bytes (mul_mat_id)
+  const float* x = nullptr;
+  int64_t x_col_stride = 0;  // floats
+  float* out = nullptr;      // [m, n] contiguous
+  int64_t k = 0;
+  int64_t m = 0;
+  int n = 0;
+  const int32_t* ids = nullptr;  // mul_mat_id: expert of token t is ids[t * ids_col_stride + slot]
+  int64_t ids_col_stride = 0;    // elements
+  int slot = 0;
+  int experts = 0;
+};
+
+// Launches the matrix-vector product (n <= kMatvecMaxColumns, or any n with ids).
+void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
+
+// cuBLAS product of w [k, m] (row stride in bytes) and x [k, n] (column stride in floats).
+void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64_t w_row_stride, const float* x,
+                 int64_t x_col_stride, float* out, int64_t k, int64_t m, int64_t n);
+size_t gemm_scratch_bytes(DType w_type, int64_t k, int64_t m, int64_t n);
+bool gemm_supported(DType w_type, int64_t w_row_stride, int64_t x_col_stride_bytes);
+
+void launch_mul_mat(const NodeLaunch& launch);
+void launch_mul_mat_id(const NodeLaunch& launch);
+size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node);
+bool mul_mat_supported(const Graph& graph, TensorId node);
+
+}  // namespace braid::cuda

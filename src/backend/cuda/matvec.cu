@@ -1,0 +1,187 @@
+// The matrix-vector kernels of mul_mat (batch <= 8) and mul_mat_id. See matmul.cuh.
+//
+// Layout of the work: one warp per output row, kWarpsPerBlock rows per block. Lane l
+// handles chunks l, l+32, l+64, ... of the row (weight_chunks.cuh), so each step of the
+// warp reads one contiguous span of the row: 512 bytes for 16-bit weights. Two chunks
+// are loaded before either is used, to keep more loads in flight. All NC columns of x
+// are multiplied with each dequantized chunk, so the weights are read once per call.
+// The per-lane sums are combined by the fixed butterfly of warp_sum (deterministic).
+#include "backend/cuda/matmul.cuh"
+#include "backend/cuda/weight_chunks.cuh"
+
+namespace braid::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 4;
+
+// Resolves the row's weights, x and out for this block; false when the row is idle.
+// With ids (mul_mat_id), grid row y is the token and its expert comes from device memory.
+__device__ __forceinline__ bool locate(const MatvecArgs& a, int64_t row, const uint8_t*& w, const float*& x,
+                                       float*& out, int& columns) {
+  w = a.w;
+  x = a.x;
+  out = a.out;
+  columns = a.n;
+  if (a.ids != nullptr) {
+    const int64_t token = blockIdx.y;
+    const int expert = a.ids[token * a.ids_col_stride + a.slot];
+    x += token * a.x_col_stride;
+    out += token * a.m;
+    columns = 1;
+    if (expert < 0 || expert >= a.experts) {  // a bad id poisons the result instead of reading out of bounds
+      if (threadIdx.x % 32 == 0) out[row] = __int_as_float(0x7fc00000);
+      return false;
+    }
+    w += static_cast<int64_t>(expert) * a.w_expert_stride;
+  }
+  w += row * a.w_row_stride;
+  return true;
+}
+
+template <int kElements, int NC>
+__device__ __forceinline__ void accumulate(const float* v, const float* x, int64_t x_col_stride, int columns,
+                                           float* acc) {
+#pragma unroll
+  for (int c = 0; c < NC; ++c) {
+    if (c < columns) {
+      const auto* x4 = reinterpret_cast<const float4*>(x + c * x_col_stride);
+#pragma unroll
+      for (int j = 0; j < kElements / 4; ++j) {
+        const float4 xv = x4[j];
+        acc[c] = fmaf(v[4 * j], xv.x, acc[c]);
+        acc[c] = fmaf(v[4 * j + 1], xv.y, acc[c]);
+        acc[c] = fmaf(v[4 * j + 2], xv.z, acc[c]);
+        acc[c] = fmaf(v[4 * j + 3], xv.w, acc[c]);
+      }
+    }
+  }
+}
+
+// Fast path: rows and x columns aligned for the chunk loads (checked on the host).
+template <DType W, int NC>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(MatvecArgs a) {
+  using Chunk = WeightChunk<W>;
+  const int lane = threadIdx.x % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+  if (row >= a.m) return;
+  const uint8_t* w;
+  const float* x;
+  float* out;
+  int columns;
+  if (!locate(a, row, w, x, out, columns)) return;
+
+  float acc[NC];
+#pragma unroll
+  for (int c = 0; c < NC; ++c) acc[c] = 0.0f;
+  const int64_t chunks = a.k / Chunk::kElements;
+  int64_t ch = lane;
+  for (; ch + 32 < chunks; ch += 64) {
+    float v0[Chunk::kElements], v1[Chunk::kElements];
+    Chunk::load(w + ch * Chunk::kBytes, v0);
+    Chunk::load(w + (ch + 32) * Chunk::kBytes, v1);
+    accumulate<Chunk::kElements, NC>(v0, x + ch * Chunk::kElements, a.x_col_stride, columns, acc);
+    accumulate<Chunk::kElements, NC>(v1, x + (ch + 32) * Chunk::kElements, a.x_col_stride, columns, acc);
+  }
+  if (ch < chunks) {
+    float v[Chunk::kElements];
+    Chunk::load(w + ch * Chunk::kBytes, v);
+    accumulate<Chunk::kElements, NC>(v, x + ch * Chunk::kElements, a.x_col_stride, columns, acc);
+  }
+  // Elements past the last whole chunk (f32/f16/bf16 rows whose length is not a multiple
+  // of the chunk; quantized rows always are).
+  for (int64_t i = chunks * Chunk::kElements + lane; i < a.k; i += 32) {
+    const float v = load_element(W, w, i);
+#pragma unroll
+    for (int c = 0; c < NC; ++c) {
+      if (c < columns) acc[c] = fmaf(v, x[c * a.x_col_stride + i], acc[c]);
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < NC; ++c) acc[c] = warp_sum(acc[c]);
+  if (lane == 0) {
+#pragma unroll
+    for (int c = 0; c < NC; ++c) {
+      if (c < columns) out[c * a.m + row] = acc[c];
+    }
+  }
+}
+
+// Fallback for misaligned rows or columns (odd views): one element per lane per step.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_generic_kernel(MatvecArgs a, DType type) {
+  const int lane = threadIdx.x % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+  if (row >= a.m) return;
+  const uint8_t* w;
+  const float* x;
+  float* out;
+  int columns;
+  if (!locate(a, row, w, x, out, columns)) return;
+  float acc[kMatvecMaxColumns] = {};
+  for (int64_t i = lane; i < a.k; i += 32) {
+    const float v = load_element(type, w, i);
+#pragma unroll
+    for (int c = 0; c < kMatvecMaxColumns; ++c) {
+      if (c < columns) acc[c] = fmaf(v, x[c * a.x_col_stride + i], acc[c]);
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < kMatvecMaxColumns; ++c) acc[c] = warp_sum(acc[c]);
+  if (lane == 0) {
+#pragma unroll
+    for (int c = 0; c < kMatvecMaxColumns; ++c) {
+      if (c < columns) out[c * a.m + row] = acc[c];
+    }
+  }
+}
+
+template <DType W>
+void launch_typed(const MatvecArgs& a, dim3 grid, cudaStream_t stream) {
+  const int columns = a.ids != nullptr ? 1 : a.n;
+  const dim3 block(kWarpsPerBlock * 32);
+  if (columns <= 1) {
+    matvec_kernel<W, 1><<<grid, block, 0, stream>>>(a);
+  } else if (columns <= 2) {
+    matvec_kernel<W, 2><<<grid, block, 0, stream>>>(a);
+  } else if (columns <= 4) {
+    matvec_kernel<W, 4><<<grid, block, 0, stream>>>(a);
+  } else {
+    matvec_kernel<W, 8><<<grid, block, 0, stream>>>(a);
+  }
+}
+
+// Whether the chunk loads of the fast path are legal for these addresses and strides.
+bool fast_path_ok(DType type, const MatvecArgs& a) {
+  const bool x_ok = aligned16(a.x) && (a.x_col_stride * 4) % 16 == 0;
+  const bool vector_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
+  const int64_t need = vector_weights ? 16 : 2;
+  const bool w_ok = reinterpret_cast<uintptr_t>(a.w) % need == 0 && a.w_row_stride % need == 0 &&
+                    a.w_expert_stride % need == 0;
+  return x_ok && w_ok;
+}
+
+}  // namespace
+
+void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args) {
+  BRAID_ASSERT(args.ids != nullptr || args.n <= kMatvecMaxColumns);
+  if (args.m == 0 || args.n == 0) return;
+  const unsigned tokens = args.ids != nullptr ? static_cast<unsigned>(args.n) : 1u;
+  if (tokens > 65535) throw Error(launch.label() + ": more than 65535 tokens");
+  const dim3 grid(grid_size(args.m, kWarpsPerBlock), tokens);
+  cudaStream_t stream = launch.ctx.stream;
+  if (!fast_path_ok(w_type, args)) {
+    matvec_generic_kernel<<<grid, kWarpsPerBlock * 32, 0, stream>>>(args, w_type);
+  } else {
+    switch (w_type) {
+      case DType::F32: launch_typed<DType::F32>(args, grid, stream); break;
+      case DType::F16: launch_typed<DType::F16>(args, grid, stream); break;
+      case DType::BF16: launch_typed<DType::BF16>(args, grid, stream); break;
+      case DType::Q8_0: launch_typed<DType::Q8_0>(args, grid, stream); break;
+      case DType::Q4_0: launch_typed<DType::Q4_0>(args, grid, stream); break;
+      case DType::Q4_1: launch_typed<DType::Q4_1>(args, grid, stream); break;
+      default: throw Error(launch.label() + ": unsupported weight type");
+    }
+  }
+  launch.check_launch();
+}
+
+}  // namespace braid::cuda

@@ -1,0 +1,202 @@
+// CUDA mul_mat, mul_mat_id and attention against the CPU reference: every weight type
+// at batch 1, 4 (matrix-vector kernel) and 64 (cuBLAS), strided and misaligned operands,
+// grouped-query attention at several positions in both the split (flash-decoding) and
+// the single-chunk (prompt) form, and one captured graph replayed at new positions.
+#ifdef BRAID_HAVE_CUDA
+
+#include <gtest/gtest.h>
+
+#include "cuda_op_runner.h"
+
+namespace braid {
+namespace {
+
+using test::CudaContext;
+using test::OneNodeRunner;
+
+constexpr DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
+
+// Bounds by path. The matrix-vector kernel uses the weights exactly as the CPU does and
+// differs only in f32 accumulation; the cuBLAS path rounds activations to the weight's
+// 16-bit type (f16, or bf16 with 8 bits of mantissa) and quantized weights to f16.
+double mul_mat_threshold(DType type, int64_t n) {
+  if (n <= 8) return 1e-9;
+  if (type == DType::F32) return 1e-8;
+  if (type == DType::BF16) return 1e-4;
+  return 1e-5;
+}
+
+TEST(CudaMulMat, EveryWeightTypeAtBatch1_4_64) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (DType type : kWeightTypes) {
+    for (int64_t n : {1, 4, 64}) {
+      Graph g;
+      const TensorId w = g.weight("w", type, {512, 136, 1, 1});
+      const TensorId x = g.input("x", DType::F32, {512, n, 1, 1});
+      OneNodeRunner runner(g, ops::mul_mat(g, w, x), 201);
+      SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n));
+      test::expect_matches_reference(runner, mul_mat_threshold(type, n), cuda);
+    }
+  }
+}
+
+TEST(CudaMulMat, OddColumnCountsUseTheRightKernelWidth) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (int64_t n : {2, 3, 5, 7, 8, 9}) {
+    Graph g;
+    const TensorId w = g.weight("w", DType::Q4_0, {256, 40, 1, 1});
+    const TensorId x = g.input("x", DType::F32, {256, n, 1, 1});
+    OneNodeRunner runner(g, ops::mul_mat(g, w, x), 211);
+    SCOPED_TRACE(n);
+    test::expect_matches_reference(runner, mul_mat_threshold(DType::Q4_0, n), cuda);
+  }
+}
+
+// Rows whose length is no multiple of the 16-byte chunk (tail loop of the fast kernel),
+// a strided weight view, and x columns that start one float in (the generic kernel).
+TEST(CudaMulMat, StridedAndMisalignedOperands) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (DType type : {DType::F32, DType::F16, DType::Q8_0}) {
+    for (int64_t n : {1, 3, 12}) {
+      for (size_t x_offset : {size_t{0}, size_t{4}}) {
+        const int64_t k = type == DType::F32 ? 102 : type == DType::F16 ? 100 : 96;  // tails of 2, 4, 0
+        Graph g;
+        const TensorId w_full = g.weight("w", type, {k, 70, 1, 1});
+        const Tensor& wf = g[w_full];
+        // Every other row, from row 2: rows stay 16-byte aligned where the type allows.
+        const TensorId w =
+            ops::view(g, w_full, {k, 33, 1, 1}, {wf.nb[0], 2 * wf.nb[1], wf.nb[2], wf.nb[3]}, 2 * wf.nb[1]);
+        const TensorId x_full = g.input("x", DType::F32, {(k + 7) / 4 * 4, n, 1, 1});  // 16-byte column stride
+        const Tensor& xf = g[x_full];
+        const TensorId x = ops::view(g, x_full, {k, n, 1, 1}, xf.nb, x_offset);
+        OneNodeRunner runner(g, ops::mul_mat(g, w, x), 221);
+        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + " x offset " + std::to_string(x_offset));
+        test::expect_matches_reference(runner, mul_mat_threshold(type, n), cuda);
+      }
+    }
+  }
+}
+
+// A quantized matrix larger than one dequantization tile (32 MiB of f16) on the cuBLAS path.
+TEST(CudaMulMat, QuantizedGemmSpansSeveralTiles) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  Graph g;
+  const TensorId w = g.weight("w", DType::Q4_0, {4096, 4160, 1, 1});
+  const TensorId x = g.input("x", DType::F32, {4096, 9, 1, 1});
+  OneNodeRunner runner(g, ops::mul_mat(g, w, x), 231);
+  test::expect_matches_reference(runner, mul_mat_threshold(DType::Q4_0, 9), cuda);
+}
+
+TEST(CudaMulMatId, ExpertPerTokenFromDeviceIds) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (DType type : {DType::F16, DType::Q4_0, DType::Q8_0, DType::F32}) {
+    for (int64_t n : {1, 4, 16}) {
+      for (int slot : {0, 1}) {
+        Graph g;
+        const TensorId w = g.weight("w", type, {256, 48, 4, 1});
+        const TensorId x = g.input("x", DType::F32, {256, n, 1, 1});
+        const TensorId ids = g.input("ids", DType::I32, {2, n, 1, 1});
+        OneNodeRunner runner(g, ops::mul_mat_id(g, w, x, ids, slot), 241);
+        std::vector<int32_t> chosen(static_cast<size_t>(2 * n));
+        for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = static_cast<int32_t>((i * 7 + 3) % 4);
+        runner.set_ints(ids, chosen);
+        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + " slot=" + std::to_string(slot));
+        test::expect_matches_reference(runner, 1e-9, cuda);
+      }
+    }
+  }
+}
+
+struct AttentionShape {
+  int64_t head_dim, heads, kv_heads, ctx;
+};
+
+// q [head_dim, heads, n] as a strided view (every other head of a wider tensor).
+TensorId attention_node(Graph& g, const AttentionShape& s, int64_t n, DType cache_type, TensorId* positions) {
+  const TensorId q_full = g.input("q", DType::F32, {s.head_dim, 2 * s.heads, n, 1});
+  const Tensor& qf = g[q_full];
+  const TensorId q = ops::view(g, q_full, {s.head_dim, s.heads, n, 1}, {4, 2 * qf.nb[1], qf.nb[2], qf.nb[3]}, 0);
+  const TensorId k = g.state("k", cache_type, {s.head_dim, s.kv_heads, s.ctx, 1});
+  const TensorId v = g.state("v", cache_type, {s.head_dim, s.kv_heads, s.ctx, 1});
+  *positions = g.input("pos", DType::I32, {n, 1, 1, 1});
+  return ops::attention(g, q, k, v, *positions, 1.0f / 8.0f);
+}
+
+TEST(CudaAttention, DecodeAtSeveralPositionsGqa) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  const AttentionShape shape{128, 8, 2, 1024};  // split into chunks (flash-decoding)
+  for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+    for (int32_t position : {0, 5, 127, 128, 300, 1023}) {
+      Graph g;
+      TensorId pos;
+      OneNodeRunner runner(g, attention_node(g, shape, 1, type, &pos), 301);
+      runner.set_ints(pos, {position});
+      SCOPED_TRACE(std::string(name(type)) + " position " + std::to_string(position));
+      test::expect_matches_reference(runner, 1e-9, cuda);
+    }
+  }
+}
+
+TEST(CudaAttention, SmallBatchAndPromptShapes) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  struct Case {
+    AttentionShape shape;
+    std::vector<int32_t> positions;
+  };
+  const Case cases[] = {
+      {{64, 4, 4, 600}, {40, 41, 42, 43}},                 // split, no grouping
+      {{128, 8, 1, 96}, {0, 1, 2}},                        // one chunk (short cache), all heads on one kv head
+      {{80, 6, 2, 256}, {3, 200, 17, 255, 9, 100, 50, 0, 128, 129, 64, 1}},  // prompt form, odd head_dim
+  };
+  for (const Case& c : cases) {
+    Graph g;
+    TensorId pos;
+    const auto n = static_cast<int64_t>(c.positions.size());
+    OneNodeRunner runner(g, attention_node(g, c.shape, n, DType::F16, &pos), 311);
+    runner.set_ints(pos, c.positions);
+    SCOPED_TRACE("queries " + std::to_string(n) + " head_dim " + std::to_string(c.shape.head_dim));
+    test::expect_matches_reference(runner, 1e-9, cuda);
+  }
+}
+
+// One captured graph serves every decode step: only the positions buffer changes.
+TEST(CudaAttention, CapturedGraphFollowsPositionsInDeviceMemory) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  Graph g;
+  TensorId pos;
+  OneNodeRunner runner(g, attention_node(g, {128, 8, 2, 2048}, 1, DType::F16, &pos), 321);
+  runner.set_ints(pos, {10});
+  const std::vector<float> first = runner.device(cuda, true);
+  EXPECT_LT(test::nmse(first, runner.reference()), 1e-9);
+  for (int32_t position : {11, 700, 2047, 0}) {
+    runner.set_ints(pos, {position});
+    EXPECT_LT(test::nmse(runner.replay(cuda), runner.reference()), 1e-9) << "position " << position;
+  }
+  EXPECT_TRUE(runner.guards_intact());
+}
+
+TEST(CudaAttention, SplitFormNeedsTheScratchItReports) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  // A split node reports scratch, and its launch refuses to run without it.
+  Graph g;
+  TensorId pos;
+  const TensorId node = attention_node(g, {128, 8, 2, 4096}, 1, DType::F16, &pos);
+  EXPECT_GT(cuda::scratch_bytes(g, node), 0u);
+  cuda::DeviceAddresses memory(static_cast<size_t>(g.tensor_count()), nullptr);
+  cuda::StreamContext ctx{cuda.stream(), cuda.cublas(), nullptr, 0};
+  EXPECT_THROW(cuda::launch(g, node, memory, ctx), Error);
+}
+
+}  // namespace
+}  // namespace braid
+
+#endif  // BRAID_HAVE_CUDA
