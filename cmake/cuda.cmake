@@ -19,12 +19,13 @@ if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
 endif()
 message(STATUS "braid: CUDA architectures ${CMAKE_CUDA_ARCHITECTURES}")
 enable_language(CUDA)
-# CMake versions that do not know nvcc's C++20 flag (3.25 here) fail the compiler check
-# when CMAKE_CUDA_STANDARD is 20 before enable_language: they get the flag by hand.
-if(DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
-  set(CMAKE_CUDA_STANDARD 20)
-  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
-else()
-  string(APPEND CMAKE_CUDA_FLAGS " -std=c++20")
+# CMake 3.25 knows no C++20 flag for nvcc (CMAKE_CUDA_STANDARD 20 set before
+# enable_language fails at configure): teach it the flag (nvcc 12+ accepts it), then ask.
+if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+  set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  list(APPEND CMAKE_CUDA_COMPILE_FEATURES cuda_std_20)
 endif()
+set(CMAKE_CUDA_STANDARD 20)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 find_package(CUDAToolkit REQUIRED)
