@@ -228,6 +228,29 @@ TEST(PlanPolicy, NamesParseAndBadInputThrows) {
   EXPECT_THROW(make_plan(g, Policy::Cost, none), Error);
 }
 
+TEST(PlanPolicy, GraphsWithoutComputeAndManyStreams) {
+  Graph views_only;
+  const TensorId x = views_only.input("x", DType::F32, {8, 2, 1, 1});
+  views_only.mark_output(ops::reshape(views_only, x, {16, 1, 1, 1}));
+  views_only.finalize();
+  for (Policy p : all_policies()) {
+    const Plan plan = make_plan(views_only, p);
+    EXPECT_TRUE(plan.steps.empty());
+    EXPECT_EQ(plan.arena_bytes, 0u);
+    EXPECT_TRUE(validate(views_only, plan).ok);
+  }
+  // More streams than the allocator tracks in its bit masks: still valid.
+  PlanOptions wide;
+  wide.max_streams = 100;
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    const Graph g = test::random_dag(seed, 60);
+    for (Policy p : all_policies()) {
+      const Plan plan = make_plan(g, p, wide);
+      EXPECT_TRUE(validate(g, plan).ok) << policy_name(p);
+    }
+  }
+}
+
 TEST(PlanPolicy, PlanningFromSeveralThreadsGivesTheSamePlans) {
   test::LlamaShape shape;
   shape.layers = 2;

@@ -67,6 +67,9 @@ void allocate_arena(const Graph& graph, Plan& plan, bool in_place) {
     return true;
   };
 
+  // A block dead for the latest step of every stream is dead for all later steps and can
+  // leave the live list (only tracked up to 64 streams; beyond that blocks just stay).
+  const bool can_forget = streams <= 64;
   const uint64_t all_streams = streams >= 64 ? ~uint64_t{0} : (uint64_t{1} << streams) - 1;
   std::vector<Block> live;
   std::vector<const Block*> busy;
@@ -113,7 +116,7 @@ void allocate_arena(const Graph& graph, Plan& plan, bool in_place) {
     }
     plan.arena_offset[static_cast<size_t>(step.node)] = offset;
     plan.arena_bytes = std::max(plan.arena_bytes, static_cast<size_t>(offset) + size);
-    live.erase(std::remove_if(live.begin(), live.end(), [&](const Block& b) { return b.dead_for == all_streams; }),
+    live.erase(std::remove_if(live.begin(), live.end(), [&](const Block& b) { return can_forget && b.dead_for == all_streams; }),
                live.end());
     live.push_back(Block{step.node, offset, size, 0});
   }
