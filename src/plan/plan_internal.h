@@ -58,8 +58,8 @@ double node_cost_us(const Graph& graph, TensorId node, const CostModel& cost);
 // recording step finished plus sync_us.
 double simulate_plan_us(const Graph& graph, const Plan& plan, const CostModel& cost);
 
-// Element-wise ops whose output may take the memory of a same-shaped input (arena.cpp
-// and validate.cpp agree on this list; the validator re-derives it independently).
+// Element-wise ops whose output may take the memory of a same-shaped input. The allocator
+// and the validator share this one list (and nothing else).
 bool is_elementwise(Op op);
 
 }  // namespace braid::plan_detail
