@@ -1,6 +1,20 @@
 // Execution plans: which stream runs each node, which events order the streams, and
 // where each activation lives in one arena. See docs/DESIGN.md, "Plan" and "Memory under
 // concurrency".
+//
+// How a backend runs a plan: issue the steps in order. For each step, first wait on every
+// event in `waits` (each is recorded by exactly one earlier step in the list), then run the
+// node on stream `stream` (after everything issued earlier on that stream), then record
+// event `record` if it is >= 0. Every step needs its events only at the point it is issued,
+// so a CPU executor with one thread per stream and events as one-shot flags, or a CUDA
+// executor with one cudaEvent per index, both work. Waits are only on cross-stream edges and
+// none is implied by the others; removing any single wait makes the plan invalid.
+// Memory: each tensor with arena_offset >= 0 lives at that byte offset of one arena of
+// arena_bytes bytes (256-byte aligned). Views live inside their source; KvWrite results
+// inside their state. Offsets are shared only by tensors whose lives are ordered by the
+// plan's happens-before, or (when PlanOptions::in_place) by an element-wise op (add, mul,
+// scale, silu, swiglu) and a same-shaped direct input that it overwrites element by element,
+// so kernels for those ops must allow an output that aliases an input exactly.
 #pragma once
 
 #include <cstddef>
@@ -55,9 +69,12 @@ struct CostModel {
 struct PlanOptions {
   int max_streams = 4;
   CostModel cost;
+  bool in_place = true;  // element-wise ops may overwrite a dead input (see the note above)
 };
 
-// Builds the plan of one policy (Auto returns the serial plan; use candidate_plans).
+// Builds the plan of one policy (Auto returns the serial plan, named "serial"; use
+// candidate_plans). Throws braid::Error for an unfinalized graph or max_streams < 1.
+// Pure function of its arguments: safe to call from several threads at once.
 Plan make_plan(const Graph& graph, Policy policy, const PlanOptions& options = {});
 // The plans `auto` chooses among, serial always first.
 std::vector<Plan> candidate_plans(const Graph& graph, const PlanOptions& options = {});
