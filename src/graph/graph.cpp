@@ -53,7 +53,15 @@ size_t Tensor::bytes() const {
   return last;
 }
 
-bool Tensor::is_contiguous() const { return nb == contiguous_strides(type, ne); }
+// Strides of dimensions with one element never matter, so a row view is contiguous.
+bool Tensor::is_contiguous() const {
+  const auto expected = contiguous_strides(type, ne);
+  if (nb[0] != expected[0]) return false;
+  for (int d = 1; d < kMaxDims; ++d) {
+    if (ne[d] > 1 && nb[d] != expected[d]) return false;
+  }
+  return true;
+}
 
 int Tensor::dims() const {
   int d = kMaxDims;
