@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "braid/gguf.h"
@@ -101,6 +102,23 @@ TEST(Tokenizer, DecodeInvertsEncodeOnTheTestVectors) {
   for (const auto& v : read_test_vectors()) {
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(v.text, false)), v.text) << "'" << printable(v.text) << "'";
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(v.text, true)), v.text) << "with BOS: '" << printable(v.text) << "'";
+  }
+}
+
+TEST(Tokenizer, RandomTextsRoundTrip) {
+  if (!test::have_fixture(kVocab)) return;
+  const auto tokenizer = llama_tokenizer();
+  // Words, whitespace, multi-byte characters and stray bytes that are not UTF-8.
+  const std::vector<std::string> parts = {"the", "Hello", " ", "  ", "\n", "\t", "a", "x7", "\xC3\xA9", "\xE6\x97\xA5",
+                                          "\xF0\x9F\xA6\x99", "\xFF", "\x80", "\xE2\x96", ",", "<s>", "'"};
+  std::mt19937 rng(1234);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string text;
+    const int n = static_cast<int>(rng() % 12);
+    for (int i = 0; i < n; ++i) text += parts[rng() % parts.size()];
+    const auto ids = tokenizer->encode(text, true);
+    for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < 32000);
+    EXPECT_EQ(tokenizer->decode(ids), text) << "'" << printable(text) << "'";
   }
 }
 
@@ -230,6 +248,7 @@ TEST(Tokenizer, VocabularyKeysAndDefaultsFromAGgufFile) {
     w.set("tokenizer.ggml.scores", GgufValue::floats({0, 0, 0, -1, -2}));
     w.set("tokenizer.ggml.token_type", GgufValue::ints({2, 3, 3, 1, 1}));
     w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(1));
+    w.set("tokenizer.ggml.padding_token_id", GgufValue::u32(0xFFFFFFFFu));  // none
     w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
     w.write(path);
   }
@@ -238,6 +257,7 @@ TEST(Tokenizer, VocabularyKeysAndDefaultsFromAGgufFile) {
   EXPECT_EQ(v.bos_id, 1);  // absent: SentencePiece's default
   EXPECT_EQ(v.eos_id, 1);  // as given
   EXPECT_EQ(v.unk_id, 0);
+  EXPECT_EQ(v.pad_id, -1);
   EXPECT_TRUE(v.add_bos);
   EXPECT_FALSE(v.add_space_prefix);
   EXPECT_FLOAT_EQ(v.scores[4], -2.0f);
@@ -248,6 +268,14 @@ TEST(Tokenizer, VocabularyKeysAndDefaultsFromAGgufFile) {
     w.set("tokenizer.ggml.model", GgufValue::string("llama"));
     w.set("tokenizer.ggml.tokens", GgufValue::strings({"a", "b"}));
     w.set("tokenizer.ggml.scores", GgufValue::floats({0}));
+    w.write(path);
+  }
+  EXPECT_THROW(load_vocabulary(GgufFile::open(path)), Error);
+  {
+    GgufWriter w;
+    w.set("tokenizer.ggml.model", GgufValue::string("llama"));
+    w.set("tokenizer.ggml.tokens", GgufValue::strings({"a", "b", "c"}));
+    w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(7));
     w.write(path);
   }
   EXPECT_THROW(load_vocabulary(GgufFile::open(path)), Error);

@@ -3,13 +3,14 @@
 // Encoding works on the text with spaces written as U+2581 "▁" (and one "▁" in front,
 // where the vocabulary asks for a space prefix, so that a word at the start of the text
 // gets the same token as the same word after a space). The text starts as one symbol per
-// UTF-8 character; the adjacent pair whose concatenation is a vocabulary piece with the
-// highest score merges into one symbol, again and again, until no adjacent pair forms a
-// piece. Ties go to the leftmost pair, which makes the result deterministic and equal to
-// llama.cpp's. A symbol that is not a piece (only single characters can be: merged
-// symbols are pieces by construction) is written as its bytes, each the byte token
-// "<0xXX>". Merge candidates live in a priority queue; a candidate whose symbols have
-// changed since it was queued is recognized by its length and skipped.
+// UTF-8 character (a byte that does not start a valid character is a symbol of its own).
+// The adjacent pair whose concatenation is a vocabulary piece with the highest score
+// merges into one symbol, again and again, until no adjacent pair forms a piece. Ties go
+// to the leftmost pair, which makes the result deterministic and equal to llama.cpp's. A
+// symbol that is not a piece (only single characters can be: merged symbols are pieces
+// by construction) is written as its bytes, each the byte token "<0xXX>". Merge
+// candidates live in a priority queue; a candidate whose symbols have changed since it
+// was queued is recognized by its length and skipped.
 #include <fmt/format.h>
 
 #include <array>
@@ -25,12 +26,19 @@ namespace {
 constexpr std::string_view kSpaceMark = "\xE2\x96\x81";    // U+2581, SentencePiece's space
 constexpr std::string_view kUnknownMark = "\xE2\x96\x85";  // U+2585, what llama.cpp shows for <unk>
 
-// Length of the UTF-8 sequence a lead byte starts, from its high nibble. Stray
-// continuation bytes count as one-byte characters so that invalid text still tokenizes
-// (into byte tokens) instead of failing.
-size_t utf8_sequence_length(uint8_t lead) {
+// Bytes of the UTF-8 character at `at`: the length its lead byte announces (from the high
+// nibble, as llama.cpp reads it) when that many bytes follow and all are continuation
+// bytes; otherwise 1. llama.cpp takes the announced length on trust, so a stray byte
+// there swallows what follows, an escaped space included, which decoding could not give
+// back; on valid UTF-8 both agree.
+size_t utf8_character_length(std::string_view text, size_t at) {
   static constexpr std::array<uint8_t, 16> kByHighNibble = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-  return kByHighNibble[lead >> 4];
+  const size_t length = kByHighNibble[static_cast<uint8_t>(text[at]) >> 4];
+  if (length == 1 || at + length > text.size()) return 1;
+  for (size_t i = 1; i < length; ++i) {
+    if ((static_cast<uint8_t>(text[at + i]) & 0xC0) != 0x80) return 1;
+  }
+  return length;
 }
 
 // "<0x0A>" -> 0x0A; -1 when the piece is not of that form.
@@ -82,8 +90,7 @@ class SpmTokenizer final : public Tokenizer {
 
     std::vector<Symbol> symbols;
     for (size_t at = 0; at < escaped.size();) {
-      const size_t length =
-          std::min(utf8_sequence_length(static_cast<uint8_t>(escaped[at])), escaped.size() - at);
+      const size_t length = utf8_character_length(escaped, at);
       const int index = static_cast<int>(symbols.size());
       symbols.push_back(Symbol{index - 1, index + 1, at, length});
       at += length;

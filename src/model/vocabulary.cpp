@@ -87,7 +87,9 @@ Vocabulary load_vocabulary(const GgufFile& file) {
   const bool spm = v.model == "llama";
   auto special = [&](const char* key, int32_t fallback) {
     if (fallback >= static_cast<int64_t>(n)) fallback = -1;
-    const int64_t id = file.get_int(key, fallback);
+    int64_t id = file.get_int(key, fallback);
+    // Converters write "no such token" as -1, or as its u32 bits (llama.cpp's stories260K).
+    if (id == 0xFFFFFFFFll) id = -1;
     if (id < -1 || id >= static_cast<int64_t>(n)) {
       throw Error(fmt::format("{}: {} = {} is outside the vocabulary of {}", file.source(), key, id, n));
     }

@@ -54,8 +54,9 @@ void run_generate(const GenerateCommandOptions& o) {
   std::fputs("\n", stdout);
   std::fflush(stdout);
 
-  fmt::print(stderr, "\nbraid generate: {} on {} ({}), policy {}, graph {}, seed {}\n", o.file,
-             backend->device_name(), backend_name, o.policy, o.graph, o.sampling.seed);
+  fmt::print(stderr, "\nbraid generate: {}, backend {} ({}), policy {} ({} streams), graph {}, seed {}\n", o.file,
+             backend_name, backend->device_name(), o.policy, runner.plan(1).stream_count, o.graph,
+             o.sampling.seed);
   fmt::print(stderr, "prompt:     {:>5} tokens in {:8.3f} s ({:.2f} t/s)\n", result.prompt_tokens.size(),
              result.prompt_seconds, per_second(result.prompt_tokens.size(), result.prompt_seconds));
   fmt::print(stderr, "generated:  {:>5} tokens in {:8.3f} s ({:.2f} t/s), stopped at {}\n", result.tokens.size(),
