@@ -11,11 +11,15 @@ void add_version_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
   add_bench_command(app);
   add_plan_command(app);
   add_trace_command(app);
+  add_generate_command(app);
+  add_tokenize_command(app);
   add_version_command(app);
 }
 

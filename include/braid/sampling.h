@@ -1,0 +1,64 @@
+// Choosing the next token from a model's logits.
+//
+// The steps, in the order Sampler runs them (the order of Hugging Face's generate):
+//   1. repetition penalty over the last N tokens seen (CTRL's rule, as llama.cpp applies
+//      it: a positive logit is divided by the penalty, a negative one multiplied);
+//   2. temperature <= 0: greedy, the highest logit (lowest id on ties); stop here;
+//   3. softmax of logits / temperature;
+//   4. top-k: the k most likely tokens;
+//   5. top-p (nucleus): the smallest set of most likely tokens whose mass reaches p;
+//   6. a draw from what is left, renormalized, with std::mt19937_64 from the seed.
+// Draws use the generator's raw 64-bit output (not std::uniform_real_distribution, whose
+// algorithm differs between standard libraries), so a seed gives the same tokens
+// everywhere.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace braid {
+
+struct SamplingOptions {
+  float temperature = 0.8f;     // <= 0: greedy
+  int top_k = 40;               // <= 0: no limit
+  float top_p = 0.95f;          // >= 1: no limit
+  float repeat_penalty = 1.0f;  // 1: off; > 1 discourages repeats
+  int repeat_last_n = 64;       // tokens the penalty looks back over
+  uint64_t seed = 0;
+};
+
+struct TokenProbability {
+  int32_t id;
+  float p;
+};
+
+// The steps, exposed for tests and other samplers.
+int32_t argmax(std::span<const float> logits);  // lowest id among equal maxima
+void penalize_repetitions(std::vector<float>& logits, std::span<const int32_t> recent, float penalty);
+// Softmax of logits / temperature (> 0), sorted by probability, then by id.
+std::vector<TokenProbability> to_probabilities(std::span<const float> logits, float temperature);
+// Both keep a prefix of a sorted list (at least one token) and renormalize it.
+void keep_top_k(std::vector<TokenProbability>& candidates, int k);
+void keep_top_p(std::vector<TokenProbability>& candidates, float p);
+// A token drawn with probability proportional to p.
+int32_t draw(const std::vector<TokenProbability>& candidates, std::mt19937_64& rng);
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingOptions& options);
+  // The next token. Does not record it: call accept() with every token the model sees
+  // (prompt included) so that the repetition penalty knows them.
+  int32_t sample(std::span<const float> logits);
+  void accept(int32_t token);
+  const SamplingOptions& options() const { return options_; }
+
+ private:
+  SamplingOptions options_;
+  std::mt19937_64 rng_;
+  std::vector<int32_t> recent_;  // the last repeat_last_n tokens, oldest first
+  std::vector<float> scratch_;
+};
+
+}  // namespace braid

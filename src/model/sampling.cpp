@@ -1,0 +1,120 @@
+#include "braid/sampling.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+#include "braid/graph.h"
+
+namespace braid {
+
+int32_t argmax(std::span<const float> logits) {
+  BRAID_ASSERT(!logits.empty());
+  // max_element returns the first of equal maxima: the lowest id.
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+void penalize_repetitions(std::vector<float>& logits, std::span<const int32_t> recent, float penalty) {
+  if (penalty == 1.0f) return;
+  std::unordered_set<int32_t> seen;
+  for (int32_t id : recent) {
+    // Each token once, however often it occurred: the penalty marks presence.
+    if (id < 0 || static_cast<size_t>(id) >= logits.size() || !seen.insert(id).second) continue;
+    float& logit = logits[static_cast<size_t>(id)];
+    logit = logit > 0 ? logit / penalty : logit * penalty;
+  }
+}
+
+std::vector<TokenProbability> to_probabilities(std::span<const float> logits, float temperature) {
+  BRAID_ASSERT(temperature > 0 && !logits.empty());
+  const float max_logit = logits[static_cast<size_t>(argmax(logits))];
+  std::vector<TokenProbability> out(logits.size());
+  double sum = 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    // Subtracting the maximum keeps exp() finite; the result is the same softmax.
+    const double e = std::exp(static_cast<double>(logits[i] - max_logit) / temperature);
+    out[i] = {static_cast<int32_t>(i), static_cast<float>(e)};
+    sum += e;
+  }
+  for (auto& c : out) c.p = static_cast<float>(c.p / sum);
+  std::sort(out.begin(), out.end(), [](const TokenProbability& a, const TokenProbability& b) {
+    return a.p > b.p || (a.p == b.p && a.id < b.id);
+  });
+  return out;
+}
+
+namespace {
+
+void renormalize(std::vector<TokenProbability>& candidates) {
+  double sum = 0;
+  for (const auto& c : candidates) sum += c.p;
+  if (sum <= 0) return;
+  for (auto& c : candidates) c.p = static_cast<float>(c.p / sum);
+}
+
+}  // namespace
+
+void keep_top_k(std::vector<TokenProbability>& candidates, int k) {
+  if (k <= 0 || static_cast<size_t>(k) >= candidates.size()) return;
+  candidates.resize(static_cast<size_t>(k));
+  renormalize(candidates);
+}
+
+void keep_top_p(std::vector<TokenProbability>& candidates, float p) {
+  if (p >= 1.0f || candidates.empty()) return;
+  double mass = 0;
+  size_t keep = 0;
+  while (keep < candidates.size()) {
+    mass += candidates[keep].p;
+    ++keep;
+    if (mass >= p) break;
+  }
+  candidates.resize(keep);
+  renormalize(candidates);
+}
+
+int32_t draw(const std::vector<TokenProbability>& candidates, std::mt19937_64& rng) {
+  BRAID_ASSERT(!candidates.empty());
+  double total = 0;
+  for (const auto& c : candidates) total += c.p;
+  // 53 random bits make a double in [0, 1) the same way on every platform.
+  const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
+  double cumulative = 0;
+  for (const auto& c : candidates) {
+    cumulative += c.p;
+    if (u < cumulative) return c.id;
+  }
+  return candidates.back().id;  // u within rounding of the total
+}
+
+Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {
+  if (options.repeat_penalty <= 0) {
+    throw Error(fmt::format("repetition penalty must be positive, got {}", options.repeat_penalty));
+  }
+  if (options.repeat_last_n < 0) throw Error("repeat_last_n must not be negative");
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  if (logits.empty()) throw Error("sample: no logits");
+  std::span<const float> scores = logits;
+  if (options_.repeat_penalty != 1.0f && !recent_.empty()) {
+    scratch_.assign(logits.begin(), logits.end());
+    penalize_repetitions(scratch_, recent_, options_.repeat_penalty);
+    scores = scratch_;
+  }
+  if (options_.temperature <= 0) return argmax(scores);
+  std::vector<TokenProbability> candidates = to_probabilities(scores, options_.temperature);
+  keep_top_k(candidates, options_.top_k);
+  keep_top_p(candidates, options_.top_p);
+  return draw(candidates, rng_);
+}
+
+void Sampler::accept(int32_t token) {
+  if (options_.repeat_last_n == 0) return;
+  recent_.push_back(token);
+  if (recent_.size() > static_cast<size_t>(options_.repeat_last_n)) recent_.erase(recent_.begin());
+}
+
+}  // namespace braid

@@ -1,0 +1,185 @@
+// Sampling: greedy, temperature, top-k, top-p, seeds and the repetition penalty.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "braid/graph.h"
+#include "braid/sampling.h"
+#include "test_support.h"
+
+namespace braid {
+namespace {
+
+SamplingOptions options(float temperature, int top_k, float top_p, uint64_t seed) {
+  SamplingOptions o;
+  o.temperature = temperature;
+  o.top_k = top_k;
+  o.top_p = top_p;
+  o.seed = seed;
+  return o;
+}
+
+// Logits of a made-up vocabulary for step `step`: varied, with one clear maximum.
+std::vector<float> logits_for(uint32_t step, size_t vocab = 500) {
+  return test::random_floats(vocab, 1000 + step, -4.0f, 4.0f);
+}
+
+TEST(Sampling, ArgmaxTakesTheLowestIdAmongEqualMaxima) {
+  EXPECT_EQ(argmax(std::vector<float>{0.5f, 2.0f, -1.0f, 2.0f}), 1);
+  EXPECT_EQ(argmax(std::vector<float>{-3.0f}), 0);
+}
+
+TEST(Sampling, TemperatureZeroOrBelowIsGreedy) {
+  for (float temperature : {0.0f, -1.0f}) {
+    Sampler sampler(options(temperature, 40, 0.9f, 7));
+    for (uint32_t step = 0; step < 50; ++step) {
+      const auto logits = logits_for(step);
+      EXPECT_EQ(sampler.sample(logits), argmax(logits)) << step;
+    }
+  }
+}
+
+TEST(Sampling, TopKOneIsGreedyAtAnyTemperature) {
+  for (float temperature : {0.1f, 1.0f, 5.0f}) {
+    Sampler sampler(options(temperature, 1, 1.0f, 11));
+    for (uint32_t step = 0; step < 50; ++step) {
+      const auto logits = logits_for(step);
+      EXPECT_EQ(sampler.sample(logits), argmax(logits)) << temperature << " " << step;
+    }
+  }
+}
+
+std::vector<int32_t> sequence(const SamplingOptions& o, int n) {
+  Sampler sampler(o);
+  std::vector<int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(sampler.sample(logits_for(static_cast<uint32_t>(i))));
+    sampler.accept(out.back());
+  }
+  return out;
+}
+
+TEST(Sampling, TheSameSeedGivesTheSameSequence) {
+  const SamplingOptions a = options(1.5f, 0, 1.0f, 42);
+  const auto first = sequence(a, 200);
+  EXPECT_EQ(sequence(a, 200), first);
+  SamplingOptions b = a;
+  b.seed = 43;
+  EXPECT_NE(sequence(b, 200), first);
+  // A hot temperature over 500 tokens chooses many different ones.
+  EXPECT_GT(std::set<int32_t>(first.begin(), first.end()).size(), 50u);
+}
+
+TEST(Sampling, ProbabilitiesAreASortedSoftmax) {
+  const auto logits = logits_for(3);
+  const auto probs = to_probabilities(logits, 1.0f);
+  ASSERT_EQ(probs.size(), logits.size());
+  double sum = 0;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    sum += probs[i].p;
+    if (i > 0) {
+      EXPECT_GE(probs[i - 1].p, probs[i].p);
+    }
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-5);
+  EXPECT_EQ(probs[0].id, argmax(logits));
+  // The ratio of two probabilities is exp of the logit difference.
+  const auto a = static_cast<size_t>(probs[0].id), b = static_cast<size_t>(probs[1].id);
+  EXPECT_NEAR(probs[0].p / probs[1].p, std::exp(logits[a] - logits[b]), 1e-3);
+  // A lower temperature sharpens the distribution.
+  EXPECT_GT(to_probabilities(logits, 0.5f)[0].p, probs[0].p);
+  EXPECT_LT(to_probabilities(logits, 2.0f)[0].p, probs[0].p);
+}
+
+std::vector<TokenProbability> five_tokens() {
+  return {{4, 0.5f}, {1, 0.2f}, {3, 0.15f}, {0, 0.1f}, {2, 0.05f}};
+}
+
+TEST(Sampling, TopPKeepsTheSmallestSetReachingTheMass) {
+  auto c = five_tokens();
+  keep_top_p(c, 0.6f);  // 0.5 < 0.6 <= 0.5 + 0.2
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].id, 4);
+  EXPECT_EQ(c[1].id, 1);
+  EXPECT_NEAR(c[0].p, 0.5 / 0.7, 1e-6);
+  EXPECT_NEAR(c[0].p + c[1].p, 1.0, 1e-6);
+
+  c = five_tokens();
+  keep_top_p(c, 0.8f);  // 0.7 < 0.8 <= 0.85
+  EXPECT_EQ(c.size(), 3u);
+  c = five_tokens();
+  keep_top_p(c, 0.3f);  // the most likely token alone already reaches it
+  EXPECT_EQ(c.size(), 1u);
+  c = five_tokens();
+  keep_top_p(c, 1.0f);
+  EXPECT_EQ(c.size(), 5u);
+}
+
+TEST(Sampling, TopKKeepsTheKMostLikely) {
+  auto c = five_tokens();
+  keep_top_k(c, 3);
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[2].id, 3);
+  EXPECT_NEAR(c[0].p, 0.5 / 0.85, 1e-6);
+  c = five_tokens();
+  keep_top_k(c, 0);
+  EXPECT_EQ(c.size(), 5u);
+}
+
+TEST(Sampling, DrawsFollowTheProbabilities) {
+  std::mt19937_64 rng(5);
+  const auto c = five_tokens();
+  std::map<int32_t, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) ++counts[draw(c, rng)];
+  for (const auto& t : c) EXPECT_NEAR(static_cast<double>(counts[t.id]) / n, t.p, 0.015) << t.id;
+}
+
+TEST(Sampling, SamplerDrawsOnlyFromTheNucleus) {
+  // Token 7 and 3 hold most of the mass; top-p 0.8 keeps exactly those two.
+  std::vector<float> logits(20, 0.0f);
+  logits[7] = 6.0f;
+  logits[3] = 5.5f;
+  const auto probs = to_probabilities(logits, 1.0f);
+  ASSERT_GT(probs[0].p + probs[1].p, 0.8f);
+  ASSERT_LT(probs[0].p, 0.8f);
+  Sampler sampler(options(1.0f, 0, 0.8f, 9));
+  std::map<int32_t, int> counts;
+  for (int i = 0; i < 2000; ++i) ++counts[sampler.sample(logits)];
+  EXPECT_EQ(counts.size(), 2u);
+  EXPECT_GT(counts[7], counts[3]);
+  EXPECT_GT(counts[3], 300);
+}
+
+TEST(Sampling, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogitsOnce) {
+  std::vector<float> logits = {2.0f, -1.0f, 3.0f, 0.5f};
+  penalize_repetitions(logits, std::vector<int32_t>{0, 1, 0, 0}, 2.0f);
+  EXPECT_EQ(logits, (std::vector<float>{1.0f, -2.0f, 3.0f, 0.5f}));
+}
+
+TEST(Sampling, RepetitionPenaltyOnlyLooksAtTheLastTokens) {
+  SamplingOptions o = options(0.0f, 0, 1.0f, 1);
+  o.repeat_penalty = 10.0f;
+  o.repeat_last_n = 2;
+  Sampler sampler(o);
+  const std::vector<float> logits = {1.0f, 3.0f, 2.5f, 2.0f};
+  sampler.accept(1);
+  EXPECT_EQ(sampler.sample(logits), 2);  // 3.0 / 10 falls below 2.5
+  sampler.accept(2);
+  EXPECT_EQ(sampler.sample(logits), 3);
+  sampler.accept(3);  // token 1 has left the window of 2
+  EXPECT_EQ(sampler.sample(logits), 1);
+}
+
+TEST(Sampling, BadOptionsAreErrors) {
+  SamplingOptions o;
+  o.repeat_penalty = 0;
+  EXPECT_THROW(Sampler{o}, Error);
+  Sampler ok(SamplingOptions{});
+  EXPECT_THROW(ok.sample(std::vector<float>{}), Error);
+}
+
+}  // namespace
+}  // namespace braid
