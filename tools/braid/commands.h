@@ -8,9 +8,13 @@
 namespace braid::cli {
 
 void add_version_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+void add_make_model_command(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
   add_version_command(app);
+  add_info_command(app);
+  add_make_model_command(app);
 }
 
 }  // namespace braid::cli
