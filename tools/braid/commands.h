@@ -13,6 +13,8 @@ void add_plan_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+void add_make_model_command(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
   add_bench_command(app);
@@ -21,6 +23,8 @@ inline void register_commands(CLI::App& app) {
   add_generate_command(app);
   add_tokenize_command(app);
   add_version_command(app);
+  add_info_command(app);
+  add_make_model_command(app);
 }
 
 }  // namespace braid::cli

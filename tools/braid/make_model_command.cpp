@@ -1,0 +1,57 @@
+// `braid make-model`: writes a preset model with seeded random weights as a GGUF file,
+// optionally with a real tokenizer copied from another GGUF file.
+#include <fmt/format.h>
+
+#include <optional>
+
+#include "braid/gguf.h"
+#include "braid/model.h"
+#include "commands.h"
+
+namespace braid::cli {
+namespace {
+
+struct MakeModelOptions {
+  std::string preset;
+  std::string out;
+  std::string type;
+  int layers = 0;
+  std::string vocab;
+  uint64_t seed = 1;
+};
+
+void make_model(const MakeModelOptions& o) {
+  ModelConfig config = preset_config(o.preset);
+  if (!o.type.empty() && !parse_dtype(o.type, &config.weight_type)) {
+    throw Error(fmt::format("unknown weight type {}", o.type));
+  }
+  if (o.layers > 0) config.n_layer = o.layers;
+  std::optional<GgufFile> vocab;
+  if (!o.vocab.empty()) {
+    vocab = GgufFile::open(o.vocab);
+    // The model takes the tokenizer's vocabulary size, so the embedding has one row a token.
+    config.n_vocab = static_cast<int>(vocab->get_array("tokenizer.ggml.tokens").size());
+  }
+  const Model model = make_random_model(config, o.seed);
+  save_gguf_model(model, o.out, vocab ? &*vocab : nullptr);
+  fmt::print("wrote {}: {} ({} layers, n_embd {}, vocab {}, {}), {} tensors, {} parameters, {:.1f} MiB\n", o.out,
+             config.name, config.n_layer, config.n_embd, config.n_vocab, name(config.weight_type),
+             model.tensors().size(), model.parameter_count(), static_cast<double>(model.weight_bytes()) / (1 << 20));
+}
+
+}  // namespace
+
+void add_make_model_command(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("make-model", "Write a preset model with seeded random weights as GGUF");
+  auto o = std::make_shared<MakeModelOptions>();
+  cmd->add_option("--preset", o->preset, "Preset: tiny-256, llama-1b, llama-7b, moe-8x1b")->required();
+  cmd->add_option("--out", o->out, "Output GGUF file")->required();
+  cmd->add_option("--type", o->type, "Weight type of the matrices")
+      ->check(CLI::IsMember({"f16", "bf16", "q8_0", "q4_0", "q4_1"}, CLI::ignore_case));
+  cmd->add_option("--layers", o->layers, "Number of layers (default: the preset's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--vocab", o->vocab, "GGUF file whose tokenizer the model gets (and its vocabulary size)");
+  cmd->add_option("--seed", o->seed, "Random seed of the weights");
+  cmd->callback([o] { make_model(*o); });
+}
+
+}  // namespace braid::cli
