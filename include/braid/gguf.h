@@ -55,7 +55,7 @@ class GgufValue {
   static GgufValue boolean(bool v);
   static GgufValue string(std::string v);
   // Every item must have element_type (throws braid::Error otherwise).
-  static GgufValue array(GgufType element_type, const std::vector<GgufValue>& items);
+  static GgufValue array(GgufType element_type, std::vector<GgufValue> items);
   static GgufValue strings(const std::vector<std::string>& items);
   static GgufValue floats(const std::vector<float>& items);  // f32 elements
   static GgufValue ints(const std::vector<int32_t>& items);  // i32 elements

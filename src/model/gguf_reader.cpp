@@ -158,7 +158,7 @@ class GgufParser {
     std::vector<GgufValue> items;
     items.reserve(static_cast<size_t>(count));
     for (uint64_t i = 0; i < count; ++i) items.push_back(read_value(element, depth + 1));
-    return GgufValue::array(element, items);
+    return GgufValue::array(element, std::move(items));
   }
 
   void read_alignment(GgufFile& file) {

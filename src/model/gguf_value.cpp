@@ -141,7 +141,7 @@ GgufValue GgufValue::packed_array(GgufType element_type, std::vector<uint8_t> by
   return value;
 }
 
-GgufValue GgufValue::array(GgufType element_type, const std::vector<GgufValue>& items) {
+GgufValue GgufValue::array(GgufType element_type, std::vector<GgufValue> items) {
   for (size_t i = 0; i < items.size(); ++i) {
     if (items[i].type() != element_type) {
       throw Error(fmt::format("gguf array of {}: item {} is a {}", gguf_type_name(element_type), i,
@@ -153,7 +153,7 @@ GgufValue GgufValue::array(GgufType element_type, const std::vector<GgufValue>& 
     GgufValue value;
     value.type_ = GgufType::Array;
     value.element_type_ = element_type;
-    value.items_ = items;
+    value.items_ = std::move(items);
     return value;
   }
   std::vector<uint8_t> bytes(items.size() * size);
