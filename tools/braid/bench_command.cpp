@@ -60,7 +60,11 @@ std::vector<double> time_test(ModelRunner& runner, bool prompt, int n, int reps)
 void run_bench(const BenchOptions& o) {
   const std::string backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
   std::vector<ModelSource> sources;
-  for (const auto& f : o.files) sources.push_back(ModelSource{.file = f});
+  for (const auto& f : o.files) {
+    ModelSource s;
+    s.file = f;
+    sources.push_back(s);
+  }
   for (const auto& p : o.presets) {
     ModelSource s = o.base;
     s.preset = p;
