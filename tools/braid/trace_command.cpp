@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <map>
 
 #include "braid/runner.h"
 #include "commands.h"
@@ -56,9 +57,19 @@ void run_trace(const TraceOptions& o) {
   write_file(o.json_path, chrome_trace_json(runner.graph(o.batch), plan, timings, title));
   write_file(o.svg_path, timeline_svg(runner.graph(o.batch), plan, timings, title));
   double end = 0;
-  for (const auto& t : timings) end = std::max(end, t.end_us);
+  std::map<std::string, std::pair<int, double>> by_op;  // op -> (count, busy us)
+  for (const auto& t : timings) {
+    end = std::max(end, t.end_us);
+    auto& [count, busy] = by_op[op_name(runner.graph(o.batch)[t.node].op)];
+    ++count;
+    busy += t.end_us - t.start_us;
+  }
   fmt::print("{}: {} steps on {} streams in {:.1f} us; wrote {} and {}\n", title, timings.size(), plan.stream_count,
              end, o.json_path, o.svg_path);
+  fmt::print("{:<12} {:>6} {:>10} {:>9}\n", "op", "nodes", "busy us", "us/node");
+  for (const auto& [op, entry] : by_op) {
+    fmt::print("{:<12} {:>6} {:>10.1f} {:>9.2f}\n", op, entry.first, entry.second, entry.second / entry.first);
+  }
 }
 
 }  // namespace
