@@ -30,12 +30,37 @@ struct Split {
   int chunks;
 };
 
+// Head sizes up to this use the tiled kernel (attention_tiled_kernel); larger ones the
+// general kernel.
+constexpr int kTiledMaxHeadDim = 128;
+constexpr int kTileKeys = 32;         // keys per shared-memory tile of the tiled kernel
+constexpr int kTiledMaxWarps = 8;     // (head, query) pairs per block of the tiled kernel
+constexpr int kTiledChunk = 256;      // keys per chunk of the tiled kernel in split mode
+
+bool use_tiled(int64_t head_dim) { return head_dim <= kTiledMaxHeadDim; }
+
 // The chunking of a node: fixed by its shapes, never by the live length.
-Split split_for(int64_t ctx, int64_t queries) {
-  if (queries > kSplitMaxQueries || ctx <= kMinChunk) return {static_cast<int>(std::max<int64_t>(ctx, 1)), 1};
+Split split_for(int64_t ctx, int64_t queries, int64_t head_dim) {
+  const int64_t min_chunk = use_tiled(head_dim) ? kTiledChunk : kMinChunk;
+  if (queries > kSplitMaxQueries || ctx <= min_chunk) return {static_cast<int>(std::max<int64_t>(ctx, 1)), 1};
   const int64_t by_limit = (ctx + kMaxChunks - 1) / kMaxChunks;
-  const int64_t chunk = std::max<int64_t>(kMinChunk, (by_limit + kMinChunk - 1) / kMinChunk * kMinChunk);
+  const int64_t chunk = std::max<int64_t>(min_chunk, (by_limit + min_chunk - 1) / min_chunk * min_chunk);
   return {static_cast<int>(chunk), static_cast<int>((ctx + chunk - 1) / chunk)};
+}
+
+// How the tiled kernel groups (head, query) pairs into the warps of a block: heads of
+// one kv group share a block, so each key/value tile in shared memory serves every
+// head of the group and several queries.
+struct TiledShape {
+  int heads_per_block;
+  int queries_per_block;
+  int warps() const { return heads_per_block * queries_per_block; }
+};
+
+TiledShape tiled_shape(int heads, int kv_heads, int queries) {
+  const int group = heads / kv_heads;
+  const int per_block = group <= kTiledMaxWarps && kTiledMaxWarps % group == 0 ? group : 1;
+  return {per_block, std::max(1, std::min(kTiledMaxWarps / per_block, queries))};
 }
 
 __device__ __forceinline__ int live_length(const AttentionArgs& a, int query) {
@@ -139,6 +164,105 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   }
 }
 
+// The tiled kernel: one warp per (head, query) pair, up to kTiledMaxWarps pairs per block
+// sharing one kv head. Keys and values pass through shared memory kTileKeys at a time;
+// lane j scores key j of the tile, the warp keeps an online softmax, and lane l
+// accumulates output dimensions l, l+32, ... Grid: (chunks, head blocks, query blocks).
+template <typename T>
+__global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(AttentionArgs a, TiledShape shape) {
+  constexpr int kDims = kTiledMaxHeadDim / 32;
+  __shared__ float q_scaled[kTiledMaxWarps][kTiledMaxHeadDim];
+  __shared__ float keys[kTileKeys][kTiledMaxHeadDim + 1];  // +1: lane j reads row j without bank conflicts
+  __shared__ float values[kTileKeys][kTiledMaxHeadDim];
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  const int hd = a.head_dim;
+  const int head = blockIdx.y * shape.heads_per_block + warp % shape.heads_per_block;
+  const int query = blockIdx.z * shape.queries_per_block + warp / shape.heads_per_block;
+  const bool active = query < a.n;
+  const int kv_head = (blockIdx.y * shape.heads_per_block) / (a.heads / a.kv_heads);
+  const int begin = blockIdx.x * a.chunk;
+
+  // This warp's keys: [begin, end); the block's: up to the longest of its queries.
+  const int end = active ? min(begin + a.chunk, live_length(a, query)) : begin;
+  int block_end = begin;
+  for (int qi = 0; qi < shape.queries_per_block; ++qi) {
+    const int qq = blockIdx.z * shape.queries_per_block + qi;
+    if (qq < a.n) block_end = max(block_end, min(begin + a.chunk, live_length(a, qq)));
+  }
+  float* out = a.out + (static_cast<int64_t>(query) * a.heads + head) * hd;
+  if (active && begin >= end && a.chunks == 1) {  // no visible slot at all: zero output
+    for (int d = lane; d < hd; d += 32) out[d] = 0.0f;
+  }
+  if (begin >= block_end) return;  // the whole block is past its live lengths
+
+  if (active) {
+    const auto* q = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1);
+    for (int d = lane; d < hd; d += 32) q_scaled[warp][d] = q[d] * a.scale;
+  }
+  const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * hd;
+  const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd;
+  const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * hd;
+  float running_max = -INFINITY, running_sum = 0.0f;
+  float acc[kDims];
+#pragma unroll
+  for (int r = 0; r < kDims; ++r) acc[r] = 0.0f;
+
+  for (int tile = begin; tile < block_end; tile += kTileKeys) {
+    const int count = min(kTileKeys, block_end - tile);
+    __syncthreads();  // the previous tile is no longer read (and q_scaled is written)
+    for (int i = threadIdx.x; i < count * hd; i += blockDim.x) {
+      const int j = i / hd, d = i % hd;
+      keys[j][d] = to_float(k[(tile + j) * slot_stride + d]);
+      values[j][d] = to_float(v[(tile + j) * slot_stride + d]);
+    }
+    __syncthreads();
+    if (tile >= end) continue;  // this warp's query sees none of this tile
+    const bool visible = lane < count && tile + lane < end;
+    float score = -INFINITY;
+    if (visible) {
+      score = 0.0f;
+      for (int d = 0; d < hd; ++d) score = fmaf(q_scaled[warp][d], keys[lane][d], score);
+    }
+    const float new_max = fmaxf(running_max, warp_max(score));  // finite: key `tile` is visible
+    const float p = visible ? expf(score - new_max) : 0.0f;
+    const float correction = expf(running_max - new_max);  // 0 on the first tile
+    running_sum = running_sum * correction + warp_sum(p);
+    running_max = new_max;
+#pragma unroll
+    for (int r = 0; r < kDims; ++r) acc[r] *= correction;
+    for (int j = 0; j < count; ++j) {
+      const float pj = __shfl_sync(0xffffffffu, p, j);
+#pragma unroll
+      for (int r = 0; r < kDims; ++r) {
+        const int d = lane + 32 * r;
+        if (d < hd) acc[r] = fmaf(pj, values[j][d], acc[r]);
+      }
+    }
+  }
+  if (!active || begin >= end) return;
+  if (a.chunks == 1) {
+    const float inverse = 1.0f / running_sum;
+#pragma unroll
+    for (int r = 0; r < kDims; ++r) {
+      const int d = lane + 32 * r;
+      if (d < hd) out[d] = acc[r] * inverse;
+    }
+    return;
+  }
+  float* partial =
+      a.partial + ((static_cast<int64_t>(query) * a.heads + head) * a.chunks + blockIdx.x) * (2 + hd);
+  if (lane == 0) {
+    partial[0] = running_max;
+    partial[1] = running_sum;
+  }
+#pragma unroll
+  for (int r = 0; r < kDims; ++r) {
+    const int d = lane + 32 * r;
+    if (d < hd) partial[2 + d] = acc[r];
+  }
+}
+
 // One block per (head, query): merges the live chunks in ascending order.
 __global__ void attention_merge_kernel(AttentionArgs a) {
   const int head = blockIdx.x;
@@ -181,7 +305,7 @@ size_t attention_scratch_bytes(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
   if (t.op != Op::Attention) return 0;
   const Tensor& k = graph[t.src[1]];
-  const Split split = split_for(k.ne[2], t.ne[2]);
+  const Split split = split_for(k.ne[2], t.ne[2], t.ne[0]);
   if (split.chunks == 1) return 0;
   return static_cast<size_t>(t.ne[2] * t.ne[1] * split.chunks * (2 + t.ne[0])) * sizeof(float);
 }
@@ -210,7 +334,7 @@ void launch_attention(const NodeLaunch& launch) {
   a.ctx = static_cast<int>(k.ne[2]);
   a.n = static_cast<int>(q.ne[2]);
   a.scale = launch.node.params.f[0];
-  const Split split = split_for(k.ne[2], q.ne[2]);
+  const Split split = split_for(k.ne[2], q.ne[2], q.ne[0]);
   a.chunk = split.chunk;
   a.chunks = split.chunks;
   if (a.n == 0 || a.heads == 0 || a.head_dim == 0) return;
@@ -222,13 +346,26 @@ void launch_attention(const NodeLaunch& launch) {
     }
     a.partial = static_cast<float*>(launch.ctx.scratch);
   }
-  const dim3 grid(static_cast<unsigned>(a.chunks), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.n));
   cudaStream_t stream = launch.ctx.stream;
-  switch (k.type) {
+  if (use_tiled(a.head_dim)) {
+    const TiledShape shape = tiled_shape(a.heads, a.kv_heads, a.n);
+    const dim3 grid(static_cast<unsigned>(a.chunks), static_cast<unsigned>(a.heads / shape.heads_per_block),
+                    static_cast<unsigned>((a.n + shape.queries_per_block - 1) / shape.queries_per_block));
+    const unsigned threads = static_cast<unsigned>(shape.warps() * 32);
+    switch (k.type) {
+      case DType::F32: attention_tiled_kernel<float><<<grid, threads, 0, stream>>>(a, shape); break;
+      case DType::F16: attention_tiled_kernel<__half><<<grid, threads, 0, stream>>>(a, shape); break;
+      case DType::BF16: attention_tiled_kernel<__nv_bfloat16><<<grid, threads, 0, stream>>>(a, shape); break;
+      default: throw Error(launch.label() + ": unsupported cache type");
+    }
+  } else {
+    const dim3 grid(static_cast<unsigned>(a.chunks), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.n));
+    switch (k.type) {
     case DType::F32: attention_kernel<float><<<grid, kAttentionThreads, 0, stream>>>(a); break;
     case DType::F16: attention_kernel<__half><<<grid, kAttentionThreads, 0, stream>>>(a); break;
     case DType::BF16: attention_kernel<__nv_bfloat16><<<grid, kAttentionThreads, 0, stream>>>(a); break;
     default: throw Error(launch.label() + ": unsupported cache type");
+    }
   }
   launch.check_launch();
   if (a.chunks > 1) {

@@ -1,5 +1,7 @@
 #include "backend/cuda/elementwise.cuh"
 
+#include <algorithm>
+
 namespace braid::cuda {
 namespace {
 
@@ -17,35 +19,40 @@ __device__ __forceinline__ float apply(float a, float b) {
   return silu(a) * b;
 }
 
-// One block per row of a; b's indices wrap (broadcast by repetition).
+// Grid: x covers one row's elements (one per thread), y walks the rows. Parallel over
+// elements, not rows, because decode has a single row of thousands of elements.
+__device__ __forceinline__ const uint8_t* row_address(const StridedTensor& t, int64_t i1, int64_t i2, int64_t i3) {
+  return t.data + (i1 % t.ne[1]) * t.nb[1] + (i2 % t.ne[2]) * t.nb[2] + (i3 % t.ne[3]) * t.nb[3];
+}
+
+// b's indices wrap (broadcast by repetition).
 template <Binary kOp>
-__global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out) {
-  const int64_t row = blockIdx.x;
-  const int64_t i1 = row % a.ne[1];
-  const int64_t i2 = (row / a.ne[1]) % a.ne[2];
-  const int64_t i3 = row / (a.ne[1] * a.ne[2]);
-  const auto* a_row = reinterpret_cast<const float*>(a.data + i1 * a.nb[1] + i2 * a.nb[2] + i3 * a.nb[3]);
-  const auto* b_row = reinterpret_cast<const float*>(b.data + (i1 % b.ne[1]) * b.nb[1] +
-                                                     (i2 % b.ne[2]) * b.nb[2] + (i3 % b.ne[3]) * b.nb[3]);
-  float* out_row = out + row * a.ne[0];
-  const int64_t b_cols = b.ne[0];
-  if (b_cols == a.ne[0]) {
-    for (int64_t i = threadIdx.x; i < a.ne[0]; i += blockDim.x) out_row[i] = apply<kOp>(a_row[i], b_row[i]);
-  } else {
-    for (int64_t i = threadIdx.x; i < a.ne[0]; i += blockDim.x) {
-      out_row[i] = apply<kOp>(a_row[i], b_row[i % b_cols]);
-    }
+__global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int64_t rows) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= a.ne[0]) return;
+  const int64_t bi = i % b.ne[0];
+  for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
+    const int64_t i1 = row % a.ne[1];
+    const int64_t i2 = (row / a.ne[1]) % a.ne[2];
+    const int64_t i3 = row / (a.ne[1] * a.ne[2]);
+    const float av = reinterpret_cast<const float*>(row_address(a, i1, i2, i3))[i];
+    const float bv = reinterpret_cast<const float*>(row_address(b, i1, i2, i3))[bi];
+    out[row * a.ne[0] + i] = apply<kOp>(av, bv);
   }
 }
 
 template <Unary kOp>
-__global__ void unary_kernel(StridedTensor a, float factor, float* out) {
-  const int64_t row = blockIdx.x;
-  const auto* a_row = reinterpret_cast<const float*>(a.row_data(row));
-  float* out_row = out + row * a.ne[0];
-  for (int64_t i = threadIdx.x; i < a.ne[0]; i += blockDim.x) {
-    out_row[i] = kOp == Unary::Scale ? a_row[i] * factor : silu(a_row[i]);
+__global__ void unary_kernel(StridedTensor a, float factor, float* out, int64_t rows) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= a.ne[0]) return;
+  for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
+    const float v = reinterpret_cast<const float*>(a.row_data(row))[i];
+    out[row * a.ne[0] + i] = kOp == Unary::Scale ? v * factor : silu(v);
   }
+}
+
+dim3 elementwise_grid(int64_t columns, int64_t rows) {
+  return dim3(grid_size(columns, kRowThreads), static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
 }
 
 // One thread per element; any strides (dimension 0 too, for permuted views).
@@ -92,13 +99,14 @@ void launch_binary(const NodeLaunch& launch) {
   const StridedTensor a = strided(launch.src(0), launch.src_data(0));
   const StridedTensor b = strided(launch.src(1), launch.src_data(1));
   auto* out = reinterpret_cast<float*>(launch.out_data());
-  const auto rows = static_cast<unsigned>(a.rows());
+  const int64_t rows = a.rows();
   if (rows == 0 || a.ne[0] == 0) return;
+  const dim3 grid = elementwise_grid(a.ne[0], rows);
   cudaStream_t stream = launch.ctx.stream;
   switch (launch.node.op) {
-    case Op::Add: binary_kernel<Binary::Add><<<rows, kRowThreads, 0, stream>>>(a, b, out); break;
-    case Op::Mul: binary_kernel<Binary::Mul><<<rows, kRowThreads, 0, stream>>>(a, b, out); break;
-    case Op::Swiglu: binary_kernel<Binary::Swiglu><<<rows, kRowThreads, 0, stream>>>(a, b, out); break;
+    case Op::Add: binary_kernel<Binary::Add><<<grid, kRowThreads, 0, stream>>>(a, b, out, rows); break;
+    case Op::Mul: binary_kernel<Binary::Mul><<<grid, kRowThreads, 0, stream>>>(a, b, out, rows); break;
+    case Op::Swiglu: binary_kernel<Binary::Swiglu><<<grid, kRowThreads, 0, stream>>>(a, b, out, rows); break;
     default: throw Error(launch.label() + ": not a binary op");
   }
   launch.check_launch();
@@ -107,13 +115,14 @@ void launch_binary(const NodeLaunch& launch) {
 void launch_unary(const NodeLaunch& launch) {
   const StridedTensor a = strided(launch.src(0), launch.src_data(0));
   auto* out = reinterpret_cast<float*>(launch.out_data());
-  const auto rows = static_cast<unsigned>(a.rows());
+  const int64_t rows = a.rows();
   if (rows == 0 || a.ne[0] == 0) return;
+  const dim3 grid = elementwise_grid(a.ne[0], rows);
   cudaStream_t stream = launch.ctx.stream;
   if (launch.node.op == Op::Scale) {
-    unary_kernel<Unary::Scale><<<rows, kRowThreads, 0, stream>>>(a, launch.node.params.f[0], out);
+    unary_kernel<Unary::Scale><<<grid, kRowThreads, 0, stream>>>(a, launch.node.params.f[0], out, rows);
   } else {
-    unary_kernel<Unary::Silu><<<rows, kRowThreads, 0, stream>>>(a, 0.0f, out);
+    unary_kernel<Unary::Silu><<<grid, kRowThreads, 0, stream>>>(a, 0.0f, out, rows);
   }
   launch.check_launch();
 }

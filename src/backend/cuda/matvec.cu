@@ -1,18 +1,17 @@
 // The matrix-vector kernels of mul_mat (batch <= 8) and mul_mat_id. See matmul.cuh.
 //
-// Layout of the work: one warp per output row, kWarpsPerBlock rows per block. Lane l
-// handles chunks l, l+32, l+64, ... of the row (weight_chunks.cuh), so each step of the
-// warp reads one contiguous span of the row: 512 bytes for 16-bit weights. Two chunks
-// are loaded before either is used, to keep more loads in flight. All NC columns of x
-// are multiplied with each dequantized chunk, so the weights are read once per call.
-// The per-lane sums are combined by the fixed butterfly of warp_sum (deterministic).
+// Layout of the work: one block per output row (see matvec_kernel). Thread t handles
+// chunks t, t+128, ... of the row (weight_chunks.cuh), so each step of a warp reads one
+// contiguous span of the row: 512 bytes for 16-bit weights. All NC columns of x are
+// multiplied with each dequantized chunk, so the weights are read once per call.
 #include "backend/cuda/matmul.cuh"
 #include "backend/cuda/weight_chunks.cuh"
 
 namespace braid::cuda {
 namespace {
 
-constexpr int kWarpsPerBlock = 4;
+constexpr int kWarpsPerBlock = 4;  // generic kernel: one warp per row
+constexpr int kFastThreads = 128;  // fast kernel: one block per row
 
 // Resolves the row's weights, x and out for this block; false when the row is idle.
 // With ids (mul_mat_id), grid row y is the token and its expert comes from device memory.
@@ -58,12 +57,15 @@ __device__ __forceinline__ void accumulate(const float* v, const float* x, int64
 }
 
 // Fast path: rows and x columns aligned for the chunk loads (checked on the host).
+// One block of kFastThreads per output row: every thread strides over the row's chunks,
+// four loads in flight before the first use, so even a matrix of a few hundred rows
+// keeps enough bytes in flight to run at memory bandwidth. The per-thread sums are
+// combined in a fixed order (warp butterflies, then the warps in index order).
 template <DType W, int NC>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(MatvecArgs a) {
+__global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
   using Chunk = WeightChunk<W>;
-  const int lane = threadIdx.x % 32;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
-  if (row >= a.m) return;
+  constexpr int kUnroll = 4;
+  const int64_t row = blockIdx.x;
   const uint8_t* w;
   const float* x;
   float* out;
@@ -74,35 +76,45 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_kernel(MatvecArgs 
 #pragma unroll
   for (int c = 0; c < NC; ++c) acc[c] = 0.0f;
   const int64_t chunks = a.k / Chunk::kElements;
-  int64_t ch = lane;
-  for (; ch + 32 < chunks; ch += 64) {
-    float v0[Chunk::kElements], v1[Chunk::kElements];
-    Chunk::load(w + ch * Chunk::kBytes, v0);
-    Chunk::load(w + (ch + 32) * Chunk::kBytes, v1);
-    accumulate<Chunk::kElements, NC>(v0, x + ch * Chunk::kElements, a.x_col_stride, columns, acc);
-    accumulate<Chunk::kElements, NC>(v1, x + (ch + 32) * Chunk::kElements, a.x_col_stride, columns, acc);
+  int64_t ch = threadIdx.x;
+  for (; ch + (kUnroll - 1) * kFastThreads < chunks; ch += kUnroll * kFastThreads) {
+    float v[kUnroll][Chunk::kElements];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) Chunk::load(w + (ch + u * kFastThreads) * Chunk::kBytes, v[u]);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      accumulate<Chunk::kElements, NC>(v[u], x + (ch + u * kFastThreads) * Chunk::kElements, a.x_col_stride,
+                                       columns, acc);
+    }
   }
-  if (ch < chunks) {
+  for (; ch < chunks; ch += kFastThreads) {
     float v[Chunk::kElements];
     Chunk::load(w + ch * Chunk::kBytes, v);
     accumulate<Chunk::kElements, NC>(v, x + ch * Chunk::kElements, a.x_col_stride, columns, acc);
   }
   // Elements past the last whole chunk (f32/f16/bf16 rows whose length is not a multiple
   // of the chunk; quantized rows always are).
-  for (int64_t i = chunks * Chunk::kElements + lane; i < a.k; i += 32) {
+  for (int64_t i = chunks * Chunk::kElements + threadIdx.x; i < a.k; i += kFastThreads) {
     const float v = load_element(W, w, i);
 #pragma unroll
     for (int c = 0; c < NC; ++c) {
       if (c < columns) acc[c] = fmaf(v, x[c * a.x_col_stride + i], acc[c]);
     }
   }
+  __shared__ float partial[kFastThreads / 32][NC];
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
 #pragma unroll
-  for (int c = 0; c < NC; ++c) acc[c] = warp_sum(acc[c]);
-  if (lane == 0) {
+  for (int c = 0; c < NC; ++c) {
+    acc[c] = warp_sum(acc[c]);
+    if (lane == 0) partial[warp][c] = acc[c];
+  }
+  __syncthreads();
+  if (threadIdx.x < NC && static_cast<int>(threadIdx.x) < columns) {
+    float sum = 0.0f;
 #pragma unroll
-    for (int c = 0; c < NC; ++c) {
-      if (c < columns) out[c * a.m + row] = acc[c];
-    }
+    for (int w2 = 0; w2 < kFastThreads / 32; ++w2) sum += partial[w2][threadIdx.x];
+    out[threadIdx.x * a.m + row] = sum;
   }
 }
 
@@ -135,9 +147,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_generic_kernel(Mat
 }
 
 template <DType W>
-void launch_typed(const MatvecArgs& a, dim3 grid, cudaStream_t stream) {
+void launch_typed(const MatvecArgs& a, unsigned tokens, cudaStream_t stream) {
   const int columns = a.ids != nullptr ? 1 : a.n;
-  const dim3 block(kWarpsPerBlock * 32);
+  const dim3 grid(static_cast<unsigned>(a.m), tokens);
+  const dim3 block(kFastThreads);
   if (columns <= 1) {
     matvec_kernel<W, 1><<<grid, block, 0, stream>>>(a);
   } else if (columns <= 2) {
@@ -166,18 +179,19 @@ void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& arg
   if (args.m == 0 || args.n == 0) return;
   const unsigned tokens = args.ids != nullptr ? static_cast<unsigned>(args.n) : 1u;
   if (tokens > 65535) throw Error(launch.label() + ": more than 65535 tokens");
-  const dim3 grid(grid_size(args.m, kWarpsPerBlock), tokens);
+  if (args.m > INT32_MAX) throw Error(launch.label() + ": too many rows");
   cudaStream_t stream = launch.ctx.stream;
   if (!fast_path_ok(w_type, args)) {
+    const dim3 grid(grid_size(args.m, kWarpsPerBlock), tokens);
     matvec_generic_kernel<<<grid, kWarpsPerBlock * 32, 0, stream>>>(args, w_type);
   } else {
     switch (w_type) {
-      case DType::F32: launch_typed<DType::F32>(args, grid, stream); break;
-      case DType::F16: launch_typed<DType::F16>(args, grid, stream); break;
-      case DType::BF16: launch_typed<DType::BF16>(args, grid, stream); break;
-      case DType::Q8_0: launch_typed<DType::Q8_0>(args, grid, stream); break;
-      case DType::Q4_0: launch_typed<DType::Q4_0>(args, grid, stream); break;
-      case DType::Q4_1: launch_typed<DType::Q4_1>(args, grid, stream); break;
+      case DType::F32: launch_typed<DType::F32>(args, tokens, stream); break;
+      case DType::F16: launch_typed<DType::F16>(args, tokens, stream); break;
+      case DType::BF16: launch_typed<DType::BF16>(args, tokens, stream); break;
+      case DType::Q8_0: launch_typed<DType::Q8_0>(args, tokens, stream); break;
+      case DType::Q4_0: launch_typed<DType::Q4_0>(args, tokens, stream); break;
+      case DType::Q4_1: launch_typed<DType::Q4_1>(args, tokens, stream); break;
       default: throw Error(launch.label() + ": unsupported weight type");
     }
   }

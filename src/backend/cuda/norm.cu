@@ -3,7 +3,8 @@
 namespace braid::cuda {
 namespace {
 
-constexpr int kNormThreads = 256;
+// A block per row; wide rows get more threads so each thread issues few loads.
+int norm_threads(int64_t cols) { return cols >= 2048 ? 1024 : cols >= 512 ? 256 : 128; }
 
 // weight is null when the node has none.
 __global__ void rms_norm_kernel(StridedTensor x, const float* weight, float eps, float* out) {
@@ -29,7 +30,7 @@ void launch_rms_norm(const NodeLaunch& launch) {
   const auto* weight = launch.node.src.size() > 1 ? reinterpret_cast<const float*>(launch.src_data(1)) : nullptr;
   const auto rows = static_cast<unsigned>(x.rows());
   if (rows == 0 || x.ne[0] == 0) return;
-  rms_norm_kernel<<<rows, kNormThreads, 0, launch.ctx.stream>>>(x, weight, launch.node.params.f[0],
+  rms_norm_kernel<<<rows, norm_threads(x.ne[0]), 0, launch.ctx.stream>>>(x, weight, launch.node.params.f[0],
                                                                  reinterpret_cast<float*>(launch.out_data()));
   launch.check_launch();
 }
