@@ -57,15 +57,20 @@ __device__ __forceinline__ void accumulate(const float* v, const float* x, int64
 }
 
 // Fast path: rows and x columns aligned for the chunk loads (checked on the host).
-// One block of kFastThreads per output row: every thread strides over the row's chunks,
-// four loads in flight before the first use, so even a matrix of a few hundred rows
-// keeps enough bytes in flight to run at memory bandwidth. The per-thread sums are
-// combined in a fixed order (warp butterflies, then the warps in index order).
-template <DType W, int NC>
+// kRowThreads threads per output row (a whole block of kFastThreads for long rows, one
+// warp for short ones): every thread strides over the row's chunks with four loads in
+// flight before the first use, so even a matrix of a few hundred rows keeps enough bytes
+// in flight to run at memory bandwidth. The per-thread sums are combined in a fixed
+// order (warp butterflies, then the warps of the row in index order).
+template <DType W, int NC, int kRowThreads>
 __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
   using Chunk = WeightChunk<W>;
   constexpr int kUnroll = 4;
-  const int64_t row = blockIdx.x;
+  constexpr int kRowsPerBlock = kFastThreads / kRowThreads;
+  constexpr int kRowWarps = kRowThreads / 32;
+  const int thread = threadIdx.x % kRowThreads;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kRowThreads;
+  if (row >= a.m) return;  // whole warps: kRowThreads is a multiple of 32
   const uint8_t* w;
   const float* x;
   float* out;
@@ -76,45 +81,53 @@ __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
 #pragma unroll
   for (int c = 0; c < NC; ++c) acc[c] = 0.0f;
   const int64_t chunks = a.k / Chunk::kElements;
-  int64_t ch = threadIdx.x;
-  for (; ch + (kUnroll - 1) * kFastThreads < chunks; ch += kUnroll * kFastThreads) {
+  int64_t ch = thread;
+  for (; ch + (kUnroll - 1) * kRowThreads < chunks; ch += kUnroll * kRowThreads) {
     float v[kUnroll][Chunk::kElements];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) Chunk::load(w + (ch + u * kFastThreads) * Chunk::kBytes, v[u]);
+    for (int u = 0; u < kUnroll; ++u) Chunk::load(w + (ch + u * kRowThreads) * Chunk::kBytes, v[u]);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      accumulate<Chunk::kElements, NC>(v[u], x + (ch + u * kFastThreads) * Chunk::kElements, a.x_col_stride,
+      accumulate<Chunk::kElements, NC>(v[u], x + (ch + u * kRowThreads) * Chunk::kElements, a.x_col_stride,
                                        columns, acc);
     }
   }
-  for (; ch < chunks; ch += kFastThreads) {
+  for (; ch < chunks; ch += kRowThreads) {
     float v[Chunk::kElements];
     Chunk::load(w + ch * Chunk::kBytes, v);
     accumulate<Chunk::kElements, NC>(v, x + ch * Chunk::kElements, a.x_col_stride, columns, acc);
   }
   // Elements past the last whole chunk (f32/f16/bf16 rows whose length is not a multiple
   // of the chunk; quantized rows always are).
-  for (int64_t i = chunks * Chunk::kElements + threadIdx.x; i < a.k; i += kFastThreads) {
+  for (int64_t i = chunks * Chunk::kElements + thread; i < a.k; i += kRowThreads) {
     const float v = load_element(W, w, i);
 #pragma unroll
     for (int c = 0; c < NC; ++c) {
       if (c < columns) acc[c] = fmaf(v, x[c * a.x_col_stride + i], acc[c]);
     }
   }
-  __shared__ float partial[kFastThreads / 32][NC];
-  const int lane = threadIdx.x % 32;
-  const int warp = threadIdx.x / 32;
 #pragma unroll
-  for (int c = 0; c < NC; ++c) {
-    acc[c] = warp_sum(acc[c]);
-    if (lane == 0) partial[warp][c] = acc[c];
-  }
-  __syncthreads();
-  if (threadIdx.x < NC && static_cast<int>(threadIdx.x) < columns) {
-    float sum = 0.0f;
+  for (int c = 0; c < NC; ++c) acc[c] = warp_sum(acc[c]);
+  if constexpr (kRowWarps == 1) {
+    if (thread == 0) {
 #pragma unroll
-    for (int w2 = 0; w2 < kFastThreads / 32; ++w2) sum += partial[w2][threadIdx.x];
-    out[threadIdx.x * a.m + row] = sum;
+      for (int c = 0; c < NC; ++c) {
+        if (c < columns) out[c * a.m + row] = acc[c];
+      }
+    }
+  } else {
+    __shared__ float partial[kRowWarps][NC];  // one row per block here
+    if (thread % 32 == 0) {
+#pragma unroll
+      for (int c = 0; c < NC; ++c) partial[thread / 32][c] = acc[c];
+    }
+    __syncthreads();
+    if (thread < NC && thread < columns) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int w2 = 0; w2 < kRowWarps; ++w2) sum += partial[w2][thread];
+      out[thread * a.m + row] = sum;
+    }
   }
 }
 
@@ -146,19 +159,30 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_generic_kernel(Mat
   }
 }
 
-template <DType W>
-void launch_typed(const MatvecArgs& a, unsigned tokens, cudaStream_t stream) {
+template <DType W, int kRowThreads>
+void launch_shaped(const MatvecArgs& a, unsigned tokens, cudaStream_t stream) {
   const int columns = a.ids != nullptr ? 1 : a.n;
-  const dim3 grid(static_cast<unsigned>(a.m), tokens);
+  const dim3 grid(grid_size(a.m, kFastThreads / kRowThreads), tokens);
   const dim3 block(kFastThreads);
   if (columns <= 1) {
-    matvec_kernel<W, 1><<<grid, block, 0, stream>>>(a);
+    matvec_kernel<W, 1, kRowThreads><<<grid, block, 0, stream>>>(a);
   } else if (columns <= 2) {
-    matvec_kernel<W, 2><<<grid, block, 0, stream>>>(a);
+    matvec_kernel<W, 2, kRowThreads><<<grid, block, 0, stream>>>(a);
   } else if (columns <= 4) {
-    matvec_kernel<W, 4><<<grid, block, 0, stream>>>(a);
+    matvec_kernel<W, 4, kRowThreads><<<grid, block, 0, stream>>>(a);
   } else {
-    matvec_kernel<W, 8><<<grid, block, 0, stream>>>(a);
+    matvec_kernel<W, 8, kRowThreads><<<grid, block, 0, stream>>>(a);
+  }
+}
+
+// Rows of at most two chunks a lane get a warp each (four rows a block); longer rows a
+// whole block, which keeps more loads in flight per row.
+template <DType W>
+void launch_typed(const MatvecArgs& a, unsigned tokens, cudaStream_t stream) {
+  if (a.k / WeightChunk<W>::kElements <= 64) {
+    launch_shaped<W, 32>(a, tokens, stream);
+  } else {
+    launch_shaped<W, kFastThreads>(a, tokens, stream);
   }
 }
 
