@@ -11,6 +11,7 @@ void add_version_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
+void add_opbench_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_info_command(CLI::App& app);
@@ -20,6 +21,7 @@ inline void register_commands(CLI::App& app) {
   add_bench_command(app);
   add_plan_command(app);
   add_trace_command(app);
+  add_opbench_command(app);
   add_generate_command(app);
   add_tokenize_command(app);
   add_version_command(app);
