@@ -6,12 +6,17 @@
 // Query head h reads kv head h / (heads / kv_heads) (grouped-query attention).
 //
 // Note [Flash-decoding]: with few queries, one block per (query, head) would leave most
-// of the GPU idle. The slots are instead split into fixed chunks of kAttentionChunk; the
-// grid covers the whole cache, and chunks past a query's live length exit at once. Each
-// live chunk writes its running max, sum of exponentials and unnormalized output to
-// scratch; a second kernel merges the chunks in ascending order (deterministic). With
-// many queries (prompts) a single chunk spans the cache and writes the output directly.
-// Within a block, slots go through shared memory in tiles with an online softmax.
+// of the GPU idle. The slots are instead split into fixed chunks; the grid covers the
+// whole cache, and chunks past a query's live length exit at once. Each live chunk
+// writes its running max, sum of exponentials and unnormalized output to scratch; a
+// second kernel merges the chunks in ascending order (deterministic). With many queries
+// (prompts) a single chunk spans the cache and writes the output directly.
+//
+// Two kernels do the work. Head sizes up to 128 use the tiled kernel: a warp per
+// (head, query) pair, the heads of one kv group (and several queries) in one block, so
+// each tile of keys and values loaded into shared memory serves all of them; lane j
+// scores key j of a tile and the warp keeps an online softmax. Larger heads use the
+// general kernel: a block per (chunk, head, query), slots scored a warp at a time.
 #pragma once
 
 #include "backend/cuda/device_common.cuh"
