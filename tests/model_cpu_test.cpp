@@ -4,7 +4,9 @@
 #include <cmath>
 
 #include "braid/backend.h"
+#include "braid/gguf.h"
 #include "braid/runner.h"
+#include "test_support.h"
 
 namespace braid {
 namespace {
@@ -87,6 +89,40 @@ TEST(ModelCpu, MixtureOfExpertsRunsInEveryPolicy) {
     options.policy = policy;
     EXPECT_EQ(prompt_then_decode(model, options), serial) << policy_name(policy);
   }
+}
+
+// The GGUF fixtures' logits (generate_test checks stories260K's greedy tokens only).
+TEST(ModelCpu, FixtureModelsGiveSerialBitsInEveryPolicy) {
+  for (const char* name : {"stories260K.gguf", "llama-2-tiny-random.gguf"}) {
+    if (!test::have_fixture(name)) continue;
+    Model model = load_gguf_model(test::fixture(name));
+    model.config.n_ctx = 64;
+    const auto serial = prompt_then_decode(model, {});
+    for (Policy policy : all_policies()) {
+      for (bool threads : {false, true}) {
+        RunnerOptions options;
+        options.policy = policy;
+        options.exec.threads = threads;
+        EXPECT_EQ(prompt_then_decode(model, options), serial) << name << ": " << policy_name(policy);
+      }
+    }
+  }
+}
+
+TEST(ModelCpu, DecodeStepsReuseOneExecutablePerBatchSize) {
+  Model model = make_random_model(small_tiny(), 10);
+  auto backend = make_cpu_backend();
+  ModelRunner runner(model, *backend);
+  EXPECT_EQ(runner.compiled_count(), 0);
+  runner.eval(kPrompt);
+  EXPECT_EQ(runner.compiled_count(), 1);
+  for (int32_t t = 2; t < 12; ++t) {
+    runner.eval({t});
+    EXPECT_EQ(runner.compiled_count(), 2);
+  }
+  runner.reset();
+  runner.eval(kPrompt);
+  EXPECT_EQ(runner.compiled_count(), 2) << "reset keeps the executables";
 }
 
 TEST(ModelCpu, ContextOverflowAndBadTokensAreErrors) {

@@ -43,6 +43,9 @@ class ModelRunner {
   const Graph& graph(int n_tokens);
   MemoryReport memory(int n_tokens);
   const Model& model() const { return model_; }
+  // How many executables (one per batch size) have been compiled: a decode loop that
+  // stays at its count replays the same executable (on CUDA, the same captured graph).
+  int compiled_count() const { return static_cast<int>(prepared_.size()); }
   // The last auto-policy choice: candidates' timings, or that it came from the cache.
   const AutoReport& auto_report() const { return auto_report_; }
 
