@@ -40,7 +40,9 @@ void CudaExecutable::allocate_buffers() {
   for (size_t s = 0; s < streams; ++s) {
     if (!layout_.stream_used[s]) continue;
     scratch_[s] = DeviceBuffer::allocate(layout_.scratch_bytes[s], "stream scratch");
-    cublas_workspace_[s] = DeviceBuffer::allocate(kCublasWorkspaceBytes, "cuBLAS workspace");
+    if (layout_.stream_cublas[s]) {
+      cublas_workspace_[s] = DeviceBuffer::allocate(kCublasWorkspaceBytes, "cuBLAS workspace");
+    }
   }
 }
 
@@ -98,6 +100,9 @@ void CudaExecutable::create_streams_and_handles(const Plan& plan) {
     StreamContext& ctx = contexts_[s];
     ctx.stream = streams_[s].get();
     if (!layout_.stream_used[s]) continue;
+    ctx.scratch = scratch_[s].data();
+    ctx.scratch_bytes = scratch_[s].bytes();
+    if (!layout_.stream_cublas[s]) continue;  // no node of this stream calls cuBLAS
     cublas_[s] = CublasHandle::create();
     cublasHandle_t h = cublas_[s].get();
     check(cublasSetStream(h, ctx.stream), "cublasSetStream");
@@ -106,8 +111,6 @@ void CudaExecutable::create_streams_and_handles(const Plan& plan) {
     check(cublasSetWorkspace(h, cublas_workspace_[s].data(), cublas_workspace_[s].bytes()), "cublasSetWorkspace");
     check(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
     ctx.cublas = h;
-    ctx.scratch = scratch_[s].data();
-    ctx.scratch_bytes = scratch_[s].bytes();
   }
 }
 

@@ -33,6 +33,8 @@ using DeviceAddresses = std::vector<uint8_t*>;
 
 // Scratch bytes `node` needs on its stream (0 for most ops).
 size_t scratch_bytes(const Graph& graph, TensorId node);
+// Whether `node` calls cuBLAS (a stream needs a handle and workspace only then).
+bool uses_cublas(const Graph& graph, TensorId node);
 
 // Launches `node` on ctx.stream. Never synchronizes and never allocates, so it is safe
 // inside stream capture. Throws braid::Error (naming op and node) when the op or a type

@@ -96,6 +96,10 @@ int ExecLayout::used_stream_count() const {
   return static_cast<int>(std::count(stream_used.begin(), stream_used.end(), uint8_t{1}));
 }
 
+int ExecLayout::cublas_stream_count() const {
+  return static_cast<int>(std::count(stream_cublas.begin(), stream_cublas.end(), uint8_t{1}));
+}
+
 size_t ExecLayout::scratch_total() const {
   size_t total = 0;
   for (size_t b : scratch_bytes) total += b;
@@ -103,7 +107,7 @@ size_t ExecLayout::scratch_total() const {
 }
 
 size_t ExecLayout::workspace_bytes() const {
-  return static_cast<size_t>(used_stream_count()) * kCublasWorkspaceBytes + scratch_total();
+  return static_cast<size_t>(cublas_stream_count()) * kCublasWorkspaceBytes + scratch_total();
 }
 
 size_t ExecLayout::device_bytes() const { return arena_bytes + input_bytes + workspace_bytes(); }
@@ -129,10 +133,12 @@ ExecLayout lay_out(const Graph& graph, const Plan& plan) {
     layout.input_bytes = align_up(layout.input_bytes + t.bytes(), kArenaAlignment);
   }
   layout.stream_used.assign(static_cast<size_t>(plan.stream_count), 0);
+  layout.stream_cublas.assign(static_cast<size_t>(plan.stream_count), 0);
   layout.scratch_bytes.assign(static_cast<size_t>(plan.stream_count), 0);
   for (const PlanStep& step : plan.steps) {
     const auto s = static_cast<size_t>(step.stream);
     layout.stream_used[s] = 1;
+    if (uses_cublas(graph, step.node)) layout.stream_cublas[s] = 1;
     layout.scratch_bytes[s] = std::max(layout.scratch_bytes[s], align_up(scratch_bytes(graph, step.node), kArenaAlignment));
   }
   layout.arena_bytes = plan.arena_bytes;

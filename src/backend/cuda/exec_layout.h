@@ -28,10 +28,12 @@ struct ExecLayout {
   std::vector<InputSlot> inputs;      // every kInput tensor of the graph, in id order
   size_t input_bytes = 0;             // staging buffer size (host and device)
   std::vector<uint8_t> stream_used;   // per plan stream: it runs at least one step
+  std::vector<uint8_t> stream_cublas; // per plan stream: it runs a node that calls cuBLAS
   std::vector<size_t> scratch_bytes;  // per plan stream: max over its nodes
   size_t arena_bytes = 0;
 
   int used_stream_count() const;
+  int cublas_stream_count() const;
   size_t scratch_total() const;
   size_t workspace_bytes() const;  // cuBLAS workspaces of the used streams + scratch
   size_t device_bytes() const;     // everything the executable allocates on the device
