@@ -34,8 +34,8 @@ std::string format_markdown(const std::vector<BenchRow>& rows) {
 
 std::string format_csv(const std::vector<BenchRow>& rows) {
   std::string out =
-      "model,size_bytes,params,backend,device,policy,streams,graph,fused,test,tokens,tps_mean,tps_sd,arena_bytes,"
-      "workspace_bytes,total_bytes\n";
+      "model,size_bytes,params,backend,device,policy,streams,graph,fused,test,tokens,tps_mean,tps_sd,"
+      "arena_bytes,workspace_bytes,total_bytes\n";
   for (const BenchRow& r : rows) {
     out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{},{},{}\n", r.model,
                        r.size_gib * (1u << 30), r.params, r.backend, r.device, r.policy, r.streams, r.graph ? 1 : 0,
