@@ -39,8 +39,8 @@ std::string format_csv(const std::vector<BenchRow>& rows) {
   for (const BenchRow& r : rows) {
     out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{},{},{}\n", r.model,
                        r.size_gib * (1u << 30), r.params, r.backend, r.device, r.policy, r.streams, r.graph ? 1 : 0,
-                       r.fused ? 1 : 0, r.test, r.tokens, r.tps_mean, r.tps_sd, r.memory.arena_bytes, r.memory.workspace_bytes,
-                       r.memory.total());
+                       r.fused ? 1 : 0, r.test, r.tokens, r.tps_mean, r.tps_sd, r.memory.arena_bytes,
+                       r.memory.workspace_bytes, r.memory.total());
   }
   return out;
 }
