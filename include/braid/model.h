@@ -82,11 +82,22 @@ struct ModelGraph {
 };
 struct GraphOptions {
   bool all_logits = false;  // logits for every token, not only the last
+  // Horizontal fusion: sibling projections that read one input (q/k/v; gate/up, per
+  // expert slot for MoE) become one mul_mat over their concatenated weights, split by
+  // views. Needs a model from fuse_projections (shapes-only graphs need nothing).
+  bool fuse_projections = false;
 };
 // Builds the graph from the model's config and weights (or shapes only, when the model
 // has no tensors: see build_graph_shapes).
 ModelGraph build_graph(const Model& model, int n_tokens, const GraphOptions& options = {});
 // The same graph from a config alone, with no weight data: for planning and printing.
 ModelGraph build_graph_shapes(const ModelConfig& config, int n_tokens, const GraphOptions& options = {});
+
+// A model for fused graphs: per layer "attn_qkv" [d, d + 2 kv] replaces attn_q/k/v and
+// "ffn_gate_up" [d, 2 ff] (MoE: "ffn_gate_up_exps" [d, 2 ff, experts], stacked expert by
+// expert) replaces ffn_gate/up. Groups whose parts differ in type stay apart (their
+// graphs stay unfused). Other tensors share the source's bytes; the result keeps the
+// source's storage alive. Fusing a fused model copies nothing.
+Model fuse_projections(const Model& model);
 
 }  // namespace braid

@@ -19,6 +19,10 @@ struct RunnerOptions {
   PlanOptions plan;
   ExecOptions exec;
   AutoOptions autotune;  // for Policy::Auto (its exec options are taken from `exec`)
+  // Fused projections (GraphOptions::fuse_projections). The runner fuses the model's
+  // weights once, at construction; pass a model from fuse_projections to share that
+  // work between runners (fusing it again copies nothing).
+  bool fuse = false;
 };
 
 class ModelRunner {
@@ -42,7 +46,7 @@ class ModelRunner {
   const Plan& plan(int n_tokens);  // builds it when needed
   const Graph& graph(int n_tokens);
   MemoryReport memory(int n_tokens);
-  const Model& model() const { return model_; }
+  const Model& model() const { return model_; }  // as given
   // How many executables (one per batch size) have been compiled: a decode loop that
   // stays at its count replays the same executable (on CUDA, the same captured graph).
   int compiled_count() const { return static_cast<int>(prepared_.size()); }
@@ -61,7 +65,11 @@ class ModelRunner {
   Prepared& stage(const std::vector<int32_t>& tokens);
   Prepared& run(const std::vector<int32_t>& tokens);
 
+  // The model the graphs read: model_, or its fused form.
+  const Model& graph_model() const { return fused_ ? *fused_ : model_; }
+
   const Model& model_;
+  std::unique_ptr<const Model> fused_;  // with options_.fuse
   Backend& backend_;
   RunnerOptions options_;
   AutoReport auto_report_;

@@ -11,12 +11,20 @@
 // Mixtral replaces the feed-forward by top-k routing over experts; each selected slot is
 // an independent branch (gate, up, down for the expert in that slot), combined by the
 // router weights.
+//
+// With GraphOptions::fuse_projections, q/k/v is one mul_mat over attn_qkv and gate/up one
+// over ffn_gate_up (one mul_mat_id per slot over ffn_gate_up_exps); strided views split
+// the products, so the branches above become single, wider nodes.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <tuple>
 
 #include "braid/model.h"
 #include "braid/ops.h"
+#include "model/fusion.h"
 #include "model/weight_names.h"
 
 namespace braid {
@@ -58,6 +66,7 @@ class Builder {
     mg.tokens = g_.input("tokens", DType::I32, {n, 1, 1, 1});
     mg.positions = g_.input("positions", DType::I32, {n, 1, 1, 1});
     specs_ = weight_specs(c_);
+    fuse_ = options.fuse_projections;
 
     TensorId x = ops::get_rows(g_, spec_weight(kTokenEmbeddingName), mg.tokens);
     g_[x].name = "embedding";
@@ -73,23 +82,78 @@ class Builder {
   }
 
  private:
+  const WeightSpec& spec(const std::string& name) const {
+    const auto it = std::find_if(specs_.begin(), specs_.end(), [&](const WeightSpec& s) { return s.name == name; });
+    BRAID_ASSERT(it != specs_.end() && "weight without spec");
+    return *it;
+  }
   TensorId spec_weight(const std::string& name) {
-    for (const WeightSpec& s : specs_) {
-      if (s.name == name) return weight(s.name, s.type, s.ne);
-    }
-    BRAID_ASSERT(false && "weight without spec");
+    const WeightSpec& s = spec(name);
+    return weight(s.name, s.type, s.ne);
   }
   TensorId layer_weight(int l, const char* what) { return spec_weight(braid::layer_weight(l, what)); }
+
+  // When fusing, the group's concatenated weight; kNoTensor when not fusing or when the
+  // model keeps the group's parts apart (they differ in type).
+  TensorId fused_weight(int l, const FusedGroup& group) {
+    if (!fuse_) return kNoTensor;
+    const std::string name = braid::layer_weight(l, group.fused.c_str());
+    std::vector<Graph::Shape> shapes;
+    std::vector<const WeightTensor*> parts;  // in the model, when there is one
+    for (const std::string& part : group.parts) {
+      const std::string part_name = braid::layer_weight(l, part.c_str());
+      shapes.push_back(spec(part_name).ne);
+      if (model_) parts.push_back(model_->find(part_name));
+    }
+    if (model_ && !model_->find(name)) {
+      const bool has_parts = std::find(parts.begin(), parts.end(), nullptr) == parts.end();
+      if (has_parts && !can_stack(parts)) return kNoTensor;
+      throw Error(fmt::format("model {}: fused tensor {} is missing (fuse the weights with fuse_projections)",
+                              c_.name, name));
+    }
+    return weight(name, c_.weight_type, stacked_shape(shapes));
+  }
+
+  // Rows [0, ff) and [ff, 2 ff) of a [2 ff, n] product, as [ff, n] views.
+  std::pair<TensorId, TensorId> halves(TensorId product) {
+    const Tensor& t = g_[product];
+    const int64_t ff = t.ne[0] / 2, n = t.ne[1];
+    const size_t row = t.nb[1];
+    const size_t all = row * static_cast<size_t>(n);
+    const std::array<size_t, kMaxDims> nb{t.nb[0], row, all, all};
+    return {ops::view(g_, product, {ff, n, 1, 1}, nb, 0),
+            ops::view(g_, product, {ff, n, 1, 1}, nb, static_cast<size_t>(ff) * t.nb[0])};
+  }
+
+  // q, k and v as [head_dim, heads, n]: three products, or views into one.
+  std::array<TensorId, 3> qkv(int l, TensorId h, int n) {
+    const int64_t hd = c_.head_dim();
+    const std::array<int64_t, 3> heads{c_.n_head, c_.n_head_kv, c_.n_head_kv};
+    const std::array<const char*, 3> names{"q", "k", "v"};
+    std::array<TensorId, 3> out{};
+    const TensorId fused = fused_weight(l, kFusedQkv);
+    if (fused == kNoTensor) {
+      for (size_t i = 0; i < 3; ++i) {
+        TensorId p = named(ops::mul_mat(g_, layer_weight(l, kFusedQkv.parts[i].c_str()), h), l, names[i]);
+        out[i] = ops::reshape(g_, p, {hd, heads[i], n, 1});
+      }
+      return out;
+    }
+    const TensorId product = named(ops::mul_mat(g_, fused, h), l, "qkv");
+    const size_t f = g_[product].nb[0], row = g_[product].nb[1];
+    const std::array<size_t, kMaxDims> nb{f, static_cast<size_t>(hd) * f, row, row * static_cast<size_t>(n)};
+    size_t offset = 0;
+    for (size_t i = 0; i < 3; ++i) {
+      out[i] = named(ops::view(g_, product, {hd, heads[i], n, 1}, nb, offset), l, names[i]);
+      offset += static_cast<size_t>(hd * heads[i]) * f;
+    }
+    return out;
+  }
 
   TensorId layer(int l, TensorId x, TensorId positions, int n) {
     const int64_t hd = c_.head_dim();
     TensorId h = named(ops::rms_norm(g_, x, layer_weight(l, "attn_norm"), c_.rms_eps), l, "attn_norm");
-    TensorId q = named(ops::mul_mat(g_, layer_weight(l, "attn_q"), h), l, "q");
-    TensorId k = named(ops::mul_mat(g_, layer_weight(l, "attn_k"), h), l, "k");
-    TensorId v = named(ops::mul_mat(g_, layer_weight(l, "attn_v"), h), l, "v");
-    q = ops::reshape(g_, q, {hd, c_.n_head, n, 1});
-    k = ops::reshape(g_, k, {hd, c_.n_head_kv, n, 1});
-    v = ops::reshape(g_, v, {hd, c_.n_head_kv, n, 1});
+    auto [q, k, v] = qkv(l, h, n);
     const int dims = static_cast<int>(hd);
     q = named(ops::rope(g_, q, positions, c_.rope_mode, dims, c_.rope_base), l, "q_rope");
     k = named(ops::rope(g_, k, positions, c_.rope_mode, dims, c_.rope_base), l, "k_rope");
@@ -111,8 +175,15 @@ class Builder {
   }
 
   TensorId dense_ffn(int l, TensorId h) {
-    TensorId gate = named(ops::mul_mat(g_, layer_weight(l, "ffn_gate"), h), l, "gate");
-    TensorId up = named(ops::mul_mat(g_, layer_weight(l, "ffn_up"), h), l, "up");
+    TensorId gate, up;
+    if (const TensorId fused = fused_weight(l, kFusedGateUp); fused != kNoTensor) {
+      std::tie(gate, up) = halves(named(ops::mul_mat(g_, fused, h), l, "gate_up"));
+    } else {
+      gate = ops::mul_mat(g_, layer_weight(l, "ffn_gate"), h);
+      up = ops::mul_mat(g_, layer_weight(l, "ffn_up"), h);
+    }
+    named(gate, l, "gate");
+    named(up, l, "up");
     TensorId act = named(ops::swiglu(g_, gate, up), l, "swiglu");
     return named(ops::mul_mat(g_, layer_weight(l, "ffn_down"), act), l, "down");
   }
@@ -121,13 +192,22 @@ class Builder {
     TensorId router = named(ops::mul_mat(g_, layer_weight(l, "ffn_gate_inp"), h), l, "router");
     TensorId ids = named(ops::top_k(g_, router, c_.n_expert_used), l, "expert_ids");
     TensorId weights = named(ops::moe_weights(g_, router, ids), l, "expert_weights");
-    const TensorId gate_w = layer_weight(l, "ffn_gate_exps");
-    const TensorId up_w = layer_weight(l, "ffn_up_exps");
+    const TensorId gate_up_w = fused_weight(l, kFusedGateUpExperts);
+    const bool fused = gate_up_w != kNoTensor;
+    const TensorId gate_w = fused ? kNoTensor : layer_weight(l, "ffn_gate_exps");
+    const TensorId up_w = fused ? kNoTensor : layer_weight(l, "ffn_up_exps");
     const TensorId down_w = layer_weight(l, "ffn_down_exps");
     std::vector<TensorId> outputs;
     for (int s = 0; s < c_.n_expert_used; ++s) {
-      TensorId gate = ops::mul_mat_id(g_, gate_w, h, ids, s);
-      TensorId up = ops::mul_mat_id(g_, up_w, h, ids, s);
+      TensorId gate, up;
+      if (fused) {
+        TensorId product = ops::mul_mat_id(g_, gate_up_w, h, ids, s);
+        g_[product].name = fmt::format("blk.{}.gate_up.{}", l, s);
+        std::tie(gate, up) = halves(product);
+      } else {
+        gate = ops::mul_mat_id(g_, gate_w, h, ids, s);
+        up = ops::mul_mat_id(g_, up_w, h, ids, s);
+      }
       g_[gate].name = fmt::format("blk.{}.gate.{}", l, s);
       g_[up].name = fmt::format("blk.{}.up.{}", l, s);
       TensorId act = ops::swiglu(g_, gate, up);
@@ -143,6 +223,7 @@ class Builder {
   const Model* model_;
   Graph& g_;
   std::vector<WeightSpec> specs_;
+  bool fuse_ = false;
 };
 
 }  // namespace

@@ -9,13 +9,16 @@ namespace braid {
 ModelRunner::ModelRunner(const Model& model, Backend& backend, RunnerOptions options)
     : model_(model), backend_(backend), options_(options) {
   model_.config.check();
+  if (options_.fuse) fused_ = std::make_unique<const Model>(fuse_projections(model_));
 }
 
 ModelRunner::Prepared& ModelRunner::prepare(int n_tokens) {
   auto it = prepared_.find(n_tokens);
   if (it != prepared_.end()) return it->second;
   Prepared p;
-  p.graph = build_graph(model_, n_tokens);
+  GraphOptions graph_options;
+  graph_options.fuse_projections = options_.fuse;
+  p.graph = build_graph(graph_model(), n_tokens, graph_options);
   if (options_.policy == Policy::Auto) {
     if (position_ != 0) {
       throw Error(fmt::format("auto policy: batch size {} must be prepared before the sequence starts "

@@ -19,6 +19,7 @@ struct BenchRow {
   std::string policy;
   int streams = 1;
   bool graph = true;
+  bool fused = false;  // fused projections (q/k/v, gate/up)
   std::string test;  // "pp512", "tg128"
   int tokens = 0;
   double tps_mean = 0;
@@ -29,7 +30,8 @@ struct BenchRow {
 std::string format_markdown(const std::vector<BenchRow>& rows);
 std::string format_csv(const std::vector<BenchRow>& rows);
 std::string format_json(const std::vector<BenchRow>& rows);
-// One row per (model, test): serial t/s, the best multi-stream t/s, speedup, memory.
+// One row per (model, test, graph, fused): serial t/s, the best multi-stream t/s, speedup
+// and memory. Speedups are against serial on the same (fused or unfused) graph.
 std::string format_summary_markdown(const std::vector<BenchRow>& rows);
 
 }  // namespace braid::cli

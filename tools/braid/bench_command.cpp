@@ -21,6 +21,7 @@ struct BenchOptions {
   int repetitions = 3;
   std::vector<std::string> policies{"serial", "branch", "levels", "chains", "cost"};
   std::vector<int> graph{1};
+  std::vector<int> fuse{0};
   std::string backend;
   int streams = 4;
   std::string output = "md";
@@ -95,39 +96,47 @@ void run_bench(const BenchOptions& o) {
     for (int n : prompt) needed = std::max(needed, n);
     for (int n : generate) needed = std::max(needed, n);
     if (source.context == 0 && model->config.n_ctx < needed) model->config.n_ctx = needed;
-    auto backend = make_backend(backend_name);
-    for (int graph : o.graph) {
-      for (Policy policy : policies) {
-        RunnerOptions ro;
-        ro.policy = policy;
-        ro.plan.max_streams = o.streams;
-        ro.exec.cuda_graph = graph != 0;
-        ModelRunner runner(*model, *backend, ro);
-        auto test = [&](bool is_prompt, int n) {
-          if (n <= 0) return;
-          fmt::print(stderr, "braid bench: {} {} graph={} {}{}\n", source.label(), policy_name(policy), graph,
-                     is_prompt ? "pp" : "tg", n);
-          const auto tps = time_test(runner, is_prompt, n, o.repetitions);
-          BenchRow row;
-          row.model = source.label();
-          row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
-          row.params = model->parameter_count();
-          row.backend = backend_name;
-          row.device = backend->device_name();
-          row.policy = std::string(policy_name(policy));
-          row.streams = runner.plan(is_prompt ? n : 1).stream_count;
-          row.graph = graph != 0;
-          row.test = fmt::format("{}{}", is_prompt ? "pp" : "tg", n);
-          row.tokens = n;
-          row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
-          double var = 0;
-          for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
-          row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
-          row.memory = runner.memory(is_prompt ? n : 1);
-          rows.push_back(row);
-        };
-        for (int n : prompt) test(true, n);
-        for (int n : generate) test(false, n);
+    std::unique_ptr<Model> fused_model;  // fused once, shared by the runners
+    for (int fuse : o.fuse) {
+      if (fuse && !fused_model) fused_model = std::make_unique<Model>(fuse_projections(*model));
+      // A backend per fusion mode: its device keeps only the weights these graphs read,
+      // so the memory columns compare like with like.
+      auto backend = make_backend(backend_name);
+      for (int graph : o.graph) {
+        for (Policy policy : policies) {
+          RunnerOptions ro;
+          ro.policy = policy;
+          ro.plan.max_streams = o.streams;
+          ro.exec.cuda_graph = graph != 0;
+          ro.fuse = fuse != 0;
+          ModelRunner runner(fuse ? *fused_model : *model, *backend, ro);
+          auto test = [&](bool is_prompt, int n) {
+            if (n <= 0) return;
+            fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {}{}\n", source.label(), policy_name(policy),
+                       graph, fuse, is_prompt ? "pp" : "tg", n);
+            const auto tps = time_test(runner, is_prompt, n, o.repetitions);
+            BenchRow row;
+            row.model = source.label();
+            row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
+            row.params = model->parameter_count();
+            row.backend = backend_name;
+            row.device = backend->device_name();
+            row.policy = std::string(policy_name(policy));
+            row.streams = runner.plan(is_prompt ? n : 1).stream_count;
+            row.graph = graph != 0;
+            row.fused = fuse != 0;
+            row.test = fmt::format("{}{}", is_prompt ? "pp" : "tg", n);
+            row.tokens = n;
+            row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
+            double var = 0;
+            for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
+            row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
+            row.memory = runner.memory(is_prompt ? n : 1);
+            rows.push_back(row);
+          };
+          for (int n : prompt) test(true, n);
+          for (int n : generate) test(false, n);
+        }
       }
     }
   }
@@ -159,6 +168,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--policy", o->policies, "Plan policies (serial, branch, levels, chains, cost, auto)")
       ->delimiter(',')->capture_default_str();
   cmd->add_option("--graph", o->graph, "CUDA graph off/on: 0, 1 or 0,1")->delimiter(',')->check(CLI::Range(0, 1));
+  cmd->add_option("--fuse", o->fuse, "Fused projections (q/k/v, gate/up) off/on: 0, 1 or 0,1")
+      ->delimiter(',')->capture_default_str()->check(CLI::Range(0, 1));
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));

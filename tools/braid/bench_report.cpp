@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <tuple>
 
 #include "bench.h"
 
@@ -20,25 +21,26 @@ std::string mib(size_t bytes) { return fmt::format("{:.1f}", static_cast<double>
 
 std::string format_markdown(const std::vector<BenchRow>& rows) {
   std::string out =
-      "| model | size | params | backend | policy | streams | graph | test | t/s | arena MiB | total MiB |\n"
-      "| --- | ---: | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |\n";
+      "| model | size | params | backend | policy | streams | graph | fused | test | t/s | arena MiB | total MiB |\n"
+      "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n";
   for (const BenchRow& r : rows) {
-    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {} |\n", r.model,
-                       r.size_gib, params_text(r.params), r.backend, r.policy, r.streams, r.graph ? 1 : 0, r.test,
-                       r.tps_mean, r.tps_sd, mib(r.memory.arena_bytes), mib(r.memory.total()));
+    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {} |\n",
+                       r.model, r.size_gib, params_text(r.params), r.backend, r.policy, r.streams, r.graph ? 1 : 0,
+                       r.fused ? 1 : 0, r.test, r.tps_mean, r.tps_sd, mib(r.memory.arena_bytes),
+                       mib(r.memory.total()));
   }
   return out;
 }
 
 std::string format_csv(const std::vector<BenchRow>& rows) {
   std::string out =
-      "model,size_bytes,params,backend,device,policy,streams,graph,test,tokens,tps_mean,tps_sd,arena_bytes,"
-      "workspace_bytes,total_bytes\n";
+      "model,size_bytes,params,backend,device,policy,streams,graph,fused,test,tokens,tps_mean,tps_sd,"
+      "arena_bytes,workspace_bytes,total_bytes\n";
   for (const BenchRow& r : rows) {
-    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{:.3f},{:.3f},{},{},{}\n", r.model,
+    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{},{},{}\n", r.model,
                        r.size_gib * (1u << 30), r.params, r.backend, r.device, r.policy, r.streams, r.graph ? 1 : 0,
-                       r.test, r.tokens, r.tps_mean, r.tps_sd, r.memory.arena_bytes, r.memory.workspace_bytes,
-                       r.memory.total());
+                       r.fused ? 1 : 0, r.test, r.tokens, r.tps_mean, r.tps_sd, r.memory.arena_bytes,
+                       r.memory.workspace_bytes, r.memory.total());
   }
   return out;
 }
@@ -54,6 +56,7 @@ std::string format_json(const std::vector<BenchRow>& rows) {
                    {"policy", r.policy},
                    {"streams", r.streams},
                    {"graph", r.graph},
+                   {"fused", r.fused},
                    {"test", r.test},
                    {"tokens", r.tokens},
                    {"tps_mean", r.tps_mean},
@@ -70,15 +73,16 @@ std::string format_json(const std::vector<BenchRow>& rows) {
 }
 
 std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
-  // Per (model, test, graph): the serial row and the fastest multi-stream row.
+  // Per (model, test, graph, fused): the serial row and the fastest multi-stream row.
   struct Pair {
     const BenchRow* serial = nullptr;
     const BenchRow* best = nullptr;
   };
-  std::map<std::tuple<std::string, std::string, bool>, Pair> groups;
-  std::vector<std::tuple<std::string, std::string, bool>> order;
+  using Key = std::tuple<std::string, std::string, bool, bool>;
+  std::map<Key, Pair> groups;
+  std::vector<Key> order;
   for (const BenchRow& r : rows) {
-    auto key = std::make_tuple(r.model, r.test, r.graph);
+    Key key{r.model, r.test, r.graph, r.fused};
     if (!groups.count(key)) order.push_back(key);
     Pair& p = groups[key];
     if (r.policy == "serial") {
@@ -88,14 +92,15 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
     }
   }
   std::string out =
-      "| model | test | graph | serial t/s | best multi-stream t/s | policy | speedup | serial arena / total MiB | "
-      "multi-stream arena / total MiB |\n"
-      "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n";
+      "| model | test | graph | fused | serial t/s | best multi-stream t/s | policy | speedup | "
+      "serial arena / total MiB | multi-stream arena / total MiB |\n"
+      "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n";
   for (const auto& key : order) {
     const Pair& p = groups[key];
     if (!p.serial || !p.best) continue;
-    out += fmt::format("| {} | {} | {} | {:.2f} | {:.2f} | {} | {:.3f}x | {} / {} | {} / {} |\n", p.serial->model,
-                       p.serial->test, p.serial->graph ? 1 : 0, p.serial->tps_mean, p.best->tps_mean, p.best->policy,
+    out += fmt::format("| {} | {} | {} | {} | {:.2f} | {:.2f} | {} | {:.3f}x | {} / {} | {} / {} |\n",
+                       p.serial->model, p.serial->test, p.serial->graph ? 1 : 0, p.serial->fused ? 1 : 0,
+                       p.serial->tps_mean, p.best->tps_mean, p.best->policy,
                        p.best->tps_mean / p.serial->tps_mean, mib(p.serial->memory.arena_bytes),
                        mib(p.serial->memory.total()), mib(p.best->memory.arena_bytes), mib(p.best->memory.total()));
   }

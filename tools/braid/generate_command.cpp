@@ -22,6 +22,7 @@ struct GenerateCommandOptions {
   std::string policy = "serial";
   int streams = 4;
   int graph = 1;
+  bool fuse = false;
   int context = 0;
   std::string backend;
 };
@@ -38,6 +39,7 @@ void run_generate(const GenerateCommandOptions& o) {
   if (!parse_policy(o.policy, &runner_options.policy)) throw Error(fmt::format("unknown policy '{}'", o.policy));
   runner_options.plan.max_streams = o.streams;
   runner_options.exec.cuda_graph = o.graph != 0;
+  runner_options.fuse = o.fuse;
   const std::string backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
   auto backend = make_backend(backend_name);
   ModelRunner runner(model, *backend, runner_options);
@@ -54,9 +56,9 @@ void run_generate(const GenerateCommandOptions& o) {
   std::fputs("\n", stdout);
   std::fflush(stdout);
 
-  fmt::print(stderr, "\nbraid generate: {}, backend {} ({}), policy {} ({} streams), graph {}, seed {}\n", o.file,
-             backend_name, backend->device_name(), o.policy, runner.plan(1).stream_count, o.graph,
-             o.sampling.seed);
+  fmt::print(stderr, "\nbraid generate: {}, backend {} ({}), policy {} ({} streams), graph {}, fused {}, seed {}\n",
+             o.file, backend_name, backend->device_name(), o.policy, runner.plan(1).stream_count, o.graph,
+             o.fuse ? 1 : 0, o.sampling.seed);
   fmt::print(stderr, "prompt:     {:>5} tokens in {:8.3f} s ({:.2f} t/s)\n", result.prompt_tokens.size(),
              result.prompt_seconds, per_second(result.prompt_tokens.size(), result.prompt_seconds));
   fmt::print(stderr, "generated:  {:>5} tokens in {:8.3f} s ({:.2f} t/s), stopped at {}\n", result.tokens.size(),
@@ -89,6 +91,7 @@ void add_generate_command(CLI::App& app) {
       ->check(CLI::Range(1, 32));
   cmd->add_option("--graph", o->graph, "CUDA graph capture off/on: 0 or 1")->capture_default_str()
       ->check(CLI::Range(0, 1));
+  cmd->add_flag("--fuse", o->fuse, "Fuse sibling projections (q/k/v, gate/up) into one mul_mat each");
   cmd->add_option("--ctx", o->context, "Context length (default: the model's)")->check(CLI::PositiveNumber);
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));

@@ -19,12 +19,15 @@ struct PlanCommandOptions {
   int streams = 4;
   bool json = false;
   bool verbose = false;
+  bool fuse = false;
   std::string dot;
 };
 
 void run_plan(const PlanCommandOptions& o) {
   const ModelConfig config = preset_config(o.preset);
-  const ModelGraph mg = build_graph_shapes(config, o.batch);
+  GraphOptions graph_options;
+  graph_options.fuse_projections = o.fuse;
+  const ModelGraph mg = build_graph_shapes(config, o.batch, graph_options);
   std::vector<Policy> policies;
   if (o.policy == "all") {
     policies = all_policies();
@@ -45,6 +48,7 @@ void run_plan(const PlanCommandOptions& o) {
       nlohmann::json j = nlohmann::json::parse(to_json(mg.graph, plan));
       j["model"] = o.preset;
       j["batch"] = o.batch;
+      j["fused"] = o.fuse;
       j["serial_arena_peak_bytes"] = serial.arena_bytes;
       if (!o.verbose) j.erase("steps");
       all.push_back(j);
@@ -79,6 +83,7 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->add_flag("-v,--verbose", o->verbose, "Print every step");
+  cmd->add_flag("--fuse", o->fuse, "Fuse sibling projections (q/k/v, gate/up) into one mul_mat each");
   cmd->add_option("--dot", o->dot, "Write Graphviz DOT to this file (FILE.policy for --policy all)");
   cmd->callback([o] { run_plan(*o); });
 }
