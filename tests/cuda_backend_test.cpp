@@ -192,7 +192,8 @@ TEST(CudaBackend, WeightsAreUploadedOnceAndMemoryIsReported) {
   const MemoryReport m = first->memory();
   EXPECT_EQ(m.arena_bytes, plan.arena_bytes);
   EXPECT_EQ(m.inputs_bytes, size_t(d.k * d.n) * sizeof(float));
-  EXPECT_GE(m.workspace_bytes, 3 * (size_t{32} << 20));  // one cuBLAS workspace per stream
+  // Batch 4 runs on the matrix-vector kernels: no stream needs a cuBLAS workspace.
+  EXPECT_LT(m.workspace_bytes, size_t{32} << 20);
   EXPECT_EQ(m.weights_bytes, weights);
 }
 
