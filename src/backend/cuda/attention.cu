@@ -35,7 +35,8 @@ struct Split {
 constexpr int kTiledMaxHeadDim = 128;
 constexpr int kTileKeys = 32;         // keys per shared-memory tile of the tiled kernel
 constexpr int kTiledMaxWarps = 8;     // (head, query) pairs per block of the tiled kernel
-constexpr int kTiledChunk = 256;      // keys per chunk of the tiled kernel in split mode
+constexpr int kTiledChunk = 128;      // keys per chunk of the tiled kernel in split mode
+constexpr int kTiledMinWarps = 4;     // warps that load each tile, even when fewer compute
 
 bool use_tiled(int64_t head_dim) { return head_dim <= kTiledMaxHeadDim; }
 
@@ -179,7 +180,8 @@ __global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(At
   const int hd = a.head_dim;
   const int head = blockIdx.y * shape.heads_per_block + warp % shape.heads_per_block;
   const int query = blockIdx.z * shape.queries_per_block + warp / shape.heads_per_block;
-  const bool active = query < a.n;
+  // Warps past shape.warps() only help load the tiles (decode with one head per block).
+  const bool active = warp < shape.warps() && query < a.n;
   const int kv_head = (blockIdx.y * shape.heads_per_block) / (a.heads / a.kv_heads);
   const int begin = blockIdx.x * a.chunk;
 
@@ -198,7 +200,7 @@ __global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(At
 
   if (active) {
     const auto* q = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1);
-    for (int d = lane; d < hd; d += 32) q_scaled[warp][d] = q[d] * a.scale;
+    for (int d = lane; d < hd; d += 32) q_scaled[warp][d] = q[d] * a.scale;  // warp < kTiledMaxWarps
   }
   const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * hd;
   const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd;
@@ -351,7 +353,7 @@ void launch_attention(const NodeLaunch& launch) {
     const TiledShape shape = tiled_shape(a.heads, a.kv_heads, a.n);
     const dim3 grid(static_cast<unsigned>(a.chunks), static_cast<unsigned>(a.heads / shape.heads_per_block),
                     static_cast<unsigned>((a.n + shape.queries_per_block - 1) / shape.queries_per_block));
-    const unsigned threads = static_cast<unsigned>(shape.warps() * 32);
+    const unsigned threads = static_cast<unsigned>(std::max(shape.warps(), kTiledMinWarps) * 32);
     switch (k.type) {
       case DType::F32: attention_tiled_kernel<float><<<grid, threads, 0, stream>>>(a, shape); break;
       case DType::F16: attention_tiled_kernel<__half><<<grid, threads, 0, stream>>>(a, shape); break;
