@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "cuda_op_runner.h"
 
 namespace braid {
@@ -16,14 +18,32 @@ using test::OneNodeRunner;
 
 constexpr DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
 
-// Bounds by path. The matrix-vector kernel uses the weights exactly as the CPU does and
-// differs only in f32 accumulation; the cuBLAS path rounds activations to the weight's
-// 16-bit type (f16, or bf16 with 8 bits of mantissa) and quantized weights to f16.
+bool quantized(DType type) { return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_1; }
+
+// The int8 matrix-vector kernels (q8_0, q4_0, q4_1) round x to int8 with one scale per
+// block of 32: the error of an element is uniform in +-d/2 with d = max|x| / 127, so for
+// x uniform in [-1, 1] the output's normalized squared error is about
+// (0.97 / 127)^2 / 12 / (1/3) = 1.5e-5, whatever the weights. 2e-4 leaves a margin of
+// ten for small rows; a wrong nibble, offset or scale gives 1e-2 and more.
+constexpr double kInt8Activations = 2e-4;
+
+// Bounds by path. The f32/f16/bf16 matrix-vector kernel uses the weights exactly as the
+// CPU does and differs only in f32 accumulation; the cuBLAS path rounds activations to
+// the weight's 16-bit type (f16, or bf16 with 8 bits of mantissa) and quantized weights to f16.
 double mul_mat_threshold(DType type, int64_t n) {
-  if (n <= 8) return 1e-9;
+  if (n <= 8) return quantized(type) ? kInt8Activations : 1e-9;
   if (type == DType::F32) return 1e-8;
   if (type == DType::BF16) return 1e-4;
   return 1e-5;
+}
+
+// x whose blocks of 32 have very different magnitudes (one scale per block), and an
+// all-zero block (scale 0).
+std::vector<float> blocks_of_mixed_magnitude(int64_t k, int64_t n, uint32_t seed) {
+  std::vector<float> x = test::random_floats(static_cast<size_t>(k * n), seed);
+  const float scales[] = {1.0f, 1e-3f, 1e3f, 0.0f, 0.25f};
+  for (size_t i = 0; i < x.size(); ++i) x[i] *= scales[(i / 32) % 5];
+  return x;
 }
 
 TEST(CudaMulMat, EveryWeightTypeAtBatch1_4_64) {
@@ -80,6 +100,45 @@ TEST(CudaMulMat, StridedAndMisalignedOperands) {
   }
 }
 
+// Rows long enough for the block-per-row int8 kernel, with a partial last step (88 blocks),
+// an odd row count (the two-row groups of batch > 1 end on half a group), every kernel width.
+TEST(CudaMulMat, Int8KernelsOnLongRowsAtEveryWidth) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  constexpr int64_t k = 2816, m = 37;
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+    for (int64_t n : {1, 2, 3, 5, 8}) {
+      Graph g;
+      const TensorId w = g.weight("w", type, {k, m, 1, 1});
+      const TensorId x = g.input("x", DType::F32, {k, n, 1, 1});
+      OneNodeRunner runner(g, ops::mul_mat(g, w, x), 251);
+      runner.set_floats(x, blocks_of_mixed_magnitude(k, n, 252));
+      SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n));
+      test::expect_matches_reference(runner, kInt8Activations, cuda);
+    }
+  }
+}
+
+// The int8 kernels quantize x into the stream's scratch: a node reports it, and its
+// launch refuses to run without it.
+TEST(CudaMulMat, Int8KernelsNeedTheScratchTheyReport) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+    Graph g;
+    const TensorId w = g.weight("w", type, {4096, 8, 1, 1});
+    const TensorId x = g.input("x", DType::F32, {4096, 3, 1, 1});
+    const TensorId node = ops::mul_mat(g, w, x);
+    EXPECT_GE(cuda::scratch_bytes(g, node), size_t{4096 * 3 + 128 * 3 * 8}) << name(type);
+    cuda::DeviceAddresses memory(static_cast<size_t>(g.tensor_count()), nullptr);
+    cuda::StreamContext ctx{cuda.stream(), cuda.cublas(), nullptr, 0};
+    EXPECT_THROW(cuda::launch(g, node, memory, ctx), Error) << name(type);
+  }
+  Graph g;  // f16 weights need none
+  const TensorId node = ops::mul_mat(g, g.weight("w", DType::F16, {4096, 8, 1, 1}), g.input("x", DType::F32, {4096, 3, 1, 1}));
+  EXPECT_EQ(cuda::scratch_bytes(g, node), 0u);
+}
+
 // A quantized matrix larger than one dequantization tile (32 MiB of f16) on the cuBLAS path.
 TEST(CudaMulMat, QuantizedGemmSpansSeveralTiles) {
   BRAID_SKIP_WITHOUT_CUDA();
@@ -106,7 +165,39 @@ TEST(CudaMulMatId, ExpertPerTokenFromDeviceIds) {
         for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = static_cast<int32_t>((i * 7 + 3) % 4);
         runner.set_ints(ids, chosen);
         SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + " slot=" + std::to_string(slot));
-        test::expect_matches_reference(runner, 1e-9, cuda);
+        test::expect_matches_reference(runner, quantized(type) ? kInt8Activations : 1e-9, cuda);
+      }
+    }
+  }
+}
+
+// Long rows (block-per-row int8 kernel) for every quantized type; each token's x is
+// quantized on its own. A token whose id is out of range gets NaN, the others are right.
+TEST(CudaMulMatId, Int8KernelsOnLongRowsAndABadExpertId) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  constexpr int64_t k = 2816, m = 21, n = 5;
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+    Graph g;
+    const TensorId w = g.weight("w", type, {k, m, 3, 1});
+    const TensorId x = g.input("x", DType::F32, {k, n, 1, 1});
+    const TensorId ids = g.input("ids", DType::I32, {2, n, 1, 1});
+    OneNodeRunner runner(g, ops::mul_mat_id(g, w, x, ids, 1), 261);
+    runner.set_floats(x, blocks_of_mixed_magnitude(k, n, 262));
+    runner.set_ints(ids, {0, 2, 1, 1, 2, 0, 0, 1, 1, 2});
+    SCOPED_TRACE(name(type));
+    test::expect_matches_reference(runner, kInt8Activations, cuda);
+
+    runner.set_ints(ids, {0, 2, 1, 3, 2, 0, 0, 1, 1, 2});  // token 1 asks for expert 3 of 3
+    const std::vector<float> out = runner.device(cuda);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t r = 0; r < m; ++r) {
+        const float v = out[static_cast<size_t>(t * m + r)];
+        if (t == 1) {
+          EXPECT_TRUE(std::isnan(v)) << "token 1 row " << r;
+        } else {
+          EXPECT_TRUE(std::isfinite(v)) << "token " << t << " row " << r;
+        }
       }
     }
   }

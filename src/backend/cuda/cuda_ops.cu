@@ -25,7 +25,8 @@ void check(cublasStatus_t status, const char* what) {
 
 size_t scratch_bytes(const Graph& graph, TensorId node) {
   switch (graph[node].op) {
-    case Op::MulMat: return mul_mat_scratch_bytes(graph, node);
+    case Op::MulMat:
+    case Op::MulMatId: return mul_mat_scratch_bytes(graph, node);
     case Op::Attention: return attention_scratch_bytes(graph, node);
     default: return 0;
   }

@@ -57,12 +57,15 @@ void launch_mul_mat_id(const NodeLaunch& launch) {
   launch_matvec(launch, w.type, args);
 }
 
+// mul_mat_id and small batches of quantized weights: the int8 copy of x (reported even
+// when odd alignment sends a node to the generic kernel, which needs none).
 size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
-  if (t.op != Op::MulMat) return 0;
+  if (t.op != Op::MulMat && t.op != Op::MulMatId) return 0;
   const Tensor& w = graph[t.src[0]];
   const int64_t n = graph[t.src[1]].ne[1];
-  if (n <= kMatvecMaxColumns) return 0;
+  const bool matvec = t.op == Op::MulMatId || n <= kMatvecMaxColumns;
+  if (matvec) return int8_matvec_type(w.type) ? int8_matvec_scratch_bytes(w.ne[0], n) : 0;
   return gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n);
 }
 

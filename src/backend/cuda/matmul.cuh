@@ -2,9 +2,10 @@
 // chosen on the device from ids [used, n]).
 //
 // Batch n <= kMatvecMaxColumns (token generation) is memory-bound: the matrix-vector
-// kernel (matvec.cu) reads every weight byte once for all n columns, one warp per output
-// row, 16-byte loads, quantized blocks dequantized in registers, warp-shuffle reductions
-// in a fixed order. Larger batches (prompts) go to cuBLAS (gemm.cu): activations are
+// kernel (matvec.cu) reads every weight byte once for all n columns, 16-byte loads,
+// warp-shuffle reductions in a fixed order. For q8_0, q4_0 and q4_1 weights x is first
+// quantized to int8 blocks in the stream's scratch and the products run on __dp4a
+// (matvec_int8.cu, Note [Int8 activations]). Larger batches (prompts) go to cuBLAS (gemm.cu): activations are
 // converted to the weight's 16-bit type in scratch, quantized weights are dequantized to
 // f16 in scratch tile by tile, and the product accumulates in f32.
 //
@@ -38,6 +39,14 @@ struct MatvecArgs {
 
 // Launches the matrix-vector product (n <= kMatvecMaxColumns, or any n with ids).
 void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
+
+// The int8 path (matvec_int8.cu): q8_0, q4_0, q4_1 weights whose blocks are aligned as
+// it needs; it quantizes the x columns (all n tokens with ids) into ctx.scratch, which
+// must hold int8_matvec_scratch_bytes(k, n), then launches the product on the same stream.
+bool int8_matvec_type(DType w_type);
+bool int8_matvec_ok(DType w_type, const MatvecArgs& args);
+size_t int8_matvec_scratch_bytes(int64_t k, int64_t columns);
+void launch_int8_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args, unsigned tokens);
 
 // cuBLAS product of w [k, m] (row stride in bytes) and x [k, n] (column stride in floats).
 void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64_t w_row_stride, const float* x,

@@ -1,4 +1,6 @@
-// The matrix-vector kernels of mul_mat (batch <= 8) and mul_mat_id. See matmul.cuh.
+// The matrix-vector kernels of mul_mat (batch <= 8) and mul_mat_id for f32, f16 and bf16
+// weights, the generic fallback for odd alignments, and the dispatch (quantized weights
+// go to the int8 kernels of matvec_int8.cu). See matmul.cuh.
 //
 // Layout of the work: one block per output row (see matvec_kernel). Thread t handles
 // chunks t, t+128, ... of the row (weight_chunks.cuh), so each step of a warp reads one
@@ -190,9 +192,7 @@ void launch_typed(const MatvecArgs& a, unsigned tokens, cudaStream_t stream) {
 bool fast_path_ok(DType type, const MatvecArgs& a) {
   const bool x_ok = aligned16(a.x) && (a.x_col_stride * 4) % 16 == 0;
   const bool vector_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
-  const int64_t need = vector_weights ? 16 : 2;
-  const bool w_ok = reinterpret_cast<uintptr_t>(a.w) % need == 0 && a.w_row_stride % need == 0 &&
-                    a.w_expert_stride % need == 0;
+  const bool w_ok = vector_weights && aligned16(a.w) && a.w_row_stride % 16 == 0 && a.w_expert_stride % 16 == 0;
   return x_ok && w_ok;
 }
 
@@ -205,7 +205,9 @@ void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& arg
   if (tokens > 65535) throw Error(launch.label() + ": more than 65535 tokens");
   if (args.m > INT32_MAX) throw Error(launch.label() + ": too many rows");
   cudaStream_t stream = launch.ctx.stream;
-  if (!fast_path_ok(w_type, args)) {
+  if (int8_matvec_ok(w_type, args)) {
+    launch_int8_matvec(launch, w_type, args, tokens);
+  } else if (int8_matvec_type(w_type) || !fast_path_ok(w_type, args)) {
     const dim3 grid(grid_size(args.m, kWarpsPerBlock), tokens);
     matvec_generic_kernel<<<grid, kWarpsPerBlock * 32, 0, stream>>>(args, w_type);
   } else {
@@ -213,9 +215,6 @@ void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& arg
       case DType::F32: launch_typed<DType::F32>(args, tokens, stream); break;
       case DType::F16: launch_typed<DType::F16>(args, tokens, stream); break;
       case DType::BF16: launch_typed<DType::BF16>(args, tokens, stream); break;
-      case DType::Q8_0: launch_typed<DType::Q8_0>(args, tokens, stream); break;
-      case DType::Q4_0: launch_typed<DType::Q4_0>(args, tokens, stream); break;
-      case DType::Q4_1: launch_typed<DType::Q4_1>(args, tokens, stream); break;
       default: throw Error(launch.label() + ": unsupported weight type");
     }
   }

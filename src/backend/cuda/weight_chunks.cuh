@@ -1,5 +1,6 @@
 // Weight chunks: the unit one lane reads and dequantizes in registers per step of the
-// matrix-vector kernel, and the dequantize-to-f16 kernel of the cuBLAS path.
+// matrix-vector kernel (f32, f16, bf16; quantized weights take the int8 kernels of
+// matvec_int8.cu there), and of the dequantize-to-f16 kernel of the cuBLAS path.
 //
 //   f32:        4 elements, one 16-byte load
 //   f16, bf16:  8 elements, one 16-byte load
@@ -20,6 +21,17 @@ __device__ __forceinline__ float small_uint_to_float(uint32_t q, float minus_off
   return __uint_as_float(0x4B000000u | q) + minus_offset;  // minus_offset = -(2^23 + bias)
 }
 
+// A 16-byte chunk of weights. Weights are read once per call and never written while a
+// kernel runs, so the load takes the non-coherent path and does not allocate in L1,
+// which leaves L1 to the x columns that every row of the matrix-vector kernel rereads.
+__device__ __forceinline__ uint4 load_streamed16(const uint8_t* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
 template <DType W>
 struct WeightChunk;
 
@@ -29,11 +41,11 @@ struct WeightChunk<DType::F32> {
   static constexpr int kBytes = 16;
   static constexpr bool kVectorAligned = true;  // needs 16-byte aligned rows
   __device__ static void load(const uint8_t* p, float* v) {
-    const float4 w = *reinterpret_cast<const float4*>(p);
-    v[0] = w.x;
-    v[1] = w.y;
-    v[2] = w.z;
-    v[3] = w.w;
+    const uint4 w = load_streamed16(p);
+    v[0] = __uint_as_float(w.x);
+    v[1] = __uint_as_float(w.y);
+    v[2] = __uint_as_float(w.z);
+    v[3] = __uint_as_float(w.w);
   }
 };
 
@@ -43,7 +55,7 @@ struct WeightChunk<DType::F16> {
   static constexpr int kBytes = 16;
   static constexpr bool kVectorAligned = true;
   __device__ static void load(const uint8_t* p, float* v) {
-    const uint4 w = *reinterpret_cast<const uint4*>(p);
+    const uint4 w = load_streamed16(p);
     const uint32_t words[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -60,7 +72,7 @@ struct WeightChunk<DType::BF16> {
   static constexpr int kBytes = 16;
   static constexpr bool kVectorAligned = true;
   __device__ static void load(const uint8_t* p, float* v) {
-    const uint4 w = *reinterpret_cast<const uint4*>(p);
+    const uint4 w = load_streamed16(p);
     const uint32_t words[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {

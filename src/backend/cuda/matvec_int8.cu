@@ -1,0 +1,381 @@
+// The int8 matrix-vector product for q8_0, q4_0 and q4_1 weights (batch <= 8, and mul_mat_id).
+//
+// Note [Int8 activations]: dequantizing every weight to f32 and multiplying it with f32
+// x costs several instructions per weight element and reads four bytes of x per element,
+// which made the quantized kernels compute- and L1-bound far below memory bandwidth. As
+// llama.cpp's mmvq does, x is instead quantized once per node (quantize_columns_kernel)
+// to blocks of 32 int8 values q_x with one f32 scale d_x (x ~= d_x * q_x) and the sum
+// s_x = d_x * sum(q_x), into the stream's scratch. A weight block (d_w, q_w) then meets
+// a block of x through __dp4a, four products per instruction, exact in int32:
+//
+//   q8_0:  sum(w * x) ~= d_w * d_x * dot(q_w, q_x)
+//   q4_0:  w = d_w * (n - 8), n the nibble:  d_w * (d_x * dot(n, q_x) - 8 * s_x)
+//   q4_1:  w = d_w * n + m:                  d_w * d_x * dot(n, q_x) + m * s_x
+//
+// The cost is the rounding of x to 8 bits (per-block scale, so about 2^-8 relative to
+// each block's largest value): the normalized squared error against the f32 reference is
+// around 1e-5 for random data (the op tests allow 2e-4).
+//
+// Several threads share one weight block (kThreads: 4 for q8_0, 8 bytes of qs each; 2 for
+// q4_*, 8 bytes of nibbles = 16 values each), so a warp reads a contiguous span of the
+// row per load instruction. Blocks are 34 and 18 bytes, so q8_0 and q4_0 are read as
+// 16-bit words (only 2-byte alignment is guaranteed) and paired into 32-bit words; q4_1
+// blocks (20 bytes) are 4-byte aligned and read as 32-bit words. For q4_*, the quantized
+// x of a block is stored in "nibble order" (elements 0-7, 16-23, 8-15, 24-31), so the 16
+// x values that meet one thread's 8 nibble bytes are one aligned 16-byte load.
+//
+// The int32 dot products become floats without I2F (a quarter of the FMA rate on sm_90,
+// see Note [Integer to float]): the __dp4a chain starts from the bit pattern of 1.5 * 2^23
+// instead of 0, so for |sum| < 2^22 its result read as a float is exactly 1.5 * 2^23 + sum.
+//
+// Two rows per group for batch > 1 reuse each loaded x block for both rows. Every sum is
+// reduced in a fixed order (warp butterflies, then the warps of a row in index order).
+#include "backend/cuda/matmul.cuh"
+
+namespace braid::cuda {
+namespace {
+
+constexpr int kBlockThreads = 128;
+constexpr int kQuantizeThreads = 256;
+constexpr size_t kScratchAlignment = 256;
+
+size_t align_up(size_t bytes) { return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment; }
+
+// Where the quantized x lives in scratch: column c's int8 values at q + c * k, its block
+// scales (d_x, s_x) at ds + c * (k / 32).
+struct Int8Columns {
+  const int8_t* q;
+  const float2* ds;
+};
+
+Int8Columns int8_columns(void* scratch, int64_t k, int64_t columns) {
+  auto* base = static_cast<uint8_t*>(scratch);
+  return {reinterpret_cast<const int8_t*>(base),
+          reinterpret_cast<const float2*>(base + align_up(static_cast<size_t>(k * columns)))};
+}
+
+// Where element j (0..31) of a block sits in nibble order: the x values of qs bytes
+// 8p..8p+7 (elements 8p..8p+7 in the low nibbles, 16+8p..16+8p+7 in the high ones) are
+// bytes 16p..16p+15.
+__device__ __forceinline__ int nibble_order_position(int j) { return (j % 16) / 8 * 16 + j / 16 * 8 + j % 8; }
+
+// max(|a|, |b|) that keeps NaN, so a NaN in x makes the scale (and the results) NaN.
+__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
+
+// One thread per 4 elements, 8 threads per block of 32. k is a multiple of 32, so a
+// group of 8 lanes is either all inside the column or all past its end; all lanes
+// take part in the shuffles.
+template <bool kNibbleOrder>
+__global__ void __launch_bounds__(kQuantizeThreads)
+    quantize_columns_kernel(const float* x, int64_t x_col_stride, int64_t k, int8_t* q, float2* ds) {
+  const int64_t column = blockIdx.y;
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kQuantizeThreads + threadIdx.x) * 4;
+  const bool active = first < k;
+  const float* xc = x + column * x_col_stride + first;
+  float v[4];
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[i] = active ? xc[i] : 0.0f;
+    amax = nan_max(fabsf(v[i]), amax);
+  }
+#pragma unroll
+  for (int offset = 1; offset < 8; offset <<= 1) amax = nan_max(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  const float d = amax / 127.0f;
+  const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+  uint32_t packed = 0;
+  int sum = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int qi = __float2int_rn(v[i] * inverse);  // |qi| <= 127
+    sum += qi;
+    packed |= (static_cast<uint32_t>(qi) & 0xffu) << (8 * i);
+  }
+#pragma unroll
+  for (int offset = 1; offset < 8; offset <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (!active) return;
+  const int64_t block = first / kQuantBlock;
+  const int j = static_cast<int>(first % kQuantBlock);
+  const int position = kNibbleOrder ? nibble_order_position(j) : j;
+  *reinterpret_cast<uint32_t*>(q + column * k + block * kQuantBlock + position) = packed;
+  if (j == 0) ds[column * (k / kQuantBlock) + block] = make_float2(d, d * static_cast<float>(sum));
+}
+
+constexpr int kDotBias = 0x4B400000;  // the bits of 1.5 * 2^23
+__device__ __forceinline__ float unbias(int biased_sum) { return __int_as_float(biased_sum) - 12582912.0f; }
+
+__device__ __forceinline__ int pair16(const uint16_t* p) {
+  return static_cast<int>(static_cast<uint32_t>(__ldg(p)) | (static_cast<uint32_t>(__ldg(p + 1)) << 16));
+}
+
+template <DType W>
+struct Int8Dot;
+
+// q8_0: 4 threads a block; part p holds qs bytes 8p..8p+7.
+template <>
+struct Int8Dot<DType::Q8_0> {
+  static constexpr int kThreads = 4;
+  static constexpr int kBytes = sizeof(BlockQ8_0);
+  static constexpr bool kNibbleOrder = false;
+  struct Part {
+    float d;
+    int q0, q1;
+  };
+  using X = int2;
+  __device__ static Part load(const uint8_t* block, int part) {
+    const auto* h = reinterpret_cast<const uint16_t*>(block);
+    return {half_bits_to_float(__ldg(h)), pair16(h + 1 + 4 * part), pair16(h + 3 + 4 * part)};
+  }
+  __device__ static X load_x(const int8_t* block_q, int part) {
+    return *reinterpret_cast<const int2*>(block_q + 8 * part);
+  }
+  __device__ static float add(float acc, const Part& w, X x, float2 ds) {
+    const float sum = unbias(__dp4a(w.q1, x.y, __dp4a(w.q0, x.x, kDotBias)));
+    return fmaf(w.d * ds.x, sum, acc);
+  }
+};
+
+// The dot product of 8 nibble bytes, biased by kDotBias (low nibbles meet x.x, x.y; high nibbles x.z, x.w).
+__device__ __forceinline__ int nibble_dot(int q0, int q1, int4 x) {
+  int sum = __dp4a(q0 & 0x0f0f0f0f, x.x, kDotBias);
+  sum = __dp4a(q1 & 0x0f0f0f0f, x.y, sum);
+  sum = __dp4a((q0 >> 4) & 0x0f0f0f0f, x.z, sum);
+  return __dp4a((q1 >> 4) & 0x0f0f0f0f, x.w, sum);
+}
+
+// q4_0: 2 threads a block; part p holds qs bytes 8p..8p+7 (16 values).
+template <>
+struct Int8Dot<DType::Q4_0> {
+  static constexpr int kThreads = 2;
+  static constexpr int kBytes = sizeof(BlockQ4_0);
+  static constexpr bool kNibbleOrder = true;
+  struct Part {
+    float d;
+    int q0, q1;
+  };
+  using X = int4;
+  __device__ static Part load(const uint8_t* block, int part) {
+    const auto* h = reinterpret_cast<const uint16_t*>(block);
+    return {half_bits_to_float(__ldg(h)), pair16(h + 1 + 4 * part), pair16(h + 3 + 4 * part)};
+  }
+  __device__ static X load_x(const int8_t* block_q, int part) {
+    return *reinterpret_cast<const int4*>(block_q + 16 * part);
+  }
+  // Each of the two parts subtracts half of the block's 8 * s_x.
+  __device__ static float add(float acc, const Part& w, X x, float2 ds) {
+    const float sum = unbias(nibble_dot(w.q0, w.q1, x));
+    return fmaf(w.d, fmaf(ds.x, sum, -4.0f * ds.y), acc);
+  }
+};
+
+// q4_1: 2 threads a block, as q4_0; blocks are 4-byte aligned (checked on the host).
+template <>
+struct Int8Dot<DType::Q4_1> {
+  static constexpr int kThreads = 2;
+  static constexpr int kBytes = sizeof(BlockQ4_1);
+  static constexpr bool kNibbleOrder = true;
+  struct Part {
+    float d, m;
+    int q0, q1;
+  };
+  using X = int4;
+  __device__ static Part load(const uint8_t* block, int part) {
+    const auto* words = reinterpret_cast<const uint32_t*>(block);
+    const uint32_t dm = __ldg(words);
+    return {half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu)), half_bits_to_float(static_cast<uint16_t>(dm >> 16)),
+            static_cast<int>(__ldg(words + 1 + 2 * part)), static_cast<int>(__ldg(words + 2 + 2 * part))};
+  }
+  __device__ static X load_x(const int8_t* block_q, int part) {
+    return *reinterpret_cast<const int4*>(block_q + 16 * part);
+  }
+  // Each of the two parts adds half of the block's m * s_x.
+  __device__ static float add(float acc, const Part& w, X x, float2 ds) {
+    const float sum = unbias(nibble_dot(w.q0, w.q1, x));
+    return fmaf(w.d * ds.x, sum, fmaf(0.5f * w.m, ds.y, acc));
+  }
+};
+
+// kRowThreads threads (a warp, or the whole block) own kRows consecutive rows; each
+// thread walks its part of every kRowThreads / kThreads-th weight block of those rows,
+// kUnroll blocks a step with all their loads issued before the first use.
+template <DType W, int NC, int kRows, int kRowThreads>
+__global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a, Int8Columns x) {
+  using Dot = Int8Dot<W>;
+  constexpr int kUnroll = 2;
+  constexpr int kGroups = kBlockThreads / kRowThreads;
+  constexpr int kRowWarps = kRowThreads / 32;
+  constexpr int kStride = kRowThreads / Dot::kThreads;  // weight blocks a step covers
+  const int thread = threadIdx.x % kRowThreads;
+  const int part = thread % Dot::kThreads;
+  const int64_t first_row = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / kRowThreads) * kRows;
+  if (first_row >= a.m) return;  // whole groups: kRowThreads is a multiple of 32
+  const int64_t blocks = a.k / kQuantBlock;
+
+  const uint8_t* w = a.w;
+  const int8_t* xq = x.q;
+  const float2* xds = x.ds;
+  float* out = a.out;
+  int columns = a.n;
+  if (a.ids != nullptr) {  // mul_mat_id: grid row y is the token, its expert comes from device memory
+    const int64_t token = blockIdx.y;
+    const int expert = a.ids[token * a.ids_col_stride + a.slot];
+    xq += token * a.k;
+    xds += token * blocks;
+    out += token * a.m;
+    columns = 1;
+    if (expert < 0 || expert >= a.experts) {  // a bad id poisons the result instead of reading out of bounds
+      if (thread < kRows && first_row + thread < a.m) out[first_row + thread] = __int_as_float(0x7fc00000);
+      return;
+    }
+    w += static_cast<int64_t>(expert) * a.w_expert_stride;
+  }
+  const uint8_t* rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {  // a row past the end reads the last row; its sums are dropped
+    rows[r] = w + min(first_row + r, a.m - 1) * a.w_row_stride;
+  }
+
+  float acc[kRows][NC];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
+  }
+  auto accumulate = [&](const typename Dot::Part(&wp)[kRows], int64_t block) {
+#pragma unroll
+    for (int c = 0; c < NC; ++c) {
+      if (c == 0 || c < columns) {  // columns >= 1: column 0's loads need no branch
+        const typename Dot::X xv = Dot::load_x(xq + c * a.k + block * kQuantBlock, part);
+        const float2 ds = xds[c * blocks + block];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) acc[r][c] = Dot::add(acc[r][c], wp[r], xv, ds);
+      }
+    }
+  };
+
+  int64_t block = thread / Dot::kThreads;
+  for (; block + (kUnroll - 1) * kStride < blocks; block += kUnroll * kStride) {
+    typename Dot::Part wp[kUnroll][kRows];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) wp[u][r] = Dot::load(rows[r] + (block + u * kStride) * Dot::kBytes, part);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) accumulate(wp[u], block + u * kStride);
+  }
+  for (; block < blocks; block += kStride) {
+    typename Dot::Part wp[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) wp[r] = Dot::load(rows[r] + block * Dot::kBytes, part);
+    accumulate(wp, block);
+  }
+
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int c = 0; c < NC; ++c) acc[r][c] = warp_sum(acc[r][c]);
+  }
+  if constexpr (kRowWarps == 1) {
+    if (thread == 0) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+          if (c < columns && first_row + r < a.m) out[c * a.m + first_row + r] = acc[r][c];
+        }
+      }
+    }
+  } else {
+    __shared__ float partial[kRowWarps][kRows * NC];  // one group per block here
+    if (thread % 32 == 0) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int c = 0; c < NC; ++c) partial[thread / 32][r * NC + c] = acc[r][c];
+      }
+    }
+    __syncthreads();
+    if (thread < kRows * NC) {
+      const int r = thread / NC;
+      const int c = thread % NC;
+      if (c < columns && first_row + r < a.m) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w2 = 0; w2 < kRowWarps; ++w2) sum += partial[w2][thread];
+        out[c * a.m + first_row + r] = sum;
+      }
+    }
+  }
+}
+
+template <DType W, int NC, int kRows>
+void launch_shaped(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, cudaStream_t stream) {
+  // Rows of at most two blocks a thread get a warp each; longer rows a whole block,
+  // which keeps more loads in flight per row.
+  const int64_t blocks = a.k / kQuantBlock;
+  if (blocks * Int8Dot<W>::kThreads <= 64) {
+    const dim3 grid(grid_size(a.m, kBlockThreads / 32 * kRows), tokens);
+    int8_matvec_kernel<W, NC, kRows, 32><<<grid, kBlockThreads, 0, stream>>>(a, x);
+  } else {
+    const dim3 grid(grid_size(a.m, kRows), tokens);
+    int8_matvec_kernel<W, NC, kRows, kBlockThreads><<<grid, kBlockThreads, 0, stream>>>(a, x);
+  }
+}
+
+// Quantizes x into scratch (every token's column with ids), then the product; both on
+// `stream`, so the product sees the finished x.
+template <DType W>
+void launch_typed(const MatvecArgs& a, void* scratch, unsigned tokens, cudaStream_t stream) {
+  const Int8Columns x = int8_columns(scratch, a.k, a.n);
+  const dim3 quantize_grid(grid_size(a.k / 4, kQuantizeThreads), static_cast<unsigned>(a.n));
+  quantize_columns_kernel<Int8Dot<W>::kNibbleOrder><<<quantize_grid, kQuantizeThreads, 0, stream>>>(
+      a.x, a.x_col_stride, a.k, static_cast<int8_t*>(scratch), const_cast<float2*>(x.ds));
+  const int columns = a.ids != nullptr ? 1 : a.n;
+  if (columns <= 1) {
+    launch_shaped<W, 1, 1>(a, x, tokens, stream);
+  } else if (columns <= 2) {
+    launch_shaped<W, 2, 2>(a, x, tokens, stream);
+  } else if (columns <= 4) {
+    launch_shaped<W, 4, 2>(a, x, tokens, stream);
+  } else {
+    launch_shaped<W, 8, 2>(a, x, tokens, stream);
+  }
+}
+
+}  // namespace
+
+bool int8_matvec_type(DType w_type) {
+  return w_type == DType::Q8_0 || w_type == DType::Q4_0 || w_type == DType::Q4_1;
+}
+
+bool int8_matvec_ok(DType w_type, const MatvecArgs& a) {
+  if (!int8_matvec_type(w_type) || a.k <= 0 || a.k % kQuantBlock != 0) return false;
+  const int64_t need = w_type == DType::Q4_1 ? 4 : 2;
+  return reinterpret_cast<uintptr_t>(a.w) % need == 0 && a.w_row_stride % need == 0 &&
+         a.w_expert_stride % need == 0;
+}
+
+size_t int8_matvec_scratch_bytes(int64_t k, int64_t columns) {
+  return align_up(static_cast<size_t>(k * columns)) +
+         static_cast<size_t>(columns * (k / kQuantBlock)) * sizeof(float2);
+}
+
+void launch_int8_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args, unsigned tokens) {
+  const int64_t columns = args.n;  // every token's column with ids
+  const size_t need = int8_matvec_scratch_bytes(args.k, columns);
+  if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
+    throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
+                std::to_string(launch.ctx.scratch_bytes));
+  }
+  if (columns > 65535) throw Error(launch.label() + ": more than 65535 columns");  // grid rows of the quantizer
+  cudaStream_t stream = launch.ctx.stream;
+  switch (w_type) {
+    case DType::Q8_0: launch_typed<DType::Q8_0>(args, launch.ctx.scratch, tokens, stream); break;
+    case DType::Q4_0: launch_typed<DType::Q4_0>(args, launch.ctx.scratch, tokens, stream); break;
+    case DType::Q4_1: launch_typed<DType::Q4_1>(args, launch.ctx.scratch, tokens, stream); break;
+    default: throw Error(launch.label() + ": no int8 matrix-vector kernel for this weight type");
+  }
+}
+
+}  // namespace braid::cuda
