@@ -148,10 +148,12 @@ int main(int argc, char** argv) {
          }));
     save("model-shape-mismatch", edited([](Metadata& m, Tensors&) {
            set_key(m, "llama.embedding_length", braid::GgufValue::u32(64));
+           set_key(m, "llama.rope.dimension_count", braid::GgufValue::u32(16));
          }));
     save("model-odd-head-size", edited([](Metadata& m, Tensors&) {
            set_key(m, "llama.attention.head_count", braid::GgufValue::u32(32));
            set_key(m, "llama.attention.head_count_kv", braid::GgufValue::u32(16));
+           set_key(m, "llama.rope.dimension_count", braid::GgufValue::u32(1));
          }));
     save("model-missing-tensor", edited([](Metadata&, Tensors& t) {
            std::erase_if(t, [](const auto& info) { return info.name == "blk.1.ffn_down.weight"; });

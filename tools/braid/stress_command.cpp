@@ -148,7 +148,7 @@ void run_stress(const StressOptions& o) {
         device_steady = device_memory_used();
         host_steady = host_resident_bytes();
       }
-      if (check && step > 1 && (step / o.check_every) % 10 == 0) {
+      if (step % (10LL * o.check_every) == 0 && step < o.steps) {  // progress every ten checks
         fmt::print("stress: step {}: {} checks bit-identical, {:.1f} steps/s\n", step, checks, step / tested_seconds);
         std::fflush(stdout);
       }
