@@ -1,14 +1,10 @@
 // `braid info` and `braid make-model`, run as the built binary.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "braid/gguf.h"
-#include "gguf_test_util.h"
+#include "cli_test_util.h"
 
 namespace braid {
 namespace {
@@ -16,35 +12,8 @@ namespace {
 using test::fixture;
 using test::have_fixture;
 
-struct CliResult {
-  int exit_code = -1;
-  std::string out, err;
-  int err_lines() const {
-    int lines = 0;
-    for (const char c : err) lines += c == '\n';
-    return lines;
-  }
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-CliResult run_cli(const std::string& args) {
-  const std::string out = test::temp_path("stdout"), err = test::temp_path("stderr");
-  const std::string command = std::string("'") + BRAID_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(command.c_str());
-  CliResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = slurp(out);
-  result.err = slurp(err);
-  std::filesystem::remove(out);
-  std::filesystem::remove(err);
-  return result;
-}
+using test::CliResult;
+using test::run_cli;
 
 using test::contains;
 

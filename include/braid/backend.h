@@ -83,6 +83,10 @@ class Backend {
 
 std::unique_ptr<Backend> make_cpu_backend();
 bool cuda_available();  // built with CUDA and a device is present
+// Bytes in use on the current CUDA device (total minus free, as cudaMemGetInfo reports
+// them: every allocation on the device, the driver's and other processes' included);
+// 0 without CUDA or a device. For leak checks: compare before and after.
+size_t device_memory_used();
 // "cpu" or "cuda"; throws braid::Error when the backend is not available.
 std::unique_ptr<Backend> make_backend(const std::string& name);
 

@@ -38,6 +38,14 @@ bool cuda_available() {
 #endif
 }
 
+size_t device_memory_used() {
+#ifdef BRAID_HAVE_CUDA
+  return cuda::device_present() ? cuda::device_memory_used() : 0;
+#else
+  return 0;
+#endif
+}
+
 std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "cpu") return make_cpu_backend();
   if (name == "cuda") {

@@ -176,6 +176,13 @@ Model load_gguf_model(const GgufFile& file) {
   }
   binder.check_all_used();
   if (const WeightTensor* q = model.find("blk.0.attn_q.weight")) c.weight_type = q->type;
+  // What the graph builder will demand (an even head size for rope, ...): refused here,
+  // with the file's name, rather than when the first graph is built.
+  try {
+    c.check();
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", file.source(), e.what()));
+  }
   return model;
 }
 

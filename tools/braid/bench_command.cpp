@@ -83,18 +83,25 @@ void run_bench(const BenchOptions& o) {
   const std::vector<int> generate = !o.generate.empty() ? o.generate : std::vector<int>{short_tests ? 16 : 128};
   std::vector<Policy> policies;
   for (const auto& name : o.policies) {
-    Policy p;
-    if (!parse_policy(name, &p)) throw Error(fmt::format("unknown policy '{}'", name));
-    policies.push_back(p);
+    policies.push_back(policy_from_name(name));
   }
+  // Bad input fails here, before the first progress line and before minutes spent on
+  // the models that come before it.
+  int needed = 0;  // context the longest test needs
+  for (int n : prompt) needed = std::max(needed, n);
+  for (int n : generate) needed = std::max(needed, n);
+  for (const ModelSource& source : sources) {
+    check_model_source(source);
+    if (source.context > 0 && source.context < needed) {
+      throw Error(fmt::format("--ctx {} is shorter than the longest test ({} tokens)", source.context, needed));
+    }
+  }
+  if (backend_name == "cuda" && !cuda_available()) make_backend(backend_name);  // throws why not
 
   std::vector<BenchRow> rows;
   for (const ModelSource& source : sources) {
     fmt::print(stderr, "braid bench: loading {}\n", source.label());
     auto model = load_model(source);
-    int needed = 0;
-    for (int n : prompt) needed = std::max(needed, n);
-    for (int n : generate) needed = std::max(needed, n);
     if (source.context == 0 && model->config.n_ctx < needed) model->config.n_ctx = needed;
     std::unique_ptr<Model> fused_model;  // fused once, shared by the runners
     for (int fuse : o.fuse) {
@@ -159,12 +166,12 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->files, "GGUF model files");
   cmd->add_option("--preset", o->presets, "Built-in models: tiny-256, llama-1b, llama-7b, moe-8x1b")->delimiter(',');
   cmd->add_option("--type", o->base.type, "Weight type of presets")->capture_default_str();
-  cmd->add_option("--layers", o->base.layers, "Override presets' layer count")->check(CLI::PositiveNumber);
-  cmd->add_option("--ctx", o->base.context, "Context length")->check(CLI::PositiveNumber);
-  cmd->add_option("-p,--n-prompt", o->prompt, "Prompt lengths (default 512)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("-n,--n-gen", o->generate, "Generation lengths (default 128)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--layers", o->base.layers, "Override presets' layer count")->check(positive());
+  cmd->add_option("--ctx", o->base.context, "Context length")->check(positive());
+  cmd->add_option("-p,--n-prompt", o->prompt, "Prompt lengths (default 512)")->check(non_negative());
+  cmd->add_option("-n,--n-gen", o->generate, "Generation lengths (default 128)")->check(non_negative());
   cmd->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(positive());
   cmd->add_option("--policy", o->policies, "Plan policies (serial, branch, levels, chains, cost, auto)")
       ->delimiter(',')->capture_default_str();
   cmd->add_option("--graph", o->graph, "CUDA graph off/on: 0, 1 or 0,1")->delimiter(',')->check(CLI::Range(0, 1));

@@ -36,7 +36,7 @@ void run_generate(const GenerateCommandOptions& o) {
   if (o.context > 0) model.config.n_ctx = o.context;
 
   RunnerOptions runner_options;
-  if (!parse_policy(o.policy, &runner_options.policy)) throw Error(fmt::format("unknown policy '{}'", o.policy));
+  runner_options.policy = policy_from_name(o.policy);
   runner_options.plan.max_streams = o.streams;
   runner_options.exec.cuda_graph = o.graph != 0;
   runner_options.fuse = o.fuse;
@@ -74,17 +74,17 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->file, "GGUF model file")->required();
   cmd->add_option("-p,--prompt", o->prompt, "The prompt")->required();
   cmd->add_option("-n,--n-predict", o->max_tokens, "Most tokens to generate")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--temp", o->sampling.temperature, "Temperature; 0 or below: greedy")->capture_default_str();
   cmd->add_option("--top-k", o->sampling.top_k, "Keep the k most likely tokens; 0: all")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--top-p", o->sampling.top_p, "Keep the most likely tokens up to this mass; 1: all")
       ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option("--seed", o->sampling.seed, "Seed of the sampler")->capture_default_str();
   cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Penalty of recent tokens; 1: off")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(positive());
   cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Recent tokens the penalty looks at")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative());
   cmd->add_option("--policy", o->policy, "Plan policy: serial, branch, levels, chains, cost, auto")
       ->capture_default_str();
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()
@@ -92,7 +92,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--graph", o->graph, "CUDA graph capture off/on: 0 or 1")->capture_default_str()
       ->check(CLI::Range(0, 1));
   cmd->add_flag("--fuse", o->fuse, "Fuse sibling projections (q/k/v, gate/up) into one mul_mat each");
-  cmd->add_option("--ctx", o->context, "Context length (default: the model's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--ctx", o->context, "Context length (default: the model's)")->check(positive());
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->callback([o] { run_generate(*o); });

@@ -48,7 +48,7 @@ void add_make_model_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "Output GGUF file")->required();
   cmd->add_option("--type", o->type, "Weight type of the matrices")
       ->check(CLI::IsMember({"f16", "bf16", "q8_0", "q4_0", "q4_1"}, CLI::ignore_case));
-  cmd->add_option("--layers", o->layers, "Number of layers (default: the preset's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--layers", o->layers, "Number of layers (default: the preset's)")->check(positive());
   cmd->add_option("--vocab", o->vocab, "GGUF file whose tokenizer the model gets (and its vocabulary size)");
   cmd->add_option("--seed", o->seed, "Random seed of the weights");
   cmd->callback([o] { make_model(*o); });

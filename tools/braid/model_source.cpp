@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "braid/gguf.h"
+#include "commands.h"
 
 namespace braid::cli {
 
@@ -16,10 +17,25 @@ void add_model_options(CLI::App& cmd, ModelSource& source, bool file_allowed) {
   cmd.add_option("--preset", source.preset, "Built-in model with random weights: tiny-256, llama-1b, llama-7b, moe-8x1b");
   cmd.add_option("--type", source.type, "Weight type of a preset: f32, f16, bf16, q8_0, q4_0, q4_1")
       ->capture_default_str();
-  cmd.add_option("--layers", source.layers, "Override the preset's layer count")->check(CLI::PositiveNumber);
-  cmd.add_option("--ctx", source.context, "Context length (KV cache size)")->check(CLI::PositiveNumber);
+  cmd.add_option("--layers", source.layers, "Override the preset's layer count")->check(positive());
+  cmd.add_option("--ctx", source.context, "Context length (KV cache size)")->check(positive());
   cmd.add_option("--seed", source.seed, "Seed of a preset's random weights")->capture_default_str();
 }
+
+namespace {
+
+ModelConfig preset_source_config(const ModelSource& source) {
+  ModelConfig config = preset_config(source.preset);
+  if (!parse_dtype(source.type, &config.weight_type) || config.weight_type == DType::I32) {
+    throw Error(fmt::format("unknown weight type '{}'", source.type));
+  }
+  if (source.layers > 0) config.n_layer = source.layers;
+  if (source.context > 0) config.n_ctx = source.context;
+  config.check();
+  return config;
+}
+
+}  // namespace
 
 std::unique_ptr<Model> load_model(const ModelSource& source) {
   if (source.file.empty() == source.preset.empty()) throw Error("give exactly one of -m FILE or --preset NAME");
@@ -29,14 +45,16 @@ std::unique_ptr<Model> load_model(const ModelSource& source) {
     if (source.context > 0) model->config.n_ctx = source.context;
     return model;
   }
-  ModelConfig config = preset_config(source.preset);
-  if (!parse_dtype(source.type, &config.weight_type) || config.weight_type == DType::I32) {
-    throw Error(fmt::format("unknown weight type '{}'", source.type));
-  }
-  if (source.layers > 0) config.n_layer = source.layers;
-  if (source.context > 0) config.n_ctx = source.context;
-  *model = make_random_model(config, source.seed);
+  *model = make_random_model(preset_source_config(source), source.seed);
   return model;
+}
+
+ModelConfig check_model_source(const ModelSource& source) {
+  if (source.file.empty() == source.preset.empty()) throw Error("give exactly one of -m FILE or --preset NAME");
+  if (source.file.empty()) return preset_source_config(source);
+  ModelConfig config = load_gguf_model(source.file).config;  // mapped, not read
+  if (source.context > 0) config.n_ctx = source.context;
+  return config;
 }
 
 }  // namespace braid::cli

@@ -24,5 +24,9 @@ struct ModelSource {
 // Adds --preset/-m style options shared by several commands.
 void add_model_options(CLI::App& cmd, ModelSource& source, bool file_allowed = true);
 std::unique_ptr<Model> load_model(const ModelSource& source);
+// The config load_model would give, without making a preset's weights (a file is mapped
+// and checked as load_model checks it): lets a command refuse bad input before it prints
+// progress or spends minutes on another model.
+ModelConfig check_model_source(const ModelSource& source);
 
 }  // namespace braid::cli

@@ -32,9 +32,7 @@ void run_plan(const PlanCommandOptions& o) {
   if (o.policy == "all") {
     policies = all_policies();
   } else {
-    Policy p;
-    if (!parse_policy(o.policy, &p)) throw Error(fmt::format("unknown policy '{}'", o.policy));
-    policies.push_back(p);
+    policies.push_back(policy_from_name(o.policy));
   }
   PlanOptions options;
   options.max_streams = o.streams;
@@ -78,7 +76,7 @@ void add_plan_command(CLI::App& app) {
   auto o = std::make_shared<PlanCommandOptions>();
   CLI::App* cmd = app.add_subcommand("plan", "Plan a preset's graph with a stream policy and show streams, events and arena peak");
   cmd->add_option("--preset", o->preset, "tiny-256, llama-1b, llama-7b, moe-8x1b")->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Tokens per step (1: decode)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o->batch, "Tokens per step (1: decode)")->capture_default_str()->check(positive());
   cmd->add_option("--policy", o->policy, "serial, branch, levels, chains, cost, auto or all")->capture_default_str();
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
   cmd->add_flag("--json", o->json, "Print JSON");

@@ -2,8 +2,11 @@
 // around every node, and write the streams' timeline as Chrome trace JSON and SVG.
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "braid/runner.h"
 #include "commands.h"
@@ -24,20 +27,30 @@ struct TraceOptions {
   std::string svg_path = "timeline.svg";
 };
 
-void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
+// Writes every file or none: each goes to PATH.tmp first, and only when all are written
+// are they renamed into place, so a failure leaves no partial output behind.
+void write_files(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<std::string> written;
+  const auto fail = [&](const std::string& path) {
+    for (const std::string& tmp : written) std::remove(tmp.c_str());
+    throw Error(fmt::format("cannot write {}", path));
+  };
+  for (const auto& [path, text] : files) {
+    const std::string tmp = path + ".tmp";
     std::ofstream out(tmp);
-    if (!out || !(out << text)) throw Error(fmt::format("cannot write {}", path));
+    if (out) written.push_back(tmp);
+    if (!out || !(out << text) || !out.flush()) fail(path);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error(fmt::format("cannot write {}", path));
+  for (const auto& [path, text] : files) {
+    if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0) fail(path);
+    written.erase(written.begin());
+  }
 }
 
 void run_trace(const TraceOptions& o) {
   ModelSource source = o.source;
   if (source.file.empty() && source.preset.empty()) source.preset = cuda_available() ? "llama-1b" : "tiny-256";
-  Policy policy;
-  if (!parse_policy(o.policy, &policy)) throw Error(fmt::format("unknown policy '{}'", o.policy));
+  const Policy policy = policy_from_name(o.policy);
   auto model = load_model(source);
   auto backend = make_backend(o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend);
   RunnerOptions ro;
@@ -54,8 +67,8 @@ void run_trace(const TraceOptions& o) {
   const Plan& plan = runner.plan(o.batch);
   const std::string title = fmt::format("{} on {}: policy {}, batch {}, after {} tokens", source.label(),
                                         backend->device_name(), o.policy, o.batch, o.prompt);
-  write_file(o.json_path, chrome_trace_json(runner.graph(o.batch), plan, timings, title));
-  write_file(o.svg_path, timeline_svg(runner.graph(o.batch), plan, timings, title));
+  write_files({{o.json_path, chrome_trace_json(runner.graph(o.batch), plan, timings, title)},
+               {o.svg_path, timeline_svg(runner.graph(o.batch), plan, timings, title)}});
   double end = 0;
   std::map<std::string, std::pair<int, double>> by_op;  // op -> (count, busy us)
   for (const auto& t : timings) {
@@ -80,8 +93,8 @@ void add_trace_command(CLI::App& app) {
   add_model_options(*cmd, o->source);
   cmd->add_option("--policy", o->policy, "Plan policy")->capture_default_str();
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
-  cmd->add_option("--batch", o->batch, "Tokens in the traced step")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--prompt", o->prompt, "Tokens evaluated first to fill the cache")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", o->batch, "Tokens in the traced step")->capture_default_str()->check(positive());
+  cmd->add_option("--prompt", o->prompt, "Tokens evaluated first to fill the cache")->capture_default_str()->check(non_negative());
   cmd->add_option("--backend", o->backend, "cuda or cpu")->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--out", o->json_path, "Chrome trace JSON file")->capture_default_str();
   cmd->add_option("--svg", o->svg_path, "SVG timeline file")->capture_default_str();

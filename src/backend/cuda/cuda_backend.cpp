@@ -71,6 +71,12 @@ bool device_present() {
   return present;
 }
 
+size_t device_memory_used() {
+  size_t free_bytes = 0, total_bytes = 0;
+  check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  return total_bytes - free_bytes;
+}
+
 std::unique_ptr<Backend> make_backend(int device) {
   const int count = device_count();
   if (device < 0 || device >= count) {
