@@ -55,7 +55,7 @@ Split split_for(int64_t ctx, int64_t queries, int64_t head_dim) {
 struct TiledShape {
   int heads_per_block;
   int queries_per_block;
-  int warps() const { return heads_per_block * queries_per_block; }
+  __host__ __device__ int warps() const { return heads_per_block * queries_per_block; }
 };
 
 TiledShape tiled_shape(int heads, int kv_heads, int queries) {
