@@ -25,16 +25,14 @@ void check(cublasStatus_t status, const char* what) {
 
 size_t scratch_bytes(const Graph& graph, TensorId node) {
   switch (graph[node].op) {
-    case Op::MulMat: return mul_mat_scratch_bytes(graph, node);
+    case Op::MulMat:
+    case Op::MulMatId: return mul_mat_scratch_bytes(graph, node);
     case Op::Attention: return attention_scratch_bytes(graph, node);
     default: return 0;
   }
 }
 
-bool uses_cublas(const Graph& graph, TensorId node) {
-  const Tensor& t = graph[node];
-  return t.op == Op::MulMat && graph[t.src[1]].ne[1] > kMatvecMaxColumns;
-}
+bool uses_cublas(const Graph& graph, TensorId node) { return mul_mat_uses_cublas(graph, node); }
 
 bool supports(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
