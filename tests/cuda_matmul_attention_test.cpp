@@ -150,19 +150,23 @@ TEST(CudaMulMat, QuantizedGemmSpansSeveralTiles) {
   test::expect_matches_reference(runner, mul_mat_threshold(DType::Q4_0, 9), cuda);
 }
 
+// The matrix-vector form of mul_mat_id: up to 8 tokens, or (15 tokens here) fewer tokens
+// than experts. Prompt sizes take the batched GEMM (cuda_mul_mat_id_test.cpp).
 TEST(CudaMulMatId, ExpertPerTokenFromDeviceIds) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
   for (DType type : {DType::F16, DType::Q4_0, DType::Q8_0, DType::F32}) {
-    for (int64_t n : {1, 4, 16}) {
+    for (int64_t n : {1, 4, 15}) {
       for (int slot : {0, 1}) {
         Graph g;
-        const TensorId w = g.weight("w", type, {256, 48, 4, 1});
+        const TensorId w = g.weight("w", type, {256, 48, 16, 1});
         const TensorId x = g.input("x", DType::F32, {256, n, 1, 1});
         const TensorId ids = g.input("ids", DType::I32, {2, n, 1, 1});
-        OneNodeRunner runner(g, ops::mul_mat_id(g, w, x, ids, slot), 241);
+        const TensorId node = ops::mul_mat_id(g, w, x, ids, slot);
+        ASSERT_FALSE(cuda::uses_cublas(g, node));
+        OneNodeRunner runner(g, node, 241);
         std::vector<int32_t> chosen(static_cast<size_t>(2 * n));
-        for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = static_cast<int32_t>((i * 7 + 3) % 4);
+        for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = static_cast<int32_t>((i * 7 + 3) % 16);
         runner.set_ints(ids, chosen);
         SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + " slot=" + std::to_string(slot));
         test::expect_matches_reference(runner, quantized(type) ? kInt8Activations : 1e-9, cuda);

@@ -32,10 +32,7 @@ size_t scratch_bytes(const Graph& graph, TensorId node) {
   }
 }
 
-bool uses_cublas(const Graph& graph, TensorId node) {
-  const Tensor& t = graph[node];
-  return t.op == Op::MulMat && graph[t.src[1]].ne[1] > kMatvecMaxColumns;
-}
+bool uses_cublas(const Graph& graph, TensorId node) { return mul_mat_uses_cublas(graph, node); }
 
 bool supports(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];

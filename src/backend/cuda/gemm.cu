@@ -56,6 +56,19 @@ unsigned stride_blocks(int64_t count) {
   return static_cast<unsigned>(std::clamp<int64_t>((count + 255) / 256, 1, 65536));
 }
 
+void gemm(const NodeLaunch& launch, cudaDataType_t type, const void* a, int64_t lda, const void* b, int64_t ldb,
+          float* c, int64_t m, int64_t n, int64_t k, int64_t ldc) {
+  const float one = 1.0f;
+  const float zero = 0.0f;
+  const std::string what = launch.label() + ": cublasGemmEx";
+  check(cublasGemmEx(launch.ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
+                     static_cast<int>(k), &one, a, type, static_cast<int>(lda), b, type, static_cast<int>(ldb),
+                     &zero, c, CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        what.c_str());
+}
+
+}  // namespace
+
 void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int64_t w_row_stride, int64_t k,
                      int64_t rows, __half* out) {
   const unsigned blocks = stride_blocks(rows * (k / kQuantBlock));
@@ -69,18 +82,17 @@ void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int
   launch.check_launch();
 }
 
-void gemm(const NodeLaunch& launch, cudaDataType_t type, const void* a, int64_t lda, const void* b, int64_t ldb,
-          float* c, int64_t m, int64_t n, int64_t k, int64_t ldc) {
-  const float one = 1.0f;
-  const float zero = 0.0f;
-  const std::string what = launch.label() + ": cublasGemmEx";
-  check(cublasGemmEx(launch.ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
-                     static_cast<int>(k), &one, a, type, static_cast<int>(lda), b, type, static_cast<int>(ldb),
-                     &zero, c, CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        what.c_str());
+void convert_columns(const NodeLaunch& launch, DType w_type, const float* x, int64_t x_col_stride, int64_t k,
+                     int64_t n, void* out) {
+  const unsigned blocks = stride_blocks(k * n);
+  cudaStream_t stream = launch.ctx.stream;
+  if (w_type == DType::BF16) {
+    convert_columns_kernel<<<blocks, 256, 0, stream>>>(x, x_col_stride, k, n, static_cast<__nv_bfloat16*>(out));
+  } else {
+    convert_columns_kernel<<<blocks, 256, 0, stream>>>(x, x_col_stride, k, n, static_cast<__half*>(out));
+  }
+  launch.check_launch();
 }
-
-}  // namespace
 
 bool gemm_supported(DType w_type, int64_t w_row_stride, int64_t x_col_stride_bytes) {
   switch (w_type) {
@@ -114,18 +126,12 @@ void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64
                 std::to_string(launch.ctx.scratch_bytes));
   }
   auto* scratch = static_cast<uint8_t*>(launch.ctx.scratch);
-  const unsigned blocks = stride_blocks(k * n);
-  cudaStream_t stream = launch.ctx.stream;
+  convert_columns(launch, w_type, x, x_col_stride, k, n, scratch);
   if (w_type == DType::BF16) {
-    auto* x16 = reinterpret_cast<__nv_bfloat16*>(scratch);
-    convert_columns_kernel<<<blocks, 256, 0, stream>>>(x, x_col_stride, k, n, x16);
-    launch.check_launch();
-    gemm(launch, CUDA_R_16BF, w, w_row_stride / 2, x16, k, out, m, n, k, m);
+    gemm(launch, CUDA_R_16BF, w, w_row_stride / 2, scratch, k, out, m, n, k, m);
     return;
   }
-  auto* x16 = reinterpret_cast<__half*>(scratch);
-  convert_columns_kernel<<<blocks, 256, 0, stream>>>(x, x_col_stride, k, n, x16);
-  launch.check_launch();
+  const auto* x16 = reinterpret_cast<const __half*>(scratch);
   if (w_type == DType::F16) {
     gemm(launch, CUDA_R_16F, w, w_row_stride / 2, x16, k, out, m, n, k, m);
     return;

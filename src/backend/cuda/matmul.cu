@@ -9,6 +9,19 @@ bool is_weight_type(DType t) {
          t == DType::Q4_1;
 }
 
+// Whether mul_mat_id takes the batched expert GEMM rather than the matrix-vector kernel.
+// The GEMM reads every expert's weights once and multiplies each by every token (experts
+// times the flops needed); the matrix-vector kernel reads one expert's weights per token.
+// With more tokens than kMatvecMaxColumns and at least as many tokens as experts, the
+// GEMM reads no more weight bytes and runs on tensor cores.
+bool mul_mat_id_uses_gemm(const Graph& graph, const Tensor& t) {
+  const Tensor& w = graph[t.src[0]];
+  const Tensor& x = graph[t.src[1]];
+  const int64_t n = x.ne[1];
+  return t.op == Op::MulMatId && n > kMatvecMaxColumns && n >= w.ne[2] && w.ne[0] <= INT32_MAX &&
+         w.ne[1] <= INT32_MAX && gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
+}
+
 }  // namespace
 
 void launch_mul_mat(const NodeLaunch& launch) {
@@ -40,6 +53,25 @@ void launch_mul_mat_id(const NodeLaunch& launch) {
   const Tensor& w = launch.src(0);
   const Tensor& x = launch.src(1);
   const Tensor& ids = launch.src(2);
+  if (mul_mat_id_uses_gemm(launch.graph, launch.node)) {
+    ExpertGemmArgs args;
+    args.w_type = w.type;
+    args.w = launch.src_data(0);
+    args.w_row_stride = static_cast<int64_t>(w.nb[1]);
+    args.w_expert_stride = static_cast<int64_t>(w.nb[2]);
+    args.x = reinterpret_cast<const float*>(launch.src_data(1));
+    args.x_col_stride = static_cast<int64_t>(x.nb[1] / 4);
+    args.out = reinterpret_cast<float*>(launch.out_data());
+    args.k = w.ne[0];
+    args.m = w.ne[1];
+    args.n = x.ne[1];
+    args.experts = static_cast<int>(w.ne[2]);
+    args.ids = reinterpret_cast<const int32_t*>(launch.src_data(2));
+    args.ids_col_stride = static_cast<int64_t>(ids.nb[1] / 4);
+    args.slot = launch.node.params.i[0];
+    launch_expert_gemm(launch, args);
+    return;
+  }
   MatvecArgs args;
   args.w = launch.src_data(0);
   args.w_row_stride = static_cast<int64_t>(w.nb[1]);
@@ -64,9 +96,18 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   if (t.op != Op::MulMat && t.op != Op::MulMatId) return 0;
   const Tensor& w = graph[t.src[0]];
   const int64_t n = graph[t.src[1]].ne[1];
+  if (t.op == Op::MulMatId && mul_mat_id_uses_gemm(graph, t)) {
+    return expert_gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n, w.ne[2]);
+  }
   const bool matvec = t.op == Op::MulMatId || n <= kMatvecMaxColumns;
   if (matvec) return int8_matvec_type(w.type) ? int8_matvec_scratch_bytes(w.ne[0], n) : 0;
   return gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n);
+}
+
+bool mul_mat_uses_cublas(const Graph& graph, TensorId node) {
+  const Tensor& t = graph[node];
+  if (t.op == Op::MulMatId) return mul_mat_id_uses_gemm(graph, t);
+  return t.op == Op::MulMat && graph[t.src[1]].ne[1] > kMatvecMaxColumns;
 }
 
 bool mul_mat_supported(const Graph& graph, TensorId node) {

@@ -9,8 +9,12 @@
 // converted to the weight's 16-bit type in scratch, quantized weights are dequantized to
 // f16 in scratch tile by tile, and the product accumulates in f32.
 //
-// mul_mat_id runs the matrix-vector kernel with one grid row per token, the expert read
-// from ids on the device, for every batch size (no host read of ids is allowed).
+// mul_mat_id never reads ids on the host (its launch is captured into CUDA graphs that
+// replay with new ids). Up to kMatvecMaxColumns tokens, or fewer tokens than experts, it
+// runs the matrix-vector kernel with one grid row per token, the expert read from ids on
+// the device. Larger batches (prompts) take gemm_experts.cu: one strided-batched cuBLAS
+// GEMM multiplies every token by every expert into scratch, and a gather kernel keeps
+// each token's column of its own expert.
 #pragma once
 
 #include "backend/cuda/device_common.cuh"
@@ -54,9 +58,39 @@ void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64
 size_t gemm_scratch_bytes(DType w_type, int64_t k, int64_t m, int64_t n);
 bool gemm_supported(DType w_type, int64_t w_row_stride, int64_t x_col_stride_bytes);
 
+// Pieces of the cuBLAS path that gemm_experts.cu shares (gemm.cu):
+// x [k, n] f32 (column stride in floats) -> contiguous [k, n] of the weight's 16-bit type
+// (bf16 for BF16 weights, f16 for every other type).
+void convert_columns(const NodeLaunch& launch, DType w_type, const float* x, int64_t x_col_stride, int64_t k,
+                     int64_t n, void* out);
+// Rows [0, rows) of a quantized matrix -> contiguous f16 [rows, k].
+void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int64_t w_row_stride, int64_t k,
+                     int64_t rows, __half* out);
+
+// mul_mat_id by batched GEMM over all experts (gemm_experts.cu); x is [k, n] with n <= 65535.
+struct ExpertGemmArgs {
+  DType w_type = DType::F32;
+  const uint8_t* w = nullptr;
+  int64_t w_row_stride = 0;     // bytes
+  int64_t w_expert_stride = 0;  // bytes
+  const float* x = nullptr;
+  int64_t x_col_stride = 0;  // floats
+  float* out = nullptr;      // [m, n] contiguous
+  int64_t k = 0;
+  int64_t m = 0;
+  int64_t n = 0;
+  int experts = 0;
+  const int32_t* ids = nullptr;  // expert of token t is ids[t * ids_col_stride + slot]
+  int64_t ids_col_stride = 0;    // elements
+  int slot = 0;
+};
+void launch_expert_gemm(const NodeLaunch& launch, const ExpertGemmArgs& args);
+size_t expert_gemm_scratch_bytes(DType w_type, int64_t k, int64_t m, int64_t n, int64_t experts);
+
 void launch_mul_mat(const NodeLaunch& launch);
 void launch_mul_mat_id(const NodeLaunch& launch);
 size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node);
+bool mul_mat_uses_cublas(const Graph& graph, TensorId node);
 bool mul_mat_supported(const Graph& graph, TensorId node);
 
 }  // namespace braid::cuda
