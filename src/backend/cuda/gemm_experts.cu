@@ -20,7 +20,6 @@
 namespace braid::cuda {
 namespace {
 
-constexpr int64_t kExpertOutputsCap = int64_t{512} << 20;  // outputs of one column tile
 constexpr int64_t kDequantTileBytes = int64_t{64} << 20;   // f16 rows of all experts
 constexpr size_t kScratchAlignment = 256;
 

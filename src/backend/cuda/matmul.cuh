@@ -84,6 +84,8 @@ struct ExpertGemmArgs {
   int64_t ids_col_stride = 0;    // elements
   int slot = 0;
 };
+// Most scratch bytes the batched expert GEMM may use for its per-expert outputs.
+inline constexpr int64_t kExpertOutputsCap = int64_t{512} << 20;
 void launch_expert_gemm(const NodeLaunch& launch, const ExpertGemmArgs& args);
 size_t expert_gemm_scratch_bytes(DType w_type, int64_t k, int64_t m, int64_t n, int64_t experts);
 

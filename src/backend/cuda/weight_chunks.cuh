@@ -21,16 +21,10 @@ __device__ __forceinline__ float small_uint_to_float(uint32_t q, float minus_off
   return __uint_as_float(0x4B000000u | q) + minus_offset;  // minus_offset = -(2^23 + bias)
 }
 
-// A 16-byte chunk of weights. Weights are read once per call and never written while a
-// kernel runs, so the load takes the non-coherent path and does not allocate in L1,
-// which leaves L1 to the x columns that every row of the matrix-vector kernel rereads.
-__device__ __forceinline__ uint4 load_streamed16(const uint8_t* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
+// A 16-byte chunk of weights, read once per call. (A non-caching load hint,
+// ld.global.nc.L1::no_allocate, measured slower on the H100 for 4096-wide f16 rows:
+// 1436 against 1794 GB/s; bench/NOTES.md.)
+__device__ __forceinline__ uint4 load_streamed16(const uint8_t* p) { return *reinterpret_cast<const uint4*>(p); }
 
 template <DType W>
 struct WeightChunk;
