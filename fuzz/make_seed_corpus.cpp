@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
     // Broken containers.
     save("broken-empty", {});
     save("broken-magic-only", Bytes{'G', 'G', 'U', 'F'});
-    save("broken-bad-magic", poked<uint32_t>(dense, 0, 0x46554747));
+    save("broken-bad-magic", poked<uint32_t>(dense, 0, 0x47475546));  // "FUGG"
     save("broken-version-1", poked<uint32_t>(dense, 4, 1));
     save("broken-big-endian", poked<uint32_t>(dense, 4, 0x03000000));
     save("broken-tensor-count", poked<uint64_t>(dense, 8, uint64_t{1} << 60));
