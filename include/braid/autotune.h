@@ -10,6 +10,7 @@
 // Executable::time_runs_ms (CUDA events on the device, the host clock on the CPU).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct AutoOptions {
   // ~/.cache/braid/autotune.json (no cache when neither variable is set).
   std::string cache_path;
   ExecOptions exec;  // how candidates are compiled (CUDA graphs by default, as they run)
+  // Stages representative inputs on each candidate before timing (a prompt's positions
+  // 0..n-1, say: with zeros every query would attend to one key and the timing would
+  // not be the prompt's). Inputs it leaves alone are zero.
+  std::function<void(Executable&)> stage_inputs;
 };
 
 struct CandidateTiming {

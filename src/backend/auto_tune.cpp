@@ -50,7 +50,7 @@ struct Timed {
   std::string error;
 };
 
-// Compiles `plan`, stages zero inputs, warms up and times it.
+// Compiles `plan`, stages zero inputs (then the caller's, if any), warms up and times it.
 Timed time_plan(Backend& backend, const Graph& graph, const Plan& plan, const AutoOptions& options,
                 std::unique_ptr<Executable>* keep = nullptr) {
   std::unique_ptr<Executable> executable = backend.compile(graph, plan, options.exec);
@@ -59,6 +59,7 @@ Timed time_plan(Backend& backend, const Graph& graph, const Plan& plan, const Au
     const std::vector<uint8_t> zeros(t.bytes(), 0);
     executable->set_input(t.id, zeros.data(), zeros.size());
   }
+  if (options.stage_inputs) options.stage_inputs(*executable);
   for (int i = 0; i < options.warmup_runs; ++i) executable->run();
   executable->synchronize();
   Timed timed;

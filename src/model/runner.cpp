@@ -26,6 +26,15 @@ ModelRunner::Prepared& ModelRunner::prepare(int n_tokens) {
     }
     AutoOptions tuning = options_.autotune;
     tuning.exec = options_.exec;
+    // Time what the graph will run: a sequence from position 0 (a prompt's queries then
+    // attend to 1..n keys), with valid token ids.
+    tuning.stage_inputs = [&](Executable& executable) {
+      std::vector<int32_t> tokens(static_cast<size_t>(n_tokens)), positions(static_cast<size_t>(n_tokens));
+      for (int i = 0; i < n_tokens; ++i) tokens[static_cast<size_t>(i)] = (i * 7919 + 1) % model_.config.n_vocab;
+      std::iota(positions.begin(), positions.end(), 0);
+      executable.set_input(p.graph.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
+      executable.set_input(p.graph.positions, positions.data(), positions.size() * sizeof(int32_t));
+    };
     p.plan = choose_plan(backend_, p.graph.graph, options_.plan, tuning, &auto_report_);
   } else {
     p.plan = make_plan(p.graph.graph, options_.policy, options_.plan);
