@@ -10,6 +10,7 @@
 #include "braid/backend.h"
 #include "braid/gguf.h"
 #include "braid/runner.h"
+#include "model_test_util.h"
 #include "test_support.h"
 
 namespace braid {
@@ -44,21 +45,8 @@ std::map<Op, int> count_ops(const Graph& g) {
   return counts;
 }
 
-const std::vector<int32_t> kPrompt = {1, 17, 300, 42, 7, 511, 99, 3};
-
-// Logits of the prompt's last token, then of three greedy decode steps.
-std::vector<std::vector<float>> prompt_then_decode(const Model& model, RunnerOptions options) {
-  auto backend = make_cpu_backend();
-  ModelRunner runner(model, *backend, options);
-  std::vector<std::vector<float>> all;
-  all.push_back(runner.eval(kPrompt));
-  for (int step = 0; step < 3; ++step) {
-    const auto& last = all.back();
-    const auto next = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
-    all.push_back(runner.eval({next}));
-  }
-  return all;
-}
+using test::kPrompt;
+using test::prompt_then_decode;
 
 // Fused runs of every policy equal the unfused serial run exactly.
 void expect_fused_equals_unfused(const Model& model) {
