@@ -28,24 +28,10 @@ struct BadFiles {
       no_vocab;
 };
 
-using Metadata = std::vector<std::pair<std::string, GgufValue>>;
-using Tensors = std::vector<GgufTensorInfo>;
-
-void rewrite(const GgufFile& source, const std::string& path, const std::function<void(Metadata&, Tensors&)>& edit) {
-  Metadata metadata = source.metadata();
-  Tensors tensors = source.tensors();
-  edit(metadata, tensors);
-  GgufWriter writer;
-  for (const auto& [key, value] : metadata) writer.set(key, value);
-  for (const GgufTensorInfo& t : tensors) writer.add_tensor(t);
-  writer.write(path);
-}
-
-void set_key(Metadata& metadata, const std::string& key, GgufValue value) {
-  for (auto& [k, v] : metadata) {
-    if (k == key) v = value;
-  }
-}
+using test::Metadata;
+using test::rewrite;
+using test::set_key;
+using Tensors = test::TensorList;
 
 const BadFiles& bad_files() {
   static const BadFiles files = [] {

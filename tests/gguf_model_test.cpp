@@ -13,29 +13,10 @@ namespace {
 
 using test::fixture;
 using test::have_fixture;
-using Metadata = std::vector<std::pair<std::string, GgufValue>>;
-using TensorList = std::vector<GgufTensorInfo>;
-
-// Copies `source` to `path` after `edit` changes its metadata and tensor list.
-void rewrite(const GgufFile& source, const std::string& path, const std::function<void(Metadata&, TensorList&)>& edit) {
-  Metadata metadata = source.metadata();
-  TensorList tensors = source.tensors();
-  edit(metadata, tensors);
-  GgufWriter writer;
-  for (const auto& [key, value] : metadata) writer.set(key, value);
-  for (const GgufTensorInfo& t : tensors) writer.add_tensor(t);
-  writer.write(path);
-}
-
-void set_key(Metadata& metadata, const std::string& key, GgufValue value) {
-  for (auto& [k, v] : metadata) {
-    if (k == key) {
-      v = std::move(value);
-      return;
-    }
-  }
-  metadata.emplace_back(key, std::move(value));
-}
+using test::Metadata;
+using test::rewrite;
+using test::set_key;
+using test::TensorList;
 
 void drop_key(Metadata& metadata, const std::string& key) {
   std::erase_if(metadata, [&](const auto& entry) { return entry.first == key; });

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,32 @@
 #include "test_support.h"
 
 namespace braid::test {
+
+using Metadata = std::vector<std::pair<std::string, GgufValue>>;
+using TensorList = std::vector<GgufTensorInfo>;
+
+// Copies `source` to `path` after `edit` changes its metadata and tensor list.
+inline void rewrite(const GgufFile& source, const std::string& path,
+                    const std::function<void(Metadata&, TensorList&)>& edit) {
+  Metadata metadata = source.metadata();
+  TensorList tensors = source.tensors();
+  edit(metadata, tensors);
+  GgufWriter writer;
+  for (const auto& [key, value] : metadata) writer.set(key, value);
+  for (const GgufTensorInfo& t : tensors) writer.add_tensor(t);
+  writer.write(path);
+}
+
+// Replaces the value of `key`, or appends the key when absent.
+inline void set_key(Metadata& metadata, const std::string& key, GgufValue value) {
+  for (auto& [k, v] : metadata) {
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  }
+  metadata.emplace_back(key, std::move(value));
+}
 
 inline std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

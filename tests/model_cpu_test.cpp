@@ -61,15 +61,7 @@ TEST(ModelCpu, EveryPolicyOnThreadsEqualsSerialBitForBit) {
 }
 
 TEST(ModelCpu, MixtureOfExpertsRunsInEveryPolicy) {
-  ModelConfig c = preset_config("moe-8x1b");
-  c.n_embd = 128;
-  c.n_ff = 192;
-  c.n_head = 4;
-  c.n_head_kv = 2;
-  c.n_layer = 2;
-  c.n_vocab = 512;
-  c.n_ctx = 32;
-  Model model = make_random_model(c, 8);
+  Model model = make_random_model(test::small_moe(), 8);
   const auto serial = prompt_then_decode(model, {});
   for (float v : serial.back()) ASSERT_TRUE(std::isfinite(v));
   for (Policy policy : all_policies()) {

@@ -26,18 +26,7 @@ ModelConfig small_dense(DType type) {
   return c;
 }
 
-ModelConfig small_moe(DType type) {
-  ModelConfig c = preset_config("moe-8x1b");
-  c.n_embd = 128;
-  c.n_ff = 192;
-  c.n_head = 4;
-  c.n_head_kv = 2;
-  c.n_layer = 2;
-  c.n_vocab = 512;
-  c.n_ctx = 32;
-  c.weight_type = type;
-  return c;
-}
+using test::small_moe;
 
 std::map<Op, int> count_ops(const Graph& g) {
   std::map<Op, int> counts;

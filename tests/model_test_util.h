@@ -5,9 +5,24 @@
 #include <vector>
 
 #include "braid/backend.h"
+#include "braid/model.h"
 #include "braid/runner.h"
 
 namespace braid::test {
+
+// A Mixtral-style model small enough for the CPU reference: 8 experts, top-2, 2 layers.
+inline ModelConfig small_moe(DType type = DType::F16) {
+  ModelConfig c = preset_config("moe-8x1b");
+  c.n_embd = 128;
+  c.n_ff = 192;
+  c.n_head = 4;
+  c.n_head_kv = 2;
+  c.n_layer = 2;
+  c.n_vocab = 512;
+  c.n_ctx = 32;
+  c.weight_type = type;
+  return c;
+}
 
 inline const std::vector<int32_t> kPrompt = {1, 17, 300, 42, 7, 511, 99, 3};
 
