@@ -3,6 +3,8 @@
 #   memcheck, racecheck, synccheck  compute-sanitizer on the CUDA tests (filter 'Cuda*')
 #   bench-memcheck                  compute-sanitizer memcheck (leak check on) on one short
 #                                   llama-1b bench: prompt 0, 4 decode steps, cost policy, CUDA graph
+#   policies                        memcheck, racecheck and synccheck on that llama-1b decode bench
+#                                   for every policy (POLICIES), CUDA graph on
 #   stress                          braid stress: STRESS_STEPS decode steps in multi-stream graph
 #                                   mode, logits compared bit for bit with a serial run
 # Builds ./build (CUDA, sm_90) when it has no braid binary. Logs go to $OUT (or ./out); one
@@ -16,6 +18,7 @@ check_timeout="${CHECK_TIMEOUT:-540}"
 stress_steps="${STRESS_STEPS:-10000}"
 stress_preset="${STRESS_PRESET:-llama-1b}"
 test_filter="${CUDA_TEST_FILTER:-Cuda*}"
+policies="${POLICIES:-serial branch levels chains cost}"
 mkdir -p "$out"
 export BRAID_FIXTURES="${BRAID_FIXTURES:-$PWD/.fixtures}"
 
@@ -93,7 +96,16 @@ for check in "${checks[@]}"; do
     bench-memcheck)
       sanitize bench-memcheck memcheck "--leak-check full" "$build/braid" bench --preset llama-1b --layers 2 \
         -p 0 -n 4 -r 1 --policy cost --graph 1 ;;
+    policies)
+      for policy in $policies; do
+        for tool in memcheck racecheck synccheck; do
+          options=""
+          [ "$tool" = memcheck ] && options="--leak-check full"
+          sanitize "decode-$policy-$tool" "$tool" "$options" "$build/braid" bench --preset llama-1b --layers 2 \
+            -p 0 -n 4 -r 1 --policy "$policy" --graph 1
+        done
+      done ;;
     stress) run_stress ;;
-    *) verdict "$check" "unknown check (memcheck, racecheck, synccheck, bench-memcheck, stress)" ;;
+    *) verdict "$check" "unknown check (memcheck, racecheck, synccheck, bench-memcheck, policies, stress)" ;;
   esac
 done

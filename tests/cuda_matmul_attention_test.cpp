@@ -249,6 +249,8 @@ TEST(CudaAttention, SmallBatchAndPromptShapes) {
       {{64, 4, 4, 600}, {40, 41, 42, 43}},                 // split, no grouping
       {{128, 8, 1, 96}, {0, 1, 2}},                        // one chunk (short cache), all heads on one kv head
       {{80, 6, 2, 256}, {3, 200, 17, 255, 9, 100, 50, 0, 128, 129, 64, 1}},  // prompt form, odd head_dim
+      {{80, 6, 2, 256}, {200}},                            // decode, head_dim not a power of two
+      {{30, 4, 2, 200}, {150, 31}},                        // head_dim not a multiple of 4: scalar tile loads
   };
   for (const Case& c : cases) {
     Graph g;

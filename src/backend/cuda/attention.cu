@@ -35,7 +35,9 @@ struct Split {
 constexpr int kTiledMaxHeadDim = 128;
 constexpr int kTileKeys = 32;         // keys per shared-memory tile of the tiled kernel
 constexpr int kTiledMaxWarps = 8;     // (head, query) pairs per block of the tiled kernel
-constexpr int kTiledChunk = 128;      // keys per chunk of the tiled kernel in split mode
+// Keys per chunk of the tiled kernel in split mode: one tile, so a decode step early in
+// the context still spreads over (live keys / 32) x heads blocks instead of a few.
+constexpr int kTiledChunk = kTileKeys;
 constexpr int kTiledMinWarps = 4;     // warps that load each tile, even when fewer compute
 
 bool use_tiled(int64_t head_dim) { return head_dim <= kTiledMaxHeadDim; }
@@ -165,6 +167,62 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   }
 }
 
+// Four consecutive cache elements as floats; p is aligned to four elements.
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const __half* p) {
+  const uint2 bits = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&bits.x));
+  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&bits.y));
+  return {lo.x, lo.y, hi.x, hi.y};
+}
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+  const uint2 bits = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.y));
+  return {lo.x, lo.y, hi.x, hi.y};
+}
+
+// Copies `count` slots of keys and values (head_dim `hd`) into shared memory as floats.
+// A decode step is latency bound here: with head_dim a multiple of four every thread
+// issues all of its vector loads before its first store, so the tile costs one round
+// trip to memory instead of one per element.
+template <typename T>
+__device__ __forceinline__ void load_tile(const T* k, const T* v, int64_t slot_stride, int count, int hd,
+                                          float (*keys)[kTiledMaxHeadDim + 1], float (*values)[kTiledMaxHeadDim]) {
+  if (hd % 4 != 0) {
+    for (int i = threadIdx.x; i < count * hd; i += blockDim.x) {
+      const int j = i / hd, d = i % hd;
+      keys[j][d] = to_float(k[j * slot_stride + d]);
+      values[j][d] = to_float(v[j * slot_stride + d]);
+    }
+    return;
+  }
+  constexpr int kMaxLoads = kTileKeys * kTiledMaxHeadDim / 4 / (kTiledMinWarps * 32);
+  const int quads = count * hd / 4;
+  float4 key_quads[kMaxLoads], value_quads[kMaxLoads];
+#pragma unroll
+  for (int u = 0; u < kMaxLoads; ++u) {
+    const int i = threadIdx.x + u * blockDim.x;
+    if (i < quads) {
+      const int j = 4 * i / hd, d = 4 * i % hd;
+      key_quads[u] = load4(k + j * slot_stride + d);
+      value_quads[u] = load4(v + j * slot_stride + d);
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < kMaxLoads; ++u) {
+    const int i = threadIdx.x + u * blockDim.x;
+    if (i < quads) {
+      const int j = 4 * i / hd, d = 4 * i % hd;
+      keys[j][d] = key_quads[u].x;
+      keys[j][d + 1] = key_quads[u].y;
+      keys[j][d + 2] = key_quads[u].z;
+      keys[j][d + 3] = key_quads[u].w;
+      *reinterpret_cast<float4*>(&values[j][d]) = value_quads[u];
+    }
+  }
+}
+
 // The tiled kernel: one warp per (head, query) pair, up to kTiledMaxWarps pairs per block
 // sharing one kv head. Keys and values pass through shared memory kTileKeys at a time;
 // lane j scores key j of the tile, the warp keeps an online softmax, and lane l
@@ -174,7 +232,7 @@ __global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(At
   constexpr int kDims = kTiledMaxHeadDim / 32;
   __shared__ float q_scaled[kTiledMaxWarps][kTiledMaxHeadDim];
   __shared__ float keys[kTileKeys][kTiledMaxHeadDim + 1];  // +1: lane j reads row j without bank conflicts
-  __shared__ float values[kTileKeys][kTiledMaxHeadDim];
+  __shared__ __align__(16) float values[kTileKeys][kTiledMaxHeadDim];  // float4 stores
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
   const int hd = a.head_dim;
@@ -213,11 +271,7 @@ __global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(At
   for (int tile = begin; tile < block_end; tile += kTileKeys) {
     const int count = min(kTileKeys, block_end - tile);
     __syncthreads();  // the previous tile is no longer read (and q_scaled is written)
-    for (int i = threadIdx.x; i < count * hd; i += blockDim.x) {
-      const int j = i / hd, d = i % hd;
-      keys[j][d] = to_float(k[(tile + j) * slot_stride + d]);
-      values[j][d] = to_float(v[(tile + j) * slot_stride + d]);
-    }
+    load_tile(k + tile * slot_stride, v + tile * slot_stride, slot_stride, count, hd, keys, values);
     __syncthreads();
     if (tile >= end) continue;  // this warp's query sees none of this tile
     const bool visible = lane < count && tile + lane < end;
