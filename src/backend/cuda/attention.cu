@@ -73,6 +73,7 @@ __device__ __forceinline__ int live_length(const AttentionArgs& a, int query) {
 // One block per (chunk, head, query).
 template <typename T>
 __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a) {
+  wait_for_producers();
   __shared__ float q_scaled[kAttentionMaxHeadDim];
   __shared__ float scores[kAttentionTile];
   __shared__ float reduce_scratch[32];
@@ -229,6 +230,7 @@ __device__ __forceinline__ void load_tile(const T* k, const T* v, int64_t slot_s
 // accumulates output dimensions l, l+32, ... Grid: (chunks, head blocks, query blocks).
 template <typename T>
 __global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(AttentionArgs a, TiledShape shape) {
+  wait_for_producers();
   constexpr int kDims = kTiledMaxHeadDim / 32;
   __shared__ float q_scaled[kTiledMaxWarps][kTiledMaxHeadDim];
   __shared__ float keys[kTileKeys][kTiledMaxHeadDim + 1];  // +1: lane j reads row j without bank conflicts
@@ -321,6 +323,7 @@ __global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(At
 
 // One block per (head, query): merges the live chunks in ascending order.
 __global__ void attention_merge_kernel(AttentionArgs a) {
+  wait_for_producers();
   const int head = blockIdx.x;
   const int query = blockIdx.y;
   const int hd = a.head_dim;
@@ -346,6 +349,7 @@ __global__ void attention_merge_kernel(AttentionArgs a) {
 // One block per (token, kv head): cache[positions[i]][kv_head][:] = x[:, kv_head, i].
 template <typename T>
 __global__ void kv_write_kernel(StridedTensor x, const int32_t* positions, T* cache, int64_t ctx) {
+  wait_for_producers();
   const int64_t kv_head = blockIdx.x;
   const int64_t token = blockIdx.y;
   const int64_t slot = positions[token];
@@ -409,23 +413,37 @@ void launch_attention(const NodeLaunch& launch) {
                     static_cast<unsigned>((a.n + shape.queries_per_block - 1) / shape.queries_per_block));
     const unsigned threads = static_cast<unsigned>(std::max(shape.warps(), kTiledMinWarps) * 32);
     switch (k.type) {
-      case DType::F32: attention_tiled_kernel<float><<<grid, threads, 0, stream>>>(a, shape); break;
-      case DType::F16: attention_tiled_kernel<__half><<<grid, threads, 0, stream>>>(a, shape); break;
-      case DType::BF16: attention_tiled_kernel<__nv_bfloat16><<<grid, threads, 0, stream>>>(a, shape); break;
+      case DType::F32:
+        launch_kernel(attention_tiled_kernel<float>, grid, threads, 0, stream, a, shape);
+        break;
+      case DType::F16:
+        launch_kernel(attention_tiled_kernel<__half>, grid, threads, 0, stream, a, shape);
+        break;
+      case DType::BF16:
+        launch_kernel(attention_tiled_kernel<__nv_bfloat16>, grid, threads, 0, stream, a, shape);
+        break;
       default: throw Error(launch.label() + ": unsupported cache type");
     }
   } else {
     const dim3 grid(static_cast<unsigned>(a.chunks), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.n));
     switch (k.type) {
-    case DType::F32: attention_kernel<float><<<grid, kAttentionThreads, 0, stream>>>(a); break;
-    case DType::F16: attention_kernel<__half><<<grid, kAttentionThreads, 0, stream>>>(a); break;
-    case DType::BF16: attention_kernel<__nv_bfloat16><<<grid, kAttentionThreads, 0, stream>>>(a); break;
-    default: throw Error(launch.label() + ": unsupported cache type");
+      case DType::F32:
+        launch_kernel(attention_kernel<float>, grid, kAttentionThreads, 0, stream, a);
+        break;
+      case DType::F16:
+        launch_kernel(attention_kernel<__half>, grid, kAttentionThreads, 0, stream, a);
+        break;
+      case DType::BF16:
+        launch_kernel(attention_kernel<__nv_bfloat16>, grid, kAttentionThreads, 0, stream, a);
+        break;
+      default:
+        throw Error(launch.label() + ": unsupported cache type");
     }
   }
   launch.check_launch();
   if (a.chunks > 1) {
-    attention_merge_kernel<<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.n)), 128, 0, stream>>>(a);
+    const dim3 merge_grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.n));
+    launch_kernel(attention_merge_kernel, merge_grid, 128, 0, stream, a);
     launch.check_launch();
   }
 }
@@ -440,11 +458,19 @@ void launch_kv_write(const NodeLaunch& launch) {
   if (x.ne[2] > 65535) throw Error(launch.label() + ": more than 65535 tokens");
   const dim3 grid(static_cast<unsigned>(x.ne[1]), static_cast<unsigned>(x.ne[2]));
   cudaStream_t stream = launch.ctx.stream;
+  const int64_t slots = cache.ne[2];
   switch (cache.type) {
-    case DType::F32: kv_write_kernel<<<grid, 128, 0, stream>>>(x, positions, reinterpret_cast<float*>(target), cache.ne[2]); break;
-    case DType::F16: kv_write_kernel<<<grid, 128, 0, stream>>>(x, positions, reinterpret_cast<__half*>(target), cache.ne[2]); break;
+    case DType::F32:
+      launch_kernel(kv_write_kernel<float>, grid, 128, 0, stream, x, positions, reinterpret_cast<float*>(target),
+                    slots);
+      break;
+    case DType::F16:
+      launch_kernel(kv_write_kernel<__half>, grid, 128, 0, stream, x, positions, reinterpret_cast<__half*>(target),
+                    slots);
+      break;
     case DType::BF16:
-      kv_write_kernel<<<grid, 128, 0, stream>>>(x, positions, reinterpret_cast<__nv_bfloat16*>(target), cache.ne[2]);
+      launch_kernel(kv_write_kernel<__nv_bfloat16>, grid, 128, 0, stream, x, positions,
+                    reinterpret_cast<__nv_bfloat16*>(target), slots);
       break;
     default: throw Error(launch.label() + ": unsupported cache type");
   }

@@ -1,9 +1,9 @@
 // Dispatch of one compute node to its op family (see cuda_ops.h).
-#include "backend/cuda/cuda_ops.h"
-
+#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/device_common.cuh"
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/get_rows.cuh"
@@ -33,6 +33,19 @@ size_t scratch_bytes(const Graph& graph, TensorId node) {
 }
 
 bool uses_cublas(const Graph& graph, TensorId node) { return mul_mat_uses_cublas(graph, node); }
+
+bool programmatic_launch_enabled() {
+  static const bool enabled = [] {
+    const char* setting = std::getenv("BRAID_PDL");
+    if (setting != nullptr && std::string(setting) == "0") return false;
+    int device = 0;
+    int major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+    return major >= 9;
+  }();
+  return enabled;
+}
 
 bool supports(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "backend/cuda/cuda_ops.h"
 
@@ -59,6 +60,44 @@ inline StridedTensor strided(const Tensor& t, const uint8_t* data) {
     s.nb[d] = static_cast<int64_t>(t.nb[static_cast<size_t>(d)]);
   }
   return s;
+}
+
+// Note [Programmatic dependent launch]: every kernel is launched through launch_kernel,
+// which lets it start while the kernel before it on the stream is still finishing (on
+// Hopper and later; BRAID_PDL=0 turns it off). Each kernel's blocks then become resident
+// early and wait in wait_for_producers(), which returns once the previous grid has
+// completed and its writes are visible, so every kernel calls it before it touches global
+// memory. Since a grid completes only after its own wait returned, the guarantee is
+// transitive: a kernel sees the writes of every kernel before it on the stream. Kernels of
+// other libraries (cuBLAS) are launched without the attribute and order as usual. What is
+// gained is the launch latency and block scheduling of each kernel boundary.
+__device__ __forceinline__ void wait_for_producers() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
+// Whether kernels are launched with programmatic stream serialization (the device is
+// compute capability 9.0 or later and BRAID_PDL is not 0).
+bool programmatic_launch_enabled();
+
+// kernel<<<grid, block, shared_bytes, stream>>>(args...), with programmatic stream
+// serialization when enabled. Errors are left for cudaGetLastError (NodeLaunch::check_launch).
+template <typename... Params, typename... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                   Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = programmatic_launch_enabled() ? 1 : 0;
+  (void)cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }

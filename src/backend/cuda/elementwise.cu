@@ -28,6 +28,7 @@ __device__ __forceinline__ const uint8_t* row_address(const StridedTensor& t, in
 // b's indices wrap (broadcast by repetition).
 template <Binary kOp>
 __global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int64_t rows) {
+  wait_for_producers();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= a.ne[0]) return;
   const int64_t bi = i % b.ne[0];
@@ -43,6 +44,7 @@ __global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int6
 
 template <Unary kOp>
 __global__ void unary_kernel(StridedTensor a, float factor, float* out, int64_t rows) {
+  wait_for_producers();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= a.ne[0]) return;
   for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
@@ -58,6 +60,7 @@ dim3 elementwise_grid(int64_t columns, int64_t rows) {
 // One thread per element; any strides (dimension 0 too, for permuted views).
 template <typename Src, typename Dst>
 __global__ void copy_kernel(StridedTensor src, Dst* out, int64_t count) {
+  wait_for_producers();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t rest = i;
@@ -79,14 +82,16 @@ void launch_copy_from(const NodeLaunch& launch, const StridedTensor& src, unsign
   cudaStream_t stream = launch.ctx.stream;
   switch (launch.node.type) {
     case DType::F32:
-      copy_kernel<Src, float><<<blocks, 256, 0, stream>>>(src, reinterpret_cast<float*>(launch.out_data()), count);
+      launch_kernel(copy_kernel<Src, float>, blocks, 256, 0, stream, src, reinterpret_cast<float*>(launch.out_data()),
+                    count);
       return;
     case DType::F16:
-      copy_kernel<Src, __half><<<blocks, 256, 0, stream>>>(src, reinterpret_cast<__half*>(launch.out_data()), count);
+      launch_kernel(copy_kernel<Src, __half>, blocks, 256, 0, stream, src, reinterpret_cast<__half*>(launch.out_data()),
+                    count);
       return;
     case DType::BF16:
-      copy_kernel<Src, __nv_bfloat16>
-          <<<blocks, 256, 0, stream>>>(src, reinterpret_cast<__nv_bfloat16*>(launch.out_data()), count);
+      launch_kernel(copy_kernel<Src, __nv_bfloat16>, blocks, 256, 0, stream, src,
+                    reinterpret_cast<__nv_bfloat16*>(launch.out_data()), count);
       return;
     default:
       throw Error(launch.label() + ": unsupported destination type");
@@ -104,9 +109,15 @@ void launch_binary(const NodeLaunch& launch) {
   const dim3 grid = elementwise_grid(a.ne[0], rows);
   cudaStream_t stream = launch.ctx.stream;
   switch (launch.node.op) {
-    case Op::Add: binary_kernel<Binary::Add><<<grid, kRowThreads, 0, stream>>>(a, b, out, rows); break;
-    case Op::Mul: binary_kernel<Binary::Mul><<<grid, kRowThreads, 0, stream>>>(a, b, out, rows); break;
-    case Op::Swiglu: binary_kernel<Binary::Swiglu><<<grid, kRowThreads, 0, stream>>>(a, b, out, rows); break;
+    case Op::Add:
+      launch_kernel(binary_kernel<Binary::Add>, grid, kRowThreads, 0, stream, a, b, out, rows);
+      break;
+    case Op::Mul:
+      launch_kernel(binary_kernel<Binary::Mul>, grid, kRowThreads, 0, stream, a, b, out, rows);
+      break;
+    case Op::Swiglu:
+      launch_kernel(binary_kernel<Binary::Swiglu>, grid, kRowThreads, 0, stream, a, b, out, rows);
+      break;
     default: throw Error(launch.label() + ": not a binary op");
   }
   launch.check_launch();
@@ -120,9 +131,9 @@ void launch_unary(const NodeLaunch& launch) {
   const dim3 grid = elementwise_grid(a.ne[0], rows);
   cudaStream_t stream = launch.ctx.stream;
   if (launch.node.op == Op::Scale) {
-    unary_kernel<Unary::Scale><<<grid, kRowThreads, 0, stream>>>(a, launch.node.params.f[0], out, rows);
+    launch_kernel(unary_kernel<Unary::Scale>, grid, kRowThreads, 0, stream, a, launch.node.params.f[0], out, rows);
   } else {
-    unary_kernel<Unary::Silu><<<grid, kRowThreads, 0, stream>>>(a, 0.0f, out, rows);
+    launch_kernel(unary_kernel<Unary::Silu>, grid, kRowThreads, 0, stream, a, 0.0f, out, rows);
   }
   launch.check_launch();
 }

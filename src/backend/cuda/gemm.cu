@@ -25,6 +25,7 @@ int64_t dequant_tile_rows(int64_t k, int64_t m) {
 // x [k, n] f32 (column stride in floats) -> contiguous 16-bit [k, n].
 template <typename T>
 __global__ void convert_columns_kernel(const float* x, int64_t x_col_stride, int64_t k, int64_t n, T* out) {
+  wait_for_producers();
   const int64_t count = k * n;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -37,6 +38,7 @@ __global__ void convert_columns_kernel(const float* x, int64_t x_col_stride, int
 template <DType W>
 __global__ void dequantize_rows_kernel(const uint8_t* w, int64_t w_row_stride, int64_t k, int64_t rows,
                                        __half* out) {
+  wait_for_producers();
   using Chunk = WeightChunk<W>;
   const int64_t blocks_per_row = k / Chunk::kElements;
   const int64_t count = rows * blocks_per_row;
@@ -74,9 +76,15 @@ void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int
   const unsigned blocks = stride_blocks(rows * (k / kQuantBlock));
   cudaStream_t stream = launch.ctx.stream;
   switch (type) {
-    case DType::Q8_0: dequantize_rows_kernel<DType::Q8_0><<<blocks, 256, 0, stream>>>(w, w_row_stride, k, rows, out); break;
-    case DType::Q4_0: dequantize_rows_kernel<DType::Q4_0><<<blocks, 256, 0, stream>>>(w, w_row_stride, k, rows, out); break;
-    case DType::Q4_1: dequantize_rows_kernel<DType::Q4_1><<<blocks, 256, 0, stream>>>(w, w_row_stride, k, rows, out); break;
+    case DType::Q8_0:
+      launch_kernel(dequantize_rows_kernel<DType::Q8_0>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out);
+      break;
+    case DType::Q4_0:
+      launch_kernel(dequantize_rows_kernel<DType::Q4_0>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out);
+      break;
+    case DType::Q4_1:
+      launch_kernel(dequantize_rows_kernel<DType::Q4_1>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out);
+      break;
     default: throw Error(launch.label() + ": not a quantized type");
   }
   launch.check_launch();
@@ -87,9 +95,11 @@ void convert_columns(const NodeLaunch& launch, DType w_type, const float* x, int
   const unsigned blocks = stride_blocks(k * n);
   cudaStream_t stream = launch.ctx.stream;
   if (w_type == DType::BF16) {
-    convert_columns_kernel<<<blocks, 256, 0, stream>>>(x, x_col_stride, k, n, static_cast<__nv_bfloat16*>(out));
+    launch_kernel(convert_columns_kernel<__nv_bfloat16>, blocks, 256, 0, stream, x, x_col_stride, k, n,
+                  static_cast<__nv_bfloat16*>(out));
   } else {
-    convert_columns_kernel<<<blocks, 256, 0, stream>>>(x, x_col_stride, k, n, static_cast<__half*>(out));
+    launch_kernel(convert_columns_kernel<__half>, blocks, 256, 0, stream, x, x_col_stride, k, n,
+                  static_cast<__half*>(out));
   }
   launch.check_launch();
 }

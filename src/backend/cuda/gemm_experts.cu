@@ -61,6 +61,7 @@ ScratchLayout scratch_layout(DType type, int64_t k, int64_t m, int64_t n, int64_
 __global__ void gather_expert_columns_kernel(const float* outputs, int64_t m, int64_t columns, int experts,
                                              const int32_t* ids, int64_t ids_col_stride, int slot, int64_t first,
                                              float* out) {
+  wait_for_producers();
   const int64_t column = blockIdx.y;
   const int64_t token = first + column;
   const int expert = ids[token * ids_col_stride + slot];
@@ -144,8 +145,8 @@ void launch_expert_gemm(const NodeLaunch& launch, const ExpertGemmArgs& a) {
     const int64_t columns = std::min(s.columns, a.n - first);
     multiply_all_experts(launch, a, s, scratch, outputs, first, columns);
     const dim3 grid(std::min(grid_size(a.m, 256), 1024u), static_cast<unsigned>(columns));
-    gather_expert_columns_kernel<<<grid, 256, 0, launch.ctx.stream>>>(outputs, a.m, columns, a.experts, a.ids,
-                                                                      a.ids_col_stride, a.slot, first, a.out);
+    launch_kernel(gather_expert_columns_kernel, grid, 256, 0, launch.ctx.stream, outputs, a.m, columns, a.experts,
+                  a.ids, a.ids_col_stride, a.slot, first, a.out);
     launch.check_launch();
   }
 }

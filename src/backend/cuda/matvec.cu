@@ -66,6 +66,7 @@ __device__ __forceinline__ void accumulate(const float* v, const float* x, int64
 // order (warp butterflies, then the warps of the row in index order).
 template <DType W, int NC, int kRowThreads>
 __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
+  wait_for_producers();
   using Chunk = WeightChunk<W>;
   constexpr int kUnroll = 4;
   constexpr int kRowsPerBlock = kFastThreads / kRowThreads;
@@ -135,6 +136,7 @@ __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
 
 // Fallback for misaligned rows or columns (odd views): one element per lane per step.
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_generic_kernel(MatvecArgs a, DType type) {
+  wait_for_producers();
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (row >= a.m) return;
@@ -167,13 +169,13 @@ void launch_shaped(const MatvecArgs& a, unsigned tokens, cudaStream_t stream) {
   const dim3 grid(grid_size(a.m, kFastThreads / kRowThreads), tokens);
   const dim3 block(kFastThreads);
   if (columns <= 1) {
-    matvec_kernel<W, 1, kRowThreads><<<grid, block, 0, stream>>>(a);
+    launch_kernel(matvec_kernel<W, 1, kRowThreads>, grid, block, 0, stream, a);
   } else if (columns <= 2) {
-    matvec_kernel<W, 2, kRowThreads><<<grid, block, 0, stream>>>(a);
+    launch_kernel(matvec_kernel<W, 2, kRowThreads>, grid, block, 0, stream, a);
   } else if (columns <= 4) {
-    matvec_kernel<W, 4, kRowThreads><<<grid, block, 0, stream>>>(a);
+    launch_kernel(matvec_kernel<W, 4, kRowThreads>, grid, block, 0, stream, a);
   } else {
-    matvec_kernel<W, 8, kRowThreads><<<grid, block, 0, stream>>>(a);
+    launch_kernel(matvec_kernel<W, 8, kRowThreads>, grid, block, 0, stream, a);
   }
 }
 
@@ -209,7 +211,7 @@ void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& arg
     launch_int8_matvec(launch, w_type, args, tokens);
   } else if (int8_matvec_type(w_type) || !fast_path_ok(w_type, args)) {
     const dim3 grid(grid_size(args.m, kWarpsPerBlock), tokens);
-    matvec_generic_kernel<<<grid, kWarpsPerBlock * 32, 0, stream>>>(args, w_type);
+    launch_kernel(matvec_generic_kernel, grid, kWarpsPerBlock * 32, 0, stream, args, w_type);
   } else {
     switch (w_type) {
       case DType::F32: launch_typed<DType::F32>(args, tokens, stream); break;

@@ -68,6 +68,7 @@ __device__ __forceinline__ float nan_max(float a, float b) { return (a > b || a 
 template <bool kNibbleOrder>
 __global__ void __launch_bounds__(kQuantizeThreads)
     quantize_columns_kernel(const float* x, int64_t x_col_stride, int64_t k, int8_t* q, float2* ds) {
+  wait_for_producers();
   const int64_t column = blockIdx.y;
   const int64_t first = (static_cast<int64_t>(blockIdx.x) * kQuantizeThreads + threadIdx.x) * 4;
   const bool active = first < k;
@@ -200,6 +201,7 @@ struct Int8Dot<DType::Q4_1> {
 // kUnroll blocks a step with all their loads issued before the first use.
 template <DType W, int NC, int kRows, int kRowThreads>
 __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a, Int8Columns x) {
+  wait_for_producers();
   using Dot = Int8Dot<W>;
   constexpr int kUnroll = 2;
   constexpr int kGroups = kBlockThreads / kRowThreads;
@@ -316,10 +318,10 @@ void launch_shaped(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, c
   const int64_t blocks = a.k / kQuantBlock;
   if (blocks * Int8Dot<W>::kThreads <= 64) {
     const dim3 grid(grid_size(a.m, kBlockThreads / 32 * kRows), tokens);
-    int8_matvec_kernel<W, NC, kRows, 32><<<grid, kBlockThreads, 0, stream>>>(a, x);
+    launch_kernel(int8_matvec_kernel<W, NC, kRows, 32>, grid, kBlockThreads, 0, stream, a, x);
   } else {
     const dim3 grid(grid_size(a.m, kRows), tokens);
-    int8_matvec_kernel<W, NC, kRows, kBlockThreads><<<grid, kBlockThreads, 0, stream>>>(a, x);
+    launch_kernel(int8_matvec_kernel<W, NC, kRows, kBlockThreads>, grid, kBlockThreads, 0, stream, a, x);
   }
 }
 
@@ -329,8 +331,8 @@ template <DType W>
 void launch_typed(const MatvecArgs& a, void* scratch, unsigned tokens, cudaStream_t stream) {
   const Int8Columns x = int8_columns(scratch, a.k, a.n);
   const dim3 quantize_grid(grid_size(a.k / 4, kQuantizeThreads), static_cast<unsigned>(a.n));
-  quantize_columns_kernel<Int8Dot<W>::kNibbleOrder><<<quantize_grid, kQuantizeThreads, 0, stream>>>(
-      a.x, a.x_col_stride, a.k, static_cast<int8_t*>(scratch), const_cast<float2*>(x.ds));
+  launch_kernel(quantize_columns_kernel<Int8Dot<W>::kNibbleOrder>, quantize_grid, kQuantizeThreads, 0, stream, a.x,
+                a.x_col_stride, a.k, static_cast<int8_t*>(scratch), const_cast<float2*>(x.ds));
   const int columns = a.ids != nullptr ? 1 : a.n;
   if (columns <= 1) {
     launch_shaped<W, 1, 1>(a, x, tokens, stream);

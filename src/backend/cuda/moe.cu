@@ -16,6 +16,7 @@ __device__ __forceinline__ bool ranks_before(float a, int ia, float b, int ib) {
 
 // One warp per row: k rounds of a warp-wide arg-max over the entries not yet taken.
 __global__ void top_k_kernel(StridedTensor logits, int k, int32_t* out) {
+  wait_for_producers();
   extern __shared__ uint8_t taken[];
   const int64_t row = blockIdx.x;
   const int experts = static_cast<int>(logits.ne[0]);
@@ -51,6 +52,7 @@ __global__ void top_k_kernel(StridedTensor logits, int k, int32_t* out) {
 
 // One thread per token.
 __global__ void moe_weights_kernel(StridedTensor logits, StridedTensor ids, float* out) {
+  wait_for_producers();
   const int64_t token = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (token >= ids.ne[1]) return;
   const int k = static_cast<int>(ids.ne[0]);
@@ -81,6 +83,7 @@ struct CombineSources {
 
 // Grid (column blocks, tokens).
 __global__ void moe_combine_kernel(StridedTensor weights, CombineSources sources, int64_t d, float* out) {
+  wait_for_producers();
   const int64_t token = blockIdx.y;
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= d) return;
@@ -111,8 +114,8 @@ void launch_top_k(const NodeLaunch& launch) {
   const int k = launch.node.params.i[0];
   const auto rows = static_cast<unsigned>(logits.ne[1]);
   if (rows == 0) return;
-  top_k_kernel<<<rows, 32, static_cast<size_t>(logits.ne[0]), launch.ctx.stream>>>(
-      logits, k, reinterpret_cast<int32_t*>(launch.out_data()));
+  launch_kernel(top_k_kernel, rows, 32, static_cast<size_t>(logits.ne[0]), launch.ctx.stream, logits, k,
+                reinterpret_cast<int32_t*>(launch.out_data()));
   launch.check_launch();
 }
 
@@ -120,8 +123,8 @@ void launch_moe_weights(const NodeLaunch& launch) {
   const StridedTensor logits = strided(launch.src(0), launch.src_data(0));
   const StridedTensor ids = strided(launch.src(1), launch.src_data(1));
   if (ids.ne[1] == 0) return;
-  moe_weights_kernel<<<grid_size(ids.ne[1], 128), 128, 0, launch.ctx.stream>>>(
-      logits, ids, reinterpret_cast<float*>(launch.out_data()));
+  launch_kernel(moe_weights_kernel, grid_size(ids.ne[1], 128), 128, 0, launch.ctx.stream, logits, ids,
+                reinterpret_cast<float*>(launch.out_data()));
   launch.check_launch();
 }
 
@@ -138,8 +141,8 @@ void launch_moe_combine(const NodeLaunch& launch) {
   const int64_t tokens = launch.node.ne[1];
   if (d == 0 || tokens == 0) return;
   const dim3 grid(grid_size(d, 256), static_cast<unsigned>(tokens));
-  moe_combine_kernel<<<grid, 256, 0, launch.ctx.stream>>>(weights, sources, d,
-                                                          reinterpret_cast<float*>(launch.out_data()));
+  launch_kernel(moe_combine_kernel, grid, 256, 0, launch.ctx.stream, weights, sources, d,
+                reinterpret_cast<float*>(launch.out_data()));
   launch.check_launch();
 }
 

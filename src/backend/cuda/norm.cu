@@ -8,6 +8,7 @@ int norm_threads(int64_t cols) { return cols >= 2048 ? 1024 : cols >= 512 ? 256 
 
 // weight is null when the node has none.
 __global__ void rms_norm_kernel(StridedTensor x, const float* weight, float eps, float* out) {
+  wait_for_producers();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int64_t cols = x.ne[0];
@@ -30,8 +31,8 @@ void launch_rms_norm(const NodeLaunch& launch) {
   const auto* weight = launch.node.src.size() > 1 ? reinterpret_cast<const float*>(launch.src_data(1)) : nullptr;
   const auto rows = static_cast<unsigned>(x.rows());
   if (rows == 0 || x.ne[0] == 0) return;
-  rms_norm_kernel<<<rows, norm_threads(x.ne[0]), 0, launch.ctx.stream>>>(x, weight, launch.node.params.f[0],
-                                                                 reinterpret_cast<float*>(launch.out_data()));
+  launch_kernel(rms_norm_kernel, rows, norm_threads(x.ne[0]), 0, launch.ctx.stream, x, weight, launch.node.params.f[0],
+                reinterpret_cast<float*>(launch.out_data()));
   launch.check_launch();
 }
 

@@ -14,6 +14,7 @@ struct RopeParams {
 
 // One block per (head, token) row.
 __global__ void rope_kernel(StridedTensor x, const int32_t* positions, RopeParams p, float* out) {
+  wait_for_producers();
   const int64_t head = blockIdx.x;
   const int64_t token = blockIdx.y;
   const auto* x_row = reinterpret_cast<const float*>(x.data + head * x.nb[1] + token * x.nb[2]);
@@ -44,8 +45,8 @@ void launch_rope(const NodeLaunch& launch) {
   if (x.ne[1] == 0 || x.ne[2] == 0) return;
   if (x.ne[2] > 65535) throw Error(launch.label() + ": more than 65535 tokens");
   const dim3 grid(static_cast<unsigned>(x.ne[1]), static_cast<unsigned>(x.ne[2]));
-  rope_kernel<<<grid, kRopeThreads, 0, launch.ctx.stream>>>(
-      x, reinterpret_cast<const int32_t*>(launch.src_data(1)), p, reinterpret_cast<float*>(launch.out_data()));
+  launch_kernel(rope_kernel, grid, kRopeThreads, 0, launch.ctx.stream, x,
+                reinterpret_cast<const int32_t*>(launch.src_data(1)), p, reinterpret_cast<float*>(launch.out_data()));
   launch.check_launch();
 }
 

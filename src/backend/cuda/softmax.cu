@@ -6,6 +6,7 @@ namespace {
 constexpr int kSoftmaxThreads = 256;
 
 __global__ void softmax_kernel(StridedTensor a, float scale, float* out) {
+  wait_for_producers();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int64_t cols = a.ne[0];
@@ -32,8 +33,8 @@ void launch_softmax(const NodeLaunch& launch) {
   const StridedTensor a = strided(launch.src(0), launch.src_data(0));
   const auto rows = static_cast<unsigned>(a.rows());
   if (rows == 0 || a.ne[0] == 0) return;
-  softmax_kernel<<<rows, kSoftmaxThreads, 0, launch.ctx.stream>>>(a, launch.node.params.f[0],
-                                                                   reinterpret_cast<float*>(launch.out_data()));
+  launch_kernel(softmax_kernel, rows, kSoftmaxThreads, 0, launch.ctx.stream, a, launch.node.params.f[0],
+                reinterpret_cast<float*>(launch.out_data()));
   launch.check_launch();
 }
 
