@@ -28,8 +28,9 @@
 // see Note [Integer to float]): the __dp4a chain starts from the bit pattern of 1.5 * 2^23
 // instead of 0, so for |sum| < 2^22 its result read as a float is exactly 1.5 * 2^23 + sum.
 //
-// Two rows per group (batch > 1, and 4-bit weights at batch 1) reuse each loaded x block. Every sum is
-// reduced in a fixed order (warp butterflies, then the warps of a row in index order).
+// Two rows per group (batch > 1, and 4-bit weights at batch 1) reuse each loaded x block.
+// Every sum is reduced in a fixed order (warp butterflies, then the warps of a row in
+// index order).
 #include "backend/cuda/matmul.cuh"
 
 namespace braid::cuda {

@@ -1,1 +1,0 @@
-for rows in 1 2 4; do for q in 64 256; do echo "== rows $rows q $q"; BRAID_EXP_ROWS=$rows BRAID_EXP_Q=$q BRAID_EXP_M=8192 ./build/braid opbench --type q8_0,q4_0 --shape 2048x2048 --shape 2048x512 --shape 2048x8192 --shape 8192x2048 --shape 4096x4096 --shape 4096x11008 --shape 11008x4096 --shape 4096x32000 --runs 20 2>&1 | grep "| mul_mat"; done; done
