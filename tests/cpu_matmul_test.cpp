@@ -101,6 +101,31 @@ TEST_P(WeightTypes, MulMatMatchesReference) {
   EXPECT_TRUE(g.guards_intact());
 }
 
+// mul_mat_add: the product, then plus added (the residual additions of a layer).
+TEST(CpuMulMatAdd, AddsPlusToTheProduct) {
+  const int64_t k = 64, m = 7, n = 3;
+  OpGraph g;
+  const TensorId w = g.random_weight("w", DType::F16, {k, m, 1, 1}, 75);
+  const TensorId x = g.random_input("x", DType::F32, {k, n, 1, 1}, 76);
+  const TensorId plus = g.random_input("plus", DType::F32, {m, n, 1, 1}, 77, -5.0f, 5.0f);
+  const TensorId y = ops::mul_mat_add(g.graph(), w, x, plus);
+  g.finish({y});
+  g.run_cpu();
+
+  const std::vector<double> wv = decode(DType::F16, g.host(w), k * m);
+  const std::vector<float> xv = g.read(x);
+  const std::vector<float> pv = g.read(plus);
+  std::vector<double> expected(static_cast<size_t>(m * n));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < m; ++j) {
+      double sum = pv[static_cast<size_t>(t * m + j)];
+      for (int64_t i = 0; i < k; ++i) sum += wv[static_cast<size_t>(j * k + i)] * xv[static_cast<size_t>(t * k + i)];
+      expected[static_cast<size_t>(t * m + j)] = sum;
+    }
+  EXPECT_TRUE(nmse_below(g.read(y), expected, 1e-12));
+  EXPECT_TRUE(g.guards_intact());
+}
+
 // Token t uses expert ids[slot, t]; each slot is checked.
 TEST_P(WeightTypes, MulMatIdMatchesReference) {
   const DType type = GetParam();

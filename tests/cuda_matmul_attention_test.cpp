@@ -61,6 +61,25 @@ TEST(CudaMulMat, EveryWeightTypeAtBatch1_4_64) {
   }
 }
 
+// mul_mat_add on every kernel: f16 (vector loads), q4_0 and q8_0 (int8), f32 rows of odd
+// length (generic kernel), and 64 columns (cuBLAS, then the addition).
+TEST(CudaMulMat, MulMatAddOnEveryPath) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (DType type : {DType::F16, DType::Q4_0, DType::Q8_0, DType::F32}) {
+    const int64_t k = type == DType::F32 ? 301 : 512;
+    for (int64_t n : {1, 3, 64}) {
+      Graph g;
+      const TensorId w = g.weight("w", type, {k, 136, 1, 1});
+      const TensorId x = g.input("x", DType::F32, {k, n, 1, 1});
+      const TensorId plus = g.input("plus", DType::F32, {136, n, 1, 1});
+      OneNodeRunner runner(g, ops::mul_mat_add(g, w, x, plus), 205);
+      SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n));
+      test::expect_matches_reference(runner, mul_mat_threshold(type, n), cuda);
+    }
+  }
+}
+
 TEST(CudaMulMat, OddColumnCountsUseTheRightKernelWidth) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;

@@ -54,6 +54,10 @@ TEST(Graph, ShapeErrorsNameTheOpAndShapes) {
   EXPECT_THROW(ops::reshape(g, x, {5, 10, 1, 1}), Error);
   EXPECT_THROW(ops::add(g, x, g.input("y", DType::F32, {5, 1, 1, 1})), Error);
   EXPECT_THROW(ops::top_k(g, x, 49), Error);
+  const TensorId x64 = g.input("x64", DType::F32, {64, 2, 1, 1});
+  EXPECT_THROW(ops::mul_mat_add(g, w, x64, g.input("p1", DType::F32, {32, 1, 1, 1})), Error);  // product is [32, 2]
+  EXPECT_THROW(ops::mul_mat_add(g, w, x64, g.input("p2", DType::F16, {32, 2, 1, 1})), Error);
+  EXPECT_THROW(ops::mul_mat_add(g, w, x, g.input("p3", DType::F32, {32, 1, 1, 1})), Error);  // w and x disagree
   EXPECT_THROW(g.weight("q", DType::Q4_0, {48, 2, 1, 1}), Error);  // not a multiple of 32
   EXPECT_THROW(ops::permute(g, x, {0, 0, 1, 2}), Error);
 }

@@ -30,6 +30,10 @@ TensorId mul(Graph& g, TensorId a, TensorId b);
 TensorId scale(Graph& g, TensorId a, float factor);
 TensorId rms_norm(Graph& g, TensorId x, TensorId weight, float eps);  // weight may be kNoTensor
 TensorId mul_mat(Graph& g, TensorId w, TensorId x);
+// w x + plus in one node (plus: f32, contiguous, the product's shape), for the residual
+// additions after a layer's output projections: one kernel fewer each, and no branch
+// that streams could use is lost (the addition has to wait for the product anyway).
+TensorId mul_mat_add(Graph& g, TensorId w, TensorId x, TensorId plus);
 TensorId mul_mat_id(Graph& g, TensorId w, TensorId x, TensorId ids, int slot);
 TensorId rope(Graph& g, TensorId x, TensorId positions, int mode, int dims, float base,
               float freq_scale = 1.0f);

@@ -154,16 +154,34 @@ TensorId rms_norm(Graph& g, TensorId x, TensorId weight, float eps) {
   return g.add(Op::RmsNorm, DType::F32, g[x].ne, std::move(src), p);
 }
 
-TensorId mul_mat(Graph& g, TensorId w, TensorId x) {
-  require_type(g, w, "mul_mat", kWeights);
-  require_type(g, x, "mul_mat", {DType::F32});
-  require_rows_contiguous(g, w, "mul_mat");
-  require_rows_contiguous(g, x, "mul_mat");
-  require(g[w].dims() <= 2 && g[x].dims() <= 2, "mul_mat",
+namespace {
+
+// The checks of mul_mat (and mul_mat_add, under its own name); returns the product's shape.
+Graph::Shape mul_mat_shape(const Graph& g, TensorId w, TensorId x, const char* op) {
+  require_type(g, w, op, kWeights);
+  require_type(g, x, op, {DType::F32});
+  require_rows_contiguous(g, w, op);
+  require_rows_contiguous(g, x, op);
+  require(g[w].dims() <= 2 && g[x].dims() <= 2, op,
           fmt::format("w {} and x {} must be 2-D", describe(g, w), describe(g, x)));
-  require(g[w].ne[0] == g[x].ne[0], "mul_mat",
+  require(g[w].ne[0] == g[x].ne[0], op,
           fmt::format("w {} and x {} disagree in dimension 0", describe(g, w), describe(g, x)));
-  return g.add(Op::MulMat, DType::F32, {g[w].ne[1], g[x].ne[1], 1, 1}, {w, x});
+  return {g[w].ne[1], g[x].ne[1], 1, 1};
+}
+
+}  // namespace
+
+TensorId mul_mat(Graph& g, TensorId w, TensorId x) {
+  return g.add(Op::MulMat, DType::F32, mul_mat_shape(g, w, x, "mul_mat"), {w, x});
+}
+
+TensorId mul_mat_add(Graph& g, TensorId w, TensorId x, TensorId plus) {
+  const Graph::Shape shape = mul_mat_shape(g, w, x, "mul_mat_add");
+  require_type(g, plus, "mul_mat_add", {DType::F32});
+  require(g[plus].ne == shape && g[plus].is_contiguous(), "mul_mat_add",
+          fmt::format("plus {} must be contiguous, of the product's shape [{}, {}]", describe(g, plus), shape[0],
+                      shape[1]));
+  return g.add(Op::MulMat, DType::F32, shape, {w, x, plus});
 }
 
 TensorId mul_mat_id(Graph& g, TensorId w, TensorId x, TensorId ids, int slot) {

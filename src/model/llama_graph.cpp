@@ -166,15 +166,16 @@ class Builder {
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     TensorId a = named(ops::attention(g_, q, k_cache, v_cache, positions, scale), l, "attention");
     a = ops::reshape(g_, a, {c_.n_embd, n, 1, 1});
-    TensorId o = named(ops::mul_mat(g_, layer_weight(l, "attn_output"), a), l, "attn_out");
-    x = named(ops::add(g_, x, o), l, "attn_residual");
+    // The residual additions ride on the output projections (mul_mat_add).
+    x = named(ops::mul_mat_add(g_, layer_weight(l, "attn_output"), a, x), l, "attn_out");
 
     h = named(ops::rms_norm(g_, x, layer_weight(l, "ffn_norm"), c_.rms_eps), l, "ffn_norm");
-    TensorId f = c_.n_expert == 0 ? dense_ffn(l, h) : moe_ffn(l, h);
-    return named(ops::add(g_, x, f), l, "ffn_residual");
+    if (c_.n_expert == 0) return dense_ffn(l, h, x);
+    return named(ops::add(g_, x, moe_ffn(l, h)), l, "ffn_residual");
   }
 
-  TensorId dense_ffn(int l, TensorId h) {
+  // x + down(swiglu(gate(h), up(h))).
+  TensorId dense_ffn(int l, TensorId h, TensorId x) {
     TensorId gate, up;
     if (const TensorId fused = fused_weight(l, kFusedGateUp); fused != kNoTensor) {
       std::tie(gate, up) = halves(named(ops::mul_mat(g_, fused, h), l, "gate_up"));
@@ -185,7 +186,7 @@ class Builder {
     named(gate, l, "gate");
     named(up, l, "up");
     TensorId act = named(ops::swiglu(g_, gate, up), l, "swiglu");
-    return named(ops::mul_mat(g_, layer_weight(l, "ffn_down"), act), l, "down");
+    return named(ops::mul_mat_add(g_, layer_weight(l, "ffn_down"), act, x), l, "down");
   }
 
   TensorId moe_ffn(int l, TensorId h) {

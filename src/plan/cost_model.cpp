@@ -26,6 +26,7 @@ NodeWork estimate_work(const Graph& graph, TensorId node) {
       const double m = static_cast<double>(w.ne[1]);
       const double n = static_cast<double>(graph[t.src[1]].ne[1]);
       work.bytes = bytes_of(graph, t.src[0]) + bytes_of(graph, t.src[1]) + bytes_of(graph, node);
+      if (t.src.size() > 2) work.bytes += bytes_of(graph, t.src[2]);  // mul_mat_add
       work.flops = 2 * k * m * n;
       break;
     }

@@ -58,6 +58,14 @@ void mul_mat(const NodeArgs& args) {
   std::vector<int64_t> all(static_cast<size_t>(x.ne[1]));
   for (int64_t t = 0; t < x.ne[1]; ++t) all[static_cast<size_t>(t)] = t;
   multiply_tokens(w, [&](int64_t j) { return w.row(j); }, tokens, all, args.out);
+  if (args.src.size() > 2) {  // mul_mat_add: the product rounded to f32, then the addition
+    const TensorView& plus = args.src[2];
+    for (int64_t t = 0; t < x.ne[1]; ++t) {
+      auto* y = reinterpret_cast<float*>(args.out.row(t));
+      const auto* p = reinterpret_cast<const float*>(plus.row(t));
+      for (int64_t j = 0; j < w.ne[1]; ++j) y[j] += p[j];
+    }
+  }
 }
 
 // Token t uses expert ids[slot, t]; tokens are grouped by expert so that each expert's

@@ -28,6 +28,15 @@ bool mul_mat_id_uses_gemm(const Graph& graph, const Tensor& t) {
          w.ne[1] <= INT32_MAX && gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
 }
 
+// out += plus after a cuBLAS product (mul_mat_add with more than kMatvecMaxColumns columns).
+__global__ void add_in_place_kernel(float* out, const float* plus, int64_t count) {
+  wait_for_producers();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    out[i] += plus[i];
+  }
+}
+
 }  // namespace
 
 void launch_mul_mat(const NodeLaunch& launch) {
@@ -39,6 +48,7 @@ void launch_mul_mat(const NodeLaunch& launch) {
   const auto* x_data = reinterpret_cast<const float*>(launch.src_data(1));
   auto* out = reinterpret_cast<float*>(launch.out_data());
   const auto x_col_stride = static_cast<int64_t>(x.nb[1] / 4);
+  const float* plus = launch.node.src.size() > 2 ? reinterpret_cast<const float*>(launch.src_data(2)) : nullptr;
   if (n <= kMatvecMaxColumns) {
     MatvecArgs args;
     args.w = launch.src_data(0);
@@ -49,10 +59,17 @@ void launch_mul_mat(const NodeLaunch& launch) {
     args.k = k;
     args.m = m;
     args.n = static_cast<int>(n);
+    args.plus = plus;
     launch_matvec(launch, w.type, args);
     return;
   }
   launch_gemm(launch, w.type, launch.src_data(0), static_cast<int64_t>(w.nb[1]), x_data, x_col_stride, out, k, m, n);
+  if (plus != nullptr) {
+    const int64_t count = m * n;
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 65535));
+    launch_kernel(add_in_place_kernel, blocks, 256, 0, launch.ctx.stream, out, plus, count);
+    launch.check_launch();
+  }
 }
 
 void launch_mul_mat_id(const NodeLaunch& launch) {

@@ -39,7 +39,14 @@ struct MatvecArgs {
   int64_t ids_col_stride = 0;    // elements
   int slot = 0;
   int experts = 0;
+  const float* plus = nullptr;  // mul_mat_add: [m, n] contiguous, added to the product
 };
+
+// The value a matrix-vector kernel stores at out[i]: the product, plus a.plus[i] for
+// mul_mat_add (added after the product is complete, as the CPU reference does).
+__device__ __forceinline__ float with_plus(const MatvecArgs& a, int64_t i, float product) {
+  return a.plus != nullptr ? product + a.plus[i] : product;
+}
 
 // Launches the matrix-vector product (n <= kMatvecMaxColumns, or any n with ids).
 void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);

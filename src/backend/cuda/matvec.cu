@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
     if (thread == 0) {
 #pragma unroll
       for (int c = 0; c < NC; ++c) {
-        if (c < columns) out[c * a.m + row] = acc[c];
+        if (c < columns) out[c * a.m + row] = with_plus(a, c * a.m + row, acc[c]);
       }
     }
   } else {
@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
       float sum = 0.0f;
 #pragma unroll
       for (int w2 = 0; w2 < kRowWarps; ++w2) sum += partial[w2][thread];
-      out[thread * a.m + row] = sum;
+      out[thread * a.m + row] = with_plus(a, thread * a.m + row, sum);
     }
   }
 }
@@ -158,7 +158,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) matvec_generic_kernel(Mat
   if (lane == 0) {
 #pragma unroll
     for (int c = 0; c < kMatvecMaxColumns; ++c) {
-      if (c < columns) out[c * a.m + row] = acc[c];
+      if (c < columns) out[c * a.m + row] = with_plus(a, c * a.m + row, acc[c]);
     }
   }
 }

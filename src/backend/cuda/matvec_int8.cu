@@ -285,7 +285,9 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
       for (int r = 0; r < kRows; ++r) {
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
-          if (c < columns && first_row + r < a.m) out[c * a.m + first_row + r] = acc[r][c];
+          if (c < columns && first_row + r < a.m) {
+            out[c * a.m + first_row + r] = with_plus(a, c * a.m + first_row + r, acc[r][c]);
+          }
         }
       }
     }
@@ -306,7 +308,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
         float sum = 0.0f;
 #pragma unroll
         for (int w2 = 0; w2 < kRowWarps; ++w2) sum += partial[w2][thread];
-        out[c * a.m + first_row + r] = sum;
+        out[c * a.m + first_row + r] = with_plus(a, c * a.m + first_row + r, sum);
       }
     }
   }
