@@ -103,6 +103,27 @@ TEST_P(CacheTypes, KvWriteFillsTheListedSlotsOnly) {
   EXPECT_TRUE(g.guards_intact());
 }
 
+// rope_kv_write is rope followed by kv_write, bit for bit, in every mode and cache type.
+TEST_P(CacheTypes, RopeKvWriteEqualsRopeThenKvWrite) {
+  const DType type = GetParam();
+  const Shape cache_shape{16, 2, 8, 1}, x_shape{16, 2, 3, 1};
+  const std::vector<int32_t> positions = {7, 0, 3};
+  for (const RopeCase& c : {RopeCase{kRopeNormal, 16, 1.0f}, RopeCase{kRopeNeox, 10, 0.5f}}) {
+    OpGraph g;
+    const std::vector<float> initial = test::random_floats(16 * 2 * 8, 113);
+    const TensorId x = g.random_input("x", DType::F32, x_shape, 114, -2.0f, 2.0f);
+    const TensorId pos = g.ids("pos", {3, 1, 1, 1}, positions);
+    const TensorId fused = ops::rope_kv_write(g.graph(), g.state("fused", type, cache_shape, initial), x, pos, c.mode,
+                                              c.dims, 10000.0f, c.freq_scale);
+    const TensorId rotated = ops::rope(g.graph(), x, pos, c.mode, c.dims, 10000.0f, c.freq_scale);
+    const TensorId apart = ops::kv_write(g.graph(), g.state("apart", type, cache_shape, initial), rotated, pos);
+    g.finish({fused, apart});
+    g.run_cpu();
+    EXPECT_EQ(g.read(fused), g.read(apart)) << name(type) << " " << testing::PrintToString(c);
+    EXPECT_TRUE(g.guards_intact());
+  }
+}
+
 std::vector<double> attention_reference(const std::vector<float>& q, Shape qn, const std::vector<float>& k,
                                         const std::vector<float>& v, Shape cn, const std::vector<int32_t>& pos,
                                         double scale) {

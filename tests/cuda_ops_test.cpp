@@ -156,6 +156,23 @@ TEST(CudaOps, KvWriteEveryCacheType) {
   }
 }
 
+TEST(CudaOps, RopeKvWriteEveryCacheTypeAndMode) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+    for (int mode : {kRopeNormal, kRopeNeox}) {
+      Graph g;
+      const TensorId cache = g.state("cache", type, {64, 2, 32, 1});
+      const TensorId x = strided_input(g, "x", 64, 2, 3);
+      const TensorId pos = g.input("pos", DType::I32, {3, 1, 1, 1});
+      OneNodeRunner runner(g, ops::rope_kv_write(g, cache, x, pos, mode, mode == kRopeNeox ? 48 : 64, 10000.0f), 83);
+      runner.set_ints(pos, {5, 1000, 31});
+      SCOPED_TRACE(std::string(name(type)) + (mode == kRopeNeox ? " neox" : " normal"));
+      test::expect_matches_reference(runner, 1e-12, cuda);  // the whole cache is compared
+    }
+  }
+}
+
 TEST(CudaOps, TopKDescendingTiesToLowerIndex) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;

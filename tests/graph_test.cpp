@@ -58,6 +58,13 @@ TEST(Graph, ShapeErrorsNameTheOpAndShapes) {
   EXPECT_THROW(ops::mul_mat_add(g, w, x64, g.input("p1", DType::F32, {32, 1, 1, 1})), Error);  // product is [32, 2]
   EXPECT_THROW(ops::mul_mat_add(g, w, x64, g.input("p2", DType::F16, {32, 2, 1, 1})), Error);
   EXPECT_THROW(ops::mul_mat_add(g, w, x, g.input("p3", DType::F32, {32, 1, 1, 1})), Error);  // w and x disagree
+  const TensorId cache = g.state("cache", DType::F16, {8, 2, 4, 1});
+  const TensorId keys = g.input("keys", DType::F32, {8, 2, 1, 1});
+  const TensorId pos = g.input("pos", DType::I32, {1, 1, 1, 1});
+  EXPECT_THROW(ops::rope_kv_write(g, cache, keys, pos, kRopeNormal, 7, 10000.0f), Error);  // odd dims
+  EXPECT_THROW(ops::rope_kv_write(g, cache, keys, pos, kRopeNormal, 10, 10000.0f), Error);  // dims > head_dim
+  EXPECT_THROW(ops::rope_kv_write(g, cache, g.input("k2", DType::F32, {8, 1, 1, 1}), pos, kRopeNormal, 8, 1e4f),
+               Error);  // x does not fit the cache
   EXPECT_THROW(g.weight("q", DType::Q4_0, {48, 2, 1, 1}), Error);  // not a multiple of 32
   EXPECT_THROW(ops::permute(g, x, {0, 0, 1, 2}), Error);
 }

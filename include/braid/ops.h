@@ -38,6 +38,11 @@ TensorId mul_mat_id(Graph& g, TensorId w, TensorId x, TensorId ids, int slot);
 TensorId rope(Graph& g, TensorId x, TensorId positions, int mode, int dims, float base,
               float freq_scale = 1.0f);
 TensorId kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions);
+// kv_write of rope(x, ...): a kv_write node whose parameters are rope's (dims > 0 says
+// rotate), one kernel instead of two for a layer's keys, whose rotated copy nothing
+// else reads. Equal to the two ops applied in turn.
+TensorId rope_kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions, int mode, int dims, float base,
+                       float freq_scale = 1.0f);
 TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,
                    float scale);
 TensorId silu(Graph& g, TensorId a);

@@ -204,42 +204,63 @@ TensorId mul_mat_id(Graph& g, TensorId w, TensorId x, TensorId ids, int slot) {
   return g.add(Op::MulMatId, DType::F32, {g[w].ne[1], g[x].ne[1], 1, 1}, {w, x, ids}, p);
 }
 
-TensorId rope(Graph& g, TensorId x, TensorId positions, int mode, int dims, float base,
-              float freq_scale) {
-  require_type(g, x, "rope", {DType::F32});
-  require_type(g, positions, "rope", {DType::I32});
-  require_rows_contiguous(g, x, "rope");
-  require(mode == kRopeNormal || mode == kRopeNeox, "rope", fmt::format("unknown mode {}", mode));
-  require(dims > 0 && dims % 2 == 0 && dims <= g[x].ne[0], "rope",
+namespace {
+
+// Checks rope's operands and parameters under the name `op`; the node's OpParams.
+OpParams rope_params(const Graph& g, TensorId x, TensorId positions, int mode, int dims, float base, float freq_scale,
+                     const char* op) {
+  require_type(g, x, op, {DType::F32});
+  require_type(g, positions, op, {DType::I32});
+  require_rows_contiguous(g, x, op);
+  require(mode == kRopeNormal || mode == kRopeNeox, op, fmt::format("unknown mode {}", mode));
+  require(dims > 0 && dims % 2 == 0 && dims <= g[x].ne[0], op,
           fmt::format("cannot rotate {} dimensions of {}", dims, describe(g, x)));
-  require(g[x].dims() <= 3 && g[positions].dims() == 1 && g[positions].ne[0] == g[x].ne[2], "rope",
+  require(g[x].dims() <= 3 && g[positions].dims() == 1 && g[positions].ne[0] == g[x].ne[2], op,
           fmt::format("x {} must be [head_dim, heads, n] and positions {} [n]", describe(g, x),
                       describe(g, positions)));
-  require(base > 0, "rope", "frequency base must be positive");
+  require(base > 0, op, "frequency base must be positive");
   OpParams p;
   p.i[0] = mode;
   p.i[1] = dims;
   p.f[0] = base;
   p.f[1] = freq_scale;
+  return p;
+}
+
+// kv_write's checks under the name `op`, then the node (params: rope's, or none).
+TensorId kv_write_node(Graph& g, TensorId cache, TensorId x, TensorId positions, const OpParams& params,
+                       const char* op) {
+  require_type(g, cache, op, kFloat);
+  require_type(g, x, op, {DType::F32});
+  require_type(g, positions, op, {DType::I32});
+  require_rows_contiguous(g, x, op);
+  const Tensor& c = g[cache];
+  require(c.is_contiguous() && c.dims() <= 3, op,
+          fmt::format("cache {} must be a contiguous [head_dim, kv_heads, ctx]", describe(g, cache)));
+  require(g[x].ne[0] == c.ne[0] && g[x].ne[1] == c.ne[1] && g[x].ne[3] == 1, op,
+          fmt::format("x {} does not fit cache {}", describe(g, x), describe(g, cache)));
+  require(g[positions].dims() == 1 && g[positions].ne[0] == g[x].ne[2], op,
+          fmt::format("positions {} must have one entry per token of x {}", describe(g, positions),
+                      describe(g, x)));
+  require(g[x].ne[2] <= c.ne[2], op, fmt::format("{} tokens do not fit a cache of {}", g[x].ne[2], c.ne[2]));
+  return g.add_alias(Op::KvWrite, cache, c.ne, c.nb, 0, {cache, x, positions}, params);
+}
+
+}  // namespace
+
+TensorId rope(Graph& g, TensorId x, TensorId positions, int mode, int dims, float base, float freq_scale) {
+  const OpParams p = rope_params(g, x, positions, mode, dims, base, freq_scale, "rope");
   return g.add(Op::Rope, DType::F32, g[x].ne, {x, positions}, p);
 }
 
 TensorId kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions) {
-  require_type(g, cache, "kv_write", kFloat);
-  require_type(g, x, "kv_write", {DType::F32});
-  require_type(g, positions, "kv_write", {DType::I32});
-  require_rows_contiguous(g, x, "kv_write");
-  const Tensor& c = g[cache];
-  require(c.is_contiguous() && c.dims() <= 3, "kv_write",
-          fmt::format("cache {} must be a contiguous [head_dim, kv_heads, ctx]", describe(g, cache)));
-  require(g[x].ne[0] == c.ne[0] && g[x].ne[1] == c.ne[1] && g[x].ne[3] == 1, "kv_write",
-          fmt::format("x {} does not fit cache {}", describe(g, x), describe(g, cache)));
-  require(g[positions].dims() == 1 && g[positions].ne[0] == g[x].ne[2], "kv_write",
-          fmt::format("positions {} must have one entry per token of x {}", describe(g, positions),
-                      describe(g, x)));
-  require(g[x].ne[2] <= c.ne[2], "kv_write",
-          fmt::format("{} tokens do not fit a cache of {}", g[x].ne[2], c.ne[2]));
-  return g.add_alias(Op::KvWrite, cache, c.ne, c.nb, 0, {cache, x, positions});
+  return kv_write_node(g, cache, x, positions, OpParams{}, "kv_write");
+}
+
+TensorId rope_kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions, int mode, int dims, float base,
+                       float freq_scale) {
+  const OpParams p = rope_params(g, x, positions, mode, dims, base, freq_scale, "rope_kv_write");
+  return kv_write_node(g, cache, x, positions, p, "rope_kv_write");
 }
 
 TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,

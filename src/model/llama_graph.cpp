@@ -156,12 +156,12 @@ class Builder {
     auto [q, k, v] = qkv(l, h, n);
     const int dims = static_cast<int>(hd);
     q = named(ops::rope(g_, q, positions, c_.rope_mode, dims, c_.rope_base), l, "q_rope");
-    k = named(ops::rope(g_, k, positions, c_.rope_mode, dims, c_.rope_base), l, "k_rope");
 
     const Graph::Shape cache_shape{hd, c_.n_head_kv, c_.n_ctx, 1};
     TensorId k_cache = g_.state(fmt::format("cache_k.{}", l), c_.cache_type, cache_shape);
     TensorId v_cache = g_.state(fmt::format("cache_v.{}", l), c_.cache_type, cache_shape);
-    k_cache = named(ops::kv_write(g_, k_cache, k, positions), l, "k_cache");
+    // Only the cache reads the rotated keys: rotate them on the way in (one kernel).
+    k_cache = named(ops::rope_kv_write(g_, k_cache, k, positions, c_.rope_mode, dims, c_.rope_base), l, "k_cache");
     v_cache = named(ops::kv_write(g_, v_cache, v, positions), l, "v_cache");
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     TensorId a = named(ops::attention(g_, q, k_cache, v_cache, positions, scale), l, "attention");

@@ -25,51 +25,69 @@ void check_positions(const NodeArgs& args, const TensorView& positions, int64_t 
 
 }  // namespace
 
-// Pair (a, b) rotates by theta_i = pos * freq_scale * base^(-2i/dims), i = pair index.
-// Normal mode pairs adjacent elements (2i, 2i+1); NeoX pairs i with i + dims/2.
+namespace {
+
+// Rope's parameters as the node holds them (Op::Rope, or a rotating Op::KvWrite).
+struct Rotation {
+  int mode;
+  int64_t dims;  // 0: no rotation (a plain kv_write)
+  std::vector<double> frequency;  // of each pair
+
+  explicit Rotation(const OpParams& p) : mode(p.i[0]), dims(p.i[1]) {
+    const double base = p.f[0], freq_scale = p.f[1];
+    for (int64_t i = 0; i < dims / 2; ++i) {
+      frequency.push_back(freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims)));
+    }
+  }
+
+  // Pair (a, b) rotates by theta_i = pos * freq_scale * base^(-2i/dims), i = pair index.
+  // Normal mode pairs adjacent elements (2i, 2i+1); NeoX pairs i with i + dims/2.
+  void apply(const float* in, float* out, int64_t head_dim, double pos) const {
+    for (int64_t i = dims; i < head_dim; ++i) out[i] = in[i];
+    for (int64_t i = 0; i < dims / 2; ++i) {
+      const double theta = pos * frequency[static_cast<size_t>(i)];
+      const int64_t a = mode == kRopeNeox ? i : 2 * i;
+      const int64_t b = mode == kRopeNeox ? i + dims / 2 : 2 * i + 1;
+      const double c = std::cos(theta), s = std::sin(theta);
+      const double x0 = in[a], x1 = in[b];
+      out[a] = static_cast<float>(x0 * c - x1 * s);
+      out[b] = static_cast<float>(x0 * s + x1 * c);
+    }
+  }
+};
+
+}  // namespace
+
 void compute_rope(const NodeArgs& args) {
   const TensorView& x = args.src[0];
   const TensorView& positions = args.src[1];
-  const int mode = args.node.params.i[0];
-  const int64_t dims = args.node.params.i[1];
-  const double base = args.node.params.f[0];
-  const double freq_scale = args.node.params.f[1];
-  const int64_t head_dim = x.ne[0];
-  std::vector<double> frequency(static_cast<size_t>(dims / 2));
-  for (int64_t i = 0; i < dims / 2; ++i) {
-    frequency[static_cast<size_t>(i)] =
-        freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
-  }
+  const Rotation rotation(args.node.params);
   for (int64_t t = 0; t < x.ne[2]; ++t) {
-    const double pos = positions.i32(t);
     for (int64_t h = 0; h < x.ne[1]; ++h) {
-      const auto* in = reinterpret_cast<const float*>(x.row(h, t));
-      auto* out = reinterpret_cast<float*>(args.out.row(h, t));
-      for (int64_t i = dims; i < head_dim; ++i) out[i] = in[i];
-      for (int64_t i = 0; i < dims / 2; ++i) {
-        const double theta = pos * frequency[static_cast<size_t>(i)];
-        const int64_t a = mode == kRopeNeox ? i : 2 * i;
-        const int64_t b = mode == kRopeNeox ? i + dims / 2 : 2 * i + 1;
-        const double c = std::cos(theta), s = std::sin(theta);
-        const double x0 = in[a], x1 = in[b];
-        out[a] = static_cast<float>(x0 * c - x1 * s);
-        out[b] = static_cast<float>(x0 * s + x1 * c);
-      }
+      rotation.apply(reinterpret_cast<const float*>(x.row(h, t)), reinterpret_cast<float*>(args.out.row(h, t)),
+                     x.ne[0], positions.i32(t));
     }
   }
 }
 
 // The node aliases the cache: x[:, :, i] goes to slot positions[i], converted to the
-// cache's type.
+// cache's type; rotated first when the node carries rope's parameters (rope_kv_write).
 void compute_kv_write(const NodeArgs& args) {
   const TensorView& cache = args.out;
   const TensorView& x = args.src[1];
   const TensorView& positions = args.src[2];
   check_positions(args, positions, cache.ne[2]);
+  const Rotation rotation(args.node.params);
+  std::vector<float> rotated(static_cast<size_t>(x.ne[0]));
   for (int64_t t = 0; t < x.ne[2]; ++t) {
     const int32_t slot = positions.i32(t);
     for (int64_t h = 0; h < x.ne[1]; ++h) {
-      from_f32(cache.type, reinterpret_cast<const float*>(x.row(h, t)), cache.row(h, slot), x.ne[0]);
+      const auto* row = reinterpret_cast<const float*>(x.row(h, t));
+      if (rotation.dims > 0) {
+        rotation.apply(row, rotated.data(), x.ne[0], slot);
+        row = rotated.data();
+      }
+      from_f32(cache.type, row, cache.row(h, slot), x.ne[0]);
     }
   }
 }

@@ -1,4 +1,5 @@
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/rope.cuh"
 
 #include <algorithm>
 
@@ -346,9 +347,10 @@ __global__ void attention_merge_kernel(AttentionArgs a) {
   }
 }
 
-// One block per (token, kv head): cache[positions[i]][kv_head][:] = x[:, kv_head, i].
+// One block per (token, kv head): cache[positions[i]][kv_head][:] = x[:, kv_head, i],
+// its first rope.dims elements rotated first (rope_kv_write; none when rope.dims is 0).
 template <typename T>
-__global__ void kv_write_kernel(StridedTensor x, const int32_t* positions, T* cache, int64_t ctx) {
+__global__ void kv_write_kernel(StridedTensor x, const int32_t* positions, RopeParams rope, T* cache, int64_t ctx) {
   wait_for_producers();
   const int64_t kv_head = blockIdx.x;
   const int64_t token = blockIdx.y;
@@ -356,7 +358,12 @@ __global__ void kv_write_kernel(StridedTensor x, const int32_t* positions, T* ca
   if (slot < 0 || slot >= ctx) return;  // outside the cache: nothing to store
   const auto* src = reinterpret_cast<const float*>(x.data + kv_head * x.nb[1] + token * x.nb[2]);
   T* dst = cache + (slot * x.ne[1] + kv_head) * x.ne[0];
-  for (int64_t d = threadIdx.x; d < x.ne[0]; d += blockDim.x) dst[d] = from_float<T>(src[d]);
+  for (int i = threadIdx.x; i < rope.dims / 2; i += blockDim.x) {
+    const RotatedPair r = rotate_pair(src, i, rope, static_cast<double>(slot));
+    dst[r.first] = from_float<T>(r.a);
+    dst[r.second] = from_float<T>(r.b);
+  }
+  for (int64_t d = rope.dims + threadIdx.x; d < x.ne[0]; d += blockDim.x) dst[d] = from_float<T>(src[d]);
 }
 
 }  // namespace
@@ -459,17 +466,18 @@ void launch_kv_write(const NodeLaunch& launch) {
   const dim3 grid(static_cast<unsigned>(x.ne[1]), static_cast<unsigned>(x.ne[2]));
   cudaStream_t stream = launch.ctx.stream;
   const int64_t slots = cache.ne[2];
+  const RopeParams rope = rope_params(launch.node.params);
   switch (cache.type) {
     case DType::F32:
-      launch_kernel(kv_write_kernel<float>, grid, 128, 0, stream, x, positions, reinterpret_cast<float*>(target),
-                    slots);
+      launch_kernel(kv_write_kernel<float>, grid, 128, 0, stream, x, positions, rope,
+                    reinterpret_cast<float*>(target), slots);
       break;
     case DType::F16:
-      launch_kernel(kv_write_kernel<__half>, grid, 128, 0, stream, x, positions, reinterpret_cast<__half*>(target),
-                    slots);
+      launch_kernel(kv_write_kernel<__half>, grid, 128, 0, stream, x, positions, rope,
+                    reinterpret_cast<__half*>(target), slots);
       break;
     case DType::BF16:
-      launch_kernel(kv_write_kernel<__nv_bfloat16>, grid, 128, 0, stream, x, positions,
+      launch_kernel(kv_write_kernel<__nv_bfloat16>, grid, 128, 0, stream, x, positions, rope,
                     reinterpret_cast<__nv_bfloat16*>(target), slots);
       break;
     default: throw Error(launch.label() + ": unsupported cache type");

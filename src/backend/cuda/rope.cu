@@ -5,13 +5,6 @@ namespace {
 
 constexpr int kRopeThreads = 64;
 
-struct RopeParams {
-  int mode;
-  int dims;
-  float base;
-  float freq_scale;
-};
-
 // One block per (head, token) row.
 __global__ void rope_kernel(StridedTensor x, const int32_t* positions, RopeParams p, float* out) {
   wait_for_producers();
@@ -20,18 +13,10 @@ __global__ void rope_kernel(StridedTensor x, const int32_t* positions, RopeParam
   const auto* x_row = reinterpret_cast<const float*>(x.data + head * x.nb[1] + token * x.nb[2]);
   float* out_row = out + (token * x.ne[1] + head) * x.ne[0];
   const double position = static_cast<double>(positions[token]);
-  const int half = p.dims / 2;
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const double theta =
-        position * pow(static_cast<double>(p.base), -2.0 * i / p.dims) * static_cast<double>(p.freq_scale);
-    double sin_theta, cos_theta;
-    sincos(theta, &sin_theta, &cos_theta);
-    const int first = p.mode == kRopeNeox ? i : 2 * i;
-    const int second = p.mode == kRopeNeox ? i + half : 2 * i + 1;
-    const double a = x_row[first];
-    const double b = x_row[second];
-    out_row[first] = static_cast<float>(a * cos_theta - b * sin_theta);
-    out_row[second] = static_cast<float>(a * sin_theta + b * cos_theta);
+  for (int i = threadIdx.x; i < p.dims / 2; i += blockDim.x) {
+    const RotatedPair r = rotate_pair(x_row, i, p, position);
+    out_row[r.first] = r.a;
+    out_row[r.second] = r.b;
   }
   for (int64_t i = p.dims + threadIdx.x; i < x.ne[0]; i += blockDim.x) out_row[i] = x_row[i];
 }
@@ -40,8 +25,7 @@ __global__ void rope_kernel(StridedTensor x, const int32_t* positions, RopeParam
 
 void launch_rope(const NodeLaunch& launch) {
   const StridedTensor x = strided(launch.src(0), launch.src_data(0));
-  const OpParams& params = launch.node.params;
-  const RopeParams p{params.i[0], params.i[1], params.f[0], params.f[1]};
+  const RopeParams p = rope_params(launch.node.params);
   if (x.ne[1] == 0 || x.ne[2] == 0) return;
   if (x.ne[2] > 65535) throw Error(launch.label() + ": more than 65535 tokens");
   const dim3 grid(static_cast<unsigned>(x.ne[1]), static_cast<unsigned>(x.ne[2]));

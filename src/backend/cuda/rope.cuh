@@ -10,6 +10,37 @@
 
 namespace braid::cuda {
 
+// Rope's parameters (OpParams i[0], i[1], f[0], f[1]); dims 0 means no rotation (a
+// plain kv_write).
+struct RopeParams {
+  int mode;
+  int dims;
+  float base;
+  float freq_scale;
+};
+
+inline RopeParams rope_params(const OpParams& p) { return {p.i[0], p.i[1], p.f[0], p.f[1]}; }
+
+// Rotates pair i (0 <= i < dims/2) of one row: the rotated values and where they go.
+// Shared by the rope kernel and the rotating kv_write, so both give the same bits.
+struct RotatedPair {
+  int first, second;
+  float a, b;
+};
+__device__ __forceinline__ RotatedPair rotate_pair(const float* row, int i, const RopeParams& p, double position) {
+  const int half = p.dims / 2;
+  const double theta =
+      position * pow(static_cast<double>(p.base), -2.0 * i / p.dims) * static_cast<double>(p.freq_scale);
+  double sin_theta, cos_theta;
+  sincos(theta, &sin_theta, &cos_theta);
+  const int first = p.mode == kRopeNeox ? i : 2 * i;
+  const int second = p.mode == kRopeNeox ? i + half : 2 * i + 1;
+  const double a = row[first];
+  const double b = row[second];
+  return {first, second, static_cast<float>(a * cos_theta - b * sin_theta),
+          static_cast<float>(a * sin_theta + b * cos_theta)};
+}
+
 void launch_rope(const NodeLaunch& launch);
 
 }  // namespace braid::cuda
