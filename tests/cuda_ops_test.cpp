@@ -162,7 +162,7 @@ TEST(CudaOps, RopeKvWriteEveryCacheTypeAndMode) {
   for (DType type : {DType::F32, DType::F16, DType::BF16}) {
     for (int mode : {kRopeNormal, kRopeNeox}) {
       Graph g;
-      const TensorId cache = g.state("cache", type, {64, 2, 32, 1});
+      const TensorId cache = g.state("cache", type, {64, 2, 1024, 1});
       const TensorId x = strided_input(g, "x", 64, 2, 3);
       const TensorId pos = g.input("pos", DType::I32, {3, 1, 1, 1});
       OneNodeRunner runner(g, ops::rope_kv_write(g, cache, x, pos, mode, mode == kRopeNeox ? 48 : 64, 10000.0f), 83);
