@@ -347,23 +347,23 @@ __global__ void attention_merge_kernel(AttentionArgs a) {
   }
 }
 
-// One block per (token, kv head): cache[positions[i]][kv_head][:] = x[:, kv_head, i],
-// its first rope.dims elements rotated first (rope_kv_write; none when rope.dims is 0).
+// One block per (group of kRopeHeadsPerBlock kv heads, token): cache[positions[i]][h][:] =
+// x[:, h, i], its first rope.dims elements rotated first (rope_kv_write; none when
+// rope.dims is 0).
 template <typename T>
 __global__ void kv_write_kernel(StridedTensor x, const int32_t* positions, RopeParams rope, T* cache, int64_t ctx) {
   wait_for_producers();
-  const int64_t kv_head = blockIdx.x;
   const int64_t token = blockIdx.y;
   const int64_t slot = positions[token];
   if (slot < 0 || slot >= ctx) return;  // outside the cache: nothing to store
-  const auto* src = reinterpret_cast<const float*>(x.data + kv_head * x.nb[1] + token * x.nb[2]);
-  T* dst = cache + (slot * x.ne[1] + kv_head) * x.ne[0];
-  for (int i = threadIdx.x; i < rope.dims / 2; i += blockDim.x) {
-    const RotatedPair r = rotate_pair(src, i, rope, static_cast<double>(slot));
-    dst[r.first] = from_float<T>(r.a);
-    dst[r.second] = from_float<T>(r.b);
-  }
-  for (int64_t d = rope.dims + threadIdx.x; d < x.ne[0]; d += blockDim.x) dst[d] = from_float<T>(src[d]);
+  const int head0 = static_cast<int>(blockIdx.x) * kRopeHeadsPerBlock;
+  const int head_end = min(head0 + kRopeHeadsPerBlock, static_cast<int>(x.ne[1]));
+  const int64_t head_dim = x.ne[0];
+  T* slot_data = cache + slot * x.ne[1] * head_dim;
+  rope_heads(
+      rope, static_cast<double>(slot), head0, head_end, head_dim,
+      [&](int h) { return reinterpret_cast<const float*>(x.data + h * x.nb[1] + token * x.nb[2]); },
+      [&](int h, int64_t d, float v) { slot_data[h * head_dim + d] = from_float<T>(v); });
 }
 
 }  // namespace
@@ -463,21 +463,21 @@ void launch_kv_write(const NodeLaunch& launch) {
   uint8_t* target = launch.memory[static_cast<size_t>(launch.node.src[0])];
   if (x.ne[1] == 0 || x.ne[2] == 0) return;
   if (x.ne[2] > 65535) throw Error(launch.label() + ": more than 65535 tokens");
-  const dim3 grid(static_cast<unsigned>(x.ne[1]), static_cast<unsigned>(x.ne[2]));
+  const dim3 grid = rope_grid(x.ne[1], x.ne[2]);
   cudaStream_t stream = launch.ctx.stream;
   const int64_t slots = cache.ne[2];
   const RopeParams rope = rope_params(launch.node.params);
   switch (cache.type) {
     case DType::F32:
-      launch_kernel(kv_write_kernel<float>, grid, 128, 0, stream, x, positions, rope,
+      launch_kernel(kv_write_kernel<float>, grid, kRopeThreads, 0, stream, x, positions, rope,
                     reinterpret_cast<float*>(target), slots);
       break;
     case DType::F16:
-      launch_kernel(kv_write_kernel<__half>, grid, 128, 0, stream, x, positions, rope,
+      launch_kernel(kv_write_kernel<__half>, grid, kRopeThreads, 0, stream, x, positions, rope,
                     reinterpret_cast<__half*>(target), slots);
       break;
     case DType::BF16:
-      launch_kernel(kv_write_kernel<__nv_bfloat16>, grid, 128, 0, stream, x, positions, rope,
+      launch_kernel(kv_write_kernel<__nv_bfloat16>, grid, kRopeThreads, 0, stream, x, positions, rope,
                     reinterpret_cast<__nv_bfloat16*>(target), slots);
       break;
     default: throw Error(launch.label() + ": unsupported cache type");

@@ -19,42 +19,55 @@ __device__ __forceinline__ float apply(float a, float b) {
   return silu(a) * b;
 }
 
-// Grid: x covers one row's elements (one per thread), y walks the rows. Parallel over
-// elements, not rows, because decode has a single row of thousands of elements.
-__device__ __forceinline__ const uint8_t* row_address(const StridedTensor& t, int64_t i1, int64_t i2, int64_t i3) {
-  return t.data + (i1 % t.ne[1]) * t.nb[1] + (i2 % t.ne[2]) * t.nb[2] + (i3 % t.ne[3]) * t.nb[3];
+// Grid: x covers one row's elements, y walks the rows. Parallel over elements, not rows,
+// because decode has a single row of thousands of elements; with many rows (prompts)
+// each thread takes several elements of a row, so the row's address (three 64-bit
+// divisions) is computed once per row and thread, not once per element.
+//
+// b's indices wrap (broadcast by repetition): b's row is a's row index taken modulo each
+// of b's dimensions.
+__device__ __forceinline__ const uint8_t* broadcast_row_address(const StridedTensor& a, const StridedTensor& b,
+                                                                int64_t row) {
+  const int64_t i1 = row % a.ne[1];
+  const int64_t i2 = (row / a.ne[1]) % a.ne[2];
+  const int64_t i3 = row / (a.ne[1] * a.ne[2]);
+  return b.data + (i1 % b.ne[1]) * b.nb[1] + (i2 % b.ne[2]) * b.nb[2] + (i3 % b.ne[3]) * b.nb[3];
 }
 
-// b's indices wrap (broadcast by repetition).
 template <Binary kOp>
 __global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int64_t rows) {
   wait_for_producers();
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= a.ne[0]) return;
-  const int64_t bi = i % b.ne[0];
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const bool same_width = b.ne[0] == a.ne[0];
   for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
-    const int64_t i1 = row % a.ne[1];
-    const int64_t i2 = (row / a.ne[1]) % a.ne[2];
-    const int64_t i3 = row / (a.ne[1] * a.ne[2]);
-    const float av = reinterpret_cast<const float*>(row_address(a, i1, i2, i3))[i];
-    const float bv = reinterpret_cast<const float*>(row_address(b, i1, i2, i3))[bi];
-    out[row * a.ne[0] + i] = apply<kOp>(av, bv);
+    const auto* a_row = reinterpret_cast<const float*>(a.row_data(row));
+    const auto* b_row = reinterpret_cast<const float*>(broadcast_row_address(a, b, row));
+    float* out_row = out + row * a.ne[0];
+    for (int64_t i = first; i < a.ne[0]; i += step) {
+      out_row[i] = apply<kOp>(a_row[i], b_row[same_width ? i : i % b.ne[0]]);
+    }
   }
 }
 
 template <Unary kOp>
 __global__ void unary_kernel(StridedTensor a, float factor, float* out, int64_t rows) {
   wait_for_producers();
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= a.ne[0]) return;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
-    const float v = reinterpret_cast<const float*>(a.row_data(row))[i];
-    out[row * a.ne[0] + i] = kOp == Unary::Scale ? v * factor : silu(v);
+    const auto* a_row = reinterpret_cast<const float*>(a.row_data(row));
+    float* out_row = out + row * a.ne[0];
+    for (int64_t i = first; i < a.ne[0]; i += step) {
+      out_row[i] = kOp == Unary::Scale ? a_row[i] * factor : silu(a_row[i]);
+    }
   }
 }
 
+// Decode (few rows): one element a thread. Prompts: about eight elements of a row a thread.
 dim3 elementwise_grid(int64_t columns, int64_t rows) {
-  return dim3(grid_size(columns, kRowThreads), static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+  const int per_thread = rows >= 64 ? 8 : 1;
+  return dim3(grid_size(columns, kRowThreads * per_thread), static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
 }
 
 // One thread per element; any strides (dimension 0 too, for permuted views).

@@ -3,22 +3,18 @@
 namespace braid::cuda {
 namespace {
 
-constexpr int kRopeThreads = 64;
-
-// One block per (head, token) row.
+// One block per (group of kRopeHeadsPerBlock heads, token).
 __global__ void rope_kernel(StridedTensor x, const int32_t* positions, RopeParams p, float* out) {
   wait_for_producers();
-  const int64_t head = blockIdx.x;
   const int64_t token = blockIdx.y;
-  const auto* x_row = reinterpret_cast<const float*>(x.data + head * x.nb[1] + token * x.nb[2]);
-  float* out_row = out + (token * x.ne[1] + head) * x.ne[0];
-  const double position = static_cast<double>(positions[token]);
-  for (int i = threadIdx.x; i < p.dims / 2; i += blockDim.x) {
-    const RotatedPair r = rotate_pair(x_row, i, p, position);
-    out_row[r.first] = r.a;
-    out_row[r.second] = r.b;
-  }
-  for (int64_t i = p.dims + threadIdx.x; i < x.ne[0]; i += blockDim.x) out_row[i] = x_row[i];
+  const int head0 = static_cast<int>(blockIdx.x) * kRopeHeadsPerBlock;
+  const int head_end = min(head0 + kRopeHeadsPerBlock, static_cast<int>(x.ne[1]));
+  const int64_t head_dim = x.ne[0];
+  float* out_token = out + token * x.ne[1] * head_dim;
+  rope_heads(
+      p, static_cast<double>(positions[token]), head0, head_end, head_dim,
+      [&](int h) { return reinterpret_cast<const float*>(x.data + h * x.nb[1] + token * x.nb[2]); },
+      [&](int h, int64_t d, float v) { out_token[h * head_dim + d] = v; });
 }
 
 }  // namespace
@@ -28,8 +24,7 @@ void launch_rope(const NodeLaunch& launch) {
   const RopeParams p = rope_params(launch.node.params);
   if (x.ne[1] == 0 || x.ne[2] == 0) return;
   if (x.ne[2] > 65535) throw Error(launch.label() + ": more than 65535 tokens");
-  const dim3 grid(static_cast<unsigned>(x.ne[1]), static_cast<unsigned>(x.ne[2]));
-  launch_kernel(rope_kernel, grid, kRopeThreads, 0, launch.ctx.stream, x,
+  launch_kernel(rope_kernel, rope_grid(x.ne[1], x.ne[2]), kRopeThreads, 0, launch.ctx.stream, x,
                 reinterpret_cast<const int32_t*>(launch.src_data(1)), p, reinterpret_cast<float*>(launch.out_data()));
   launch.check_launch();
 }

@@ -21,24 +21,52 @@ struct RopeParams {
 
 inline RopeParams rope_params(const OpParams& p) { return {p.i[0], p.i[1], p.f[0], p.f[1]}; }
 
-// Rotates pair i (0 <= i < dims/2) of one row: the rotated values and where they go.
-// Shared by the rope kernel and the rotating kv_write, so both give the same bits.
-struct RotatedPair {
-  int first, second;
-  float a, b;
-};
-__device__ __forceinline__ RotatedPair rotate_pair(const float* row, int i, const RopeParams& p, double position) {
-  const int half = p.dims / 2;
-  const double theta =
-      position * pow(static_cast<double>(p.base), -2.0 * i / p.dims) * static_cast<double>(p.freq_scale);
-  double sin_theta, cos_theta;
-  sincos(theta, &sin_theta, &cos_theta);
-  const int first = p.mode == kRopeNeox ? i : 2 * i;
-  const int second = p.mode == kRopeNeox ? i + half : 2 * i + 1;
-  const double a = row[first];
-  const double b = row[second];
-  return {first, second, static_cast<float>(a * cos_theta - b * sin_theta),
-          static_cast<float>(a * sin_theta + b * cos_theta)};
+// Heads a block of the rope and kv_write kernels covers: each thread's pair index then
+// repeats across the heads it visits, so it computes its angle (a double pow and sincos)
+// once, not once per head.
+constexpr int kRopeHeadsPerBlock = 8;
+constexpr int kRopeThreads = 128;
+
+// Heads [head0, head_end) of one token: writes element d of head h through store(h, d, v),
+// with the first p.dims elements of each head rotated (none when p.dims is 0) and the
+// rest passed through. row(h) is head h's input. Pair i turns by theta_i as above; the
+// rope kernel and the rotating kv_write both come here, so they give the same bits.
+template <typename Row, typename Store>
+__device__ __forceinline__ void rope_heads(const RopeParams& p, double position, int head0, int head_end,
+                                           int64_t head_dim, Row row, Store store) {
+  const int pairs = p.dims / 2;
+  const int heads = head_end - head0;
+  int angle_of = -1;  // the pair whose angle is in cos_theta, sin_theta
+  double cos_theta = 1.0, sin_theta = 0.0;
+  for (int w = threadIdx.x; w < pairs * heads; w += blockDim.x) {
+    const int i = w % pairs;
+    const int h = head0 + w / pairs;
+    if (i != angle_of) {
+      const double theta =
+          position * pow(static_cast<double>(p.base), -2.0 * i / p.dims) * static_cast<double>(p.freq_scale);
+      sincos(theta, &sin_theta, &cos_theta);
+      angle_of = i;
+    }
+    const int first = p.mode == kRopeNeox ? i : 2 * i;
+    const int second = p.mode == kRopeNeox ? i + pairs : 2 * i + 1;
+    const float* in = row(h);
+    const double a = in[first];
+    const double b = in[second];
+    store(h, first, static_cast<float>(a * cos_theta - b * sin_theta));
+    store(h, second, static_cast<float>(a * sin_theta + b * cos_theta));
+  }
+  const int64_t rest = head_dim - p.dims;
+  for (int64_t w = threadIdx.x; w < rest * heads; w += blockDim.x) {
+    const int h = head0 + static_cast<int>(w / rest);
+    const int64_t d = p.dims + w % rest;
+    store(h, d, row(h)[d]);
+  }
+}
+
+// The grid of those kernels: (head groups, tokens).
+inline dim3 rope_grid(int64_t heads, int64_t tokens) {
+  return dim3(static_cast<unsigned>((heads + kRopeHeadsPerBlock - 1) / kRopeHeadsPerBlock),
+              static_cast<unsigned>(tokens));
 }
 
 void launch_rope(const NodeLaunch& launch);
