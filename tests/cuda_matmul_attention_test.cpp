@@ -282,6 +282,38 @@ TEST(CudaAttention, SmallBatchAndPromptShapes) {
   }
 }
 
+// Prompts of 16 queries or more with head size 64 or 128 take the tensor-core kernel:
+// 16-bit q, keys, values and probabilities, f32 accumulation. Partial query tiles,
+// queries out of order, grouped heads, every cache type.
+TEST(CudaAttention, PromptsOnTensorCores) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  struct Case {
+    AttentionShape shape;
+    std::vector<int32_t> positions;
+  };
+  std::vector<int32_t> late(100), shuffled(64);
+  for (int32_t i = 0; i < 100; ++i) late[static_cast<size_t>(i)] = 300 + i;
+  for (int32_t i = 0; i < 64; ++i) shuffled[static_cast<size_t>(i)] = (i * 37) % 64 + 5 * (i % 3);
+  const Case cases[] = {
+      {{128, 8, 2, 600}, late},                        // two query tiles, the second partial; seven key tiles
+      {{64, 4, 4, 300}, shuffled},                     // positions out of order within a tile
+      {{64, 6, 2, 64}, std::vector<int32_t>(17, 63)},  // 17 queries that all see the whole cache
+  };
+  for (const Case& c : cases) {
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+      Graph g;
+      TensorId pos;
+      const auto n = static_cast<int64_t>(c.positions.size());
+      OneNodeRunner runner(g, attention_node(g, c.shape, n, type, &pos), 331);
+      runner.set_ints(pos, c.positions);
+      SCOPED_TRACE(std::string(name(type)) + " queries " + std::to_string(n) + " head_dim " +
+                   std::to_string(c.shape.head_dim));
+      test::expect_matches_reference(runner, type == DType::BF16 ? 1e-4 : 1e-5, cuda);
+    }
+  }
+}
+
 // One captured graph serves every decode step: only the positions buffer changes.
 TEST(CudaAttention, CapturedGraphFollowsPositionsInDeviceMemory) {
   BRAID_SKIP_WITHOUT_CUDA();

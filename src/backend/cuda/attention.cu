@@ -10,6 +10,7 @@ constexpr int kAttentionThreads = 128;
 constexpr int kAttentionTile = 128;  // slots scored per pass through shared memory
 constexpr int kDimsPerThread = kAttentionMaxHeadDim / kAttentionThreads;
 constexpr int kSplitMaxQueries = 8;  // more queries than this: one chunk per (query, head)
+static_assert(kPromptAttentionMinQueries > kSplitMaxQueries, "the prompt kernel has no split form");
 constexpr int kMinChunk = 128;
 constexpr int kMaxChunks = 256;
 
@@ -405,6 +406,10 @@ void launch_attention(const NodeLaunch& launch) {
   a.chunk = split.chunk;
   a.chunks = split.chunks;
   if (a.n == 0 || a.heads == 0 || a.head_dim == 0) return;
+  if (prompt_attention_ok(a.head_dim, a.n)) {
+    launch_prompt_attention(launch);
+    return;
+  }
   if (a.chunks > 1) {
     const size_t need = attention_scratch_bytes(launch.graph, launch.node.id);
     if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {

@@ -17,6 +17,8 @@
 // each tile of keys and values loaded into shared memory serves all of them; lane j
 // scores key j of a tile and the warp keeps an online softmax. Larger heads use the
 // general kernel: a block per (chunk, head, query), slots scored a warp at a time.
+// Prompts (at least kPromptAttentionMinQueries queries) with head size 64 or 128 run on
+// tensor cores instead (attention_prompt.cu), in 16-bit inputs with f32 accumulation.
 #pragma once
 
 #include "backend/cuda/device_common.cuh"
@@ -24,11 +26,17 @@
 namespace braid::cuda {
 
 inline constexpr int kAttentionMaxHeadDim = 512;
+// More than the split limit of decode (8 queries), so these nodes never need scratch.
+inline constexpr int kPromptAttentionMinQueries = 16;
 
 void launch_attention(const NodeLaunch& launch);
 size_t attention_scratch_bytes(const Graph& graph, TensorId node);
 bool attention_supported(const Graph& graph, TensorId node);
 
 void launch_kv_write(const NodeLaunch& launch);
+
+// The tensor-core prompt kernel: whether it takes a node of this shape on this device.
+bool prompt_attention_ok(int64_t head_dim, int64_t queries);
+void launch_prompt_attention(const NodeLaunch& launch);
 
 }  // namespace braid::cuda
