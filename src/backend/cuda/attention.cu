@@ -170,21 +170,6 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   }
 }
 
-// Four consecutive cache elements as floats; p is aligned to four elements.
-__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ float4 load4(const __half* p) {
-  const uint2 bits = *reinterpret_cast<const uint2*>(p);
-  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&bits.x));
-  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&bits.y));
-  return {lo.x, lo.y, hi.x, hi.y};
-}
-__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
-  const uint2 bits = *reinterpret_cast<const uint2*>(p);
-  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.x));
-  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.y));
-  return {lo.x, lo.y, hi.x, hi.y};
-}
-
 // Copies `count` slots of keys and values (head_dim `hd`) into shared memory as floats.
 // A decode step is latency bound here: with head_dim a multiple of four every thread
 // issues all of its vector loads before its first store, so the tile costs one round

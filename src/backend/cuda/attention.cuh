@@ -35,6 +35,21 @@ bool attention_supported(const Graph& graph, TensorId node);
 
 void launch_kv_write(const NodeLaunch& launch);
 
+// Four consecutive cache elements as floats; p is aligned to four elements.
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const __half* p) {
+  const uint2 bits = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&bits.x));
+  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&bits.y));
+  return {lo.x, lo.y, hi.x, hi.y};
+}
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+  const uint2 bits = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.y));
+  return {lo.x, lo.y, hi.x, hi.y};
+}
+
 // The tensor-core prompt kernel: whether it takes a node of this shape on this device.
 bool prompt_attention_ok(int64_t head_dim, int64_t queries);
 void launch_prompt_attention(const NodeLaunch& launch);

@@ -72,6 +72,43 @@ struct Layout {
   return query < a.n ? min(max(a.positions[query] + 1, 0), a.ctx) : 0;
 }
 
+// Four floats into four consecutive 16-bit tile elements (8-byte aligned).
+template <typename E>
+__device__ __forceinline__ void store4(E* p, float4 v) {
+  const E packed[4] = {to_tile(v.x, E{}), to_tile(v.y, E{}), to_tile(v.z, E{}), to_tile(v.w, E{})};
+  *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(packed);
+}
+
+// Keys and values [0, count) of a tile (zeros past count) into shared memory. The tile is
+// read in rounds of kRound vector loads a thread per operand, all issued before the first
+// store, so a round costs one trip to memory rather than one per element.
+template <int HD, typename T, typename E>
+__device__ __forceinline__ void load_tile(const T* k, const T* v, int64_t slot_stride, int count, E* k_tile,
+                                          E* v_tile) {
+  constexpr int kQuads = kKeyTile * HD / 4;
+  constexpr int kRound = 8;
+  for (int base = 0; base < kQuads; base += kThreads * kRound) {
+    float4 keys[kRound], values[kRound];
+#pragma unroll
+    for (int u = 0; u < kRound; ++u) {
+      const int i = base + u * kThreads + threadIdx.x;
+      const int j = 4 * i / HD, d = 4 * i % HD;
+      const bool present = i < kQuads && j < count;
+      keys[u] = present ? load4(k + j * slot_stride + d) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      values[u] = present ? load4(v + j * slot_stride + d) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+#pragma unroll
+    for (int u = 0; u < kRound; ++u) {
+      const int i = base + u * kThreads + threadIdx.x;
+      if (i < kQuads) {
+        const int j = 4 * i / HD, d = 4 * i % HD;
+        store4(k_tile + j * Layout<HD>::kLdTile + d, keys[u]);
+        store4(v_tile + j * Layout<HD>::kLdTile + d, values[u]);
+      }
+    }
+  }
+}
+
 template <int HD, typename T>
 __global__ void __launch_bounds__(kThreads) prompt_attention_kernel(PromptArgs a) {
   wait_for_producers();
@@ -121,12 +158,7 @@ __global__ void __launch_bounds__(kThreads) prompt_attention_kernel(PromptArgs a
   const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * HD;
   for (int k0 = 0; k0 < block_end; k0 += kKeyTile) {
     __syncthreads();  // every warp is done with the previous tile
-    for (int i = threadIdx.x; i < kKeyTile * HD; i += kThreads) {
-      const int j = i / HD, d = i % HD;
-      const bool present = k0 + j < block_end;
-      k_tile[j * L::kLdTile + d] = to_tile(present ? to_float(k[(k0 + j) * slot_stride + d]) : 0.0f, E{});
-      v_tile[j * L::kLdTile + d] = to_tile(present ? to_float(v[(k0 + j) * slot_stride + d]) : 0.0f, E{});
-    }
+    load_tile<HD>(k + k0 * slot_stride, v + k0 * slot_stride, slot_stride, block_end - k0, k_tile, v_tile);
     __syncthreads();
 
     // S = q K^T for this warp's 16 rows.
