@@ -71,6 +71,11 @@ inline StridedTensor strided(const Tensor& t, const uint8_t* data) {
 // transitive: a kernel sees the writes of every kernel before it on the stream. Kernels of
 // other libraries (cuBLAS) are launched without the attribute and order as usual. What is
 // gained is the launch latency and block scheduling of each kernel boundary.
+//
+// Note [Weight prefetch]: weights are written only by uploads, never by a kernel, so the
+// matrix-vector kernels load their first weights before wait_for_producers: while the
+// kernel before them drains, the blocks already resident keep memory busy, and the few
+// microseconds a kernel needs to reach full bandwidth overlap the previous one's tail.
 __device__ __forceinline__ void wait_for_producers() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

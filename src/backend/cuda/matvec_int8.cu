@@ -199,10 +199,11 @@ struct Int8Dot<DType::Q4_1> {
 
 // kRowThreads threads (a warp, or the whole block) own kRows consecutive rows; each
 // thread walks its part of every kRowThreads / kThreads-th weight block of those rows,
-// kUnroll blocks a step with all their loads issued before the first use.
+// kUnroll blocks a step with all their loads issued before the first use. The first
+// step's weights are loaded before wait_for_producers (Note [Weight prefetch]), except
+// for mul_mat_id, whose expert is read from device memory.
 template <DType W, int NC, int kRows, int kRowThreads>
 __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a, Int8Columns x) {
-  wait_for_producers();
   using Dot = Int8Dot<W>;
   constexpr int kUnroll = 2;
   constexpr int kGroups = kBlockThreads / kRowThreads;
@@ -213,6 +214,21 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   const int64_t first_row = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / kRowThreads) * kRows;
   if (first_row >= a.m) return;  // whole groups: kRowThreads is a multiple of 32
   const int64_t blocks = a.k / kQuantBlock;
+  // A row past the end reads the last row; its sums are dropped.
+  auto row_of = [&](const uint8_t* w, int r) { return w + min(first_row + r, a.m - 1) * a.w_row_stride; };
+  const int64_t first_block = thread / Dot::kThreads;
+  const bool prefetch = a.ids == nullptr && first_block + (kUnroll - 1) * kStride < blocks;
+  typename Dot::Part first[kUnroll][kRows];
+  if (prefetch) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        first[u][r] = Dot::load(row_of(a.w, r) + (first_block + u * kStride) * Dot::kBytes, part);
+      }
+    }
+  }
+  wait_for_producers();
 
   const uint8_t* w = a.w;
   const int8_t* xq = x.q;
@@ -234,9 +250,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   }
   const uint8_t* rows[kRows];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {  // a row past the end reads the last row; its sums are dropped
-    rows[r] = w + min(first_row + r, a.m - 1) * a.w_row_stride;
-  }
+  for (int r = 0; r < kRows; ++r) rows[r] = row_of(w, r);
 
   float acc[kRows][NC];
 #pragma unroll
@@ -256,7 +270,12 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
     }
   };
 
-  int64_t block = thread / Dot::kThreads;
+  int64_t block = first_block;
+  if (prefetch) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) accumulate(first[u], block + u * kStride);
+    block += kUnroll * kStride;
+  }
   for (; block + (kUnroll - 1) * kStride < blocks; block += kUnroll * kStride) {
     typename Dot::Part wp[kUnroll][kRows];
 #pragma unroll
