@@ -13,12 +13,12 @@
 # EXTRA_ARGS (appended to every braid bench command, e.g. "--backend cpu --layers 1"),
 # PEER=0 (skip PyTorch; skipped anyway where python3 cannot import torch), COMMIT (the
 # header's commit where the copy has no .git), PEER_SCRIPT (default
-# bench/peers/torch_llama.py; a stand-in tests this script without a GPU), BRAID_FIXTURES (stories260K.gguf's folder,
-# default ./.fixtures).
+# bench/peers/torch_llama.py; a stand-in tests this script without a GPU), BRAID_FIXTURES
+# (stories260K.gguf's folder, default ./.fixtures: carry it to the device).
 #
-# $OUT/issue7 gets three files: data.json (every row's braid and PyTorch JSON in one bundle,
-# rewritten after each row, so a call cut off at its time limit keeps what finished),
-# bench.log (every command's log) and table.md. The device returns at most 8 files, and a
+# $OUT/issue7 gets three files: data.json (every row's braid and PyTorch JSON in one bundle)
+# and table.md, both rewritten after each row so that a call cut off at its time limit keeps
+# what finished, and bench.log (every command's log). The device returns at most 8 files, and a
 # device call lasts 10 minutes at most: split the rows over two calls, then merge here with
 #   python3 bench/issue7_table.py CALL1/issue7 CALL2/issue7
 # On the device:
@@ -108,7 +108,8 @@ for row in "${rows[@]}"; do
     run_json "$scratch/torch-$key.json" torch_peer --preset "$model" "${lengths[@]}" -r "$reps" --modes "$modes"
   fi
   python3 "$here/issue7_table.py" --pack "$scratch" --header "$header" -o "$out/data.json"
+  python3 "$here/issue7_table.py" "$out/data.json" >"$out/table.md"
 done
 
 echo
-python3 "$here/issue7_table.py" "$out/data.json" | tee "$out/table.md"
+cat "$out/table.md"
