@@ -64,11 +64,9 @@ __device__ __forceinline__ void accumulate(const float* v, const float* x, int64
 // flight before the first use, so even a matrix of a few hundred rows keeps enough bytes
 // in flight to run at memory bandwidth. The per-thread sums are combined in a fixed
 // order (warp butterflies, then the warps of the row in index order).
-//
-// The first group of chunks is loaded before wait_for_producers (Note [Weight
-// prefetch]), except for mul_mat_id, whose expert is read from device memory.
 template <DType W, int NC, int kRowThreads>
 __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
+  wait_for_producers();
   using Chunk = WeightChunk<W>;
   constexpr int kUnroll = 4;
   constexpr int kRowsPerBlock = kFastThreads / kRowThreads;
@@ -76,15 +74,6 @@ __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
   const int thread = threadIdx.x % kRowThreads;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kRowThreads;
   if (row >= a.m) return;  // whole warps: kRowThreads is a multiple of 32
-  const int64_t chunks = a.k / Chunk::kElements;
-  const bool prefetch = a.ids == nullptr && thread + (kUnroll - 1) * kRowThreads < chunks;
-  float first[kUnroll][Chunk::kElements];
-  if (prefetch) {
-    const uint8_t* w_row = a.w + row * a.w_row_stride;
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) Chunk::load(w_row + (thread + u * kRowThreads) * Chunk::kBytes, first[u]);
-  }
-  wait_for_producers();
   const uint8_t* w;
   const float* x;
   float* out;
@@ -94,15 +83,8 @@ __global__ void __launch_bounds__(kFastThreads) matvec_kernel(MatvecArgs a) {
   float acc[NC];
 #pragma unroll
   for (int c = 0; c < NC; ++c) acc[c] = 0.0f;
+  const int64_t chunks = a.k / Chunk::kElements;
   int64_t ch = thread;
-  if (prefetch) {
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      accumulate<Chunk::kElements, NC>(first[u], x + (ch + u * kRowThreads) * Chunk::kElements, a.x_col_stride,
-                                       columns, acc);
-    }
-    ch += kUnroll * kRowThreads;
-  }
   for (; ch + (kUnroll - 1) * kRowThreads < chunks; ch += kUnroll * kRowThreads) {
     float v[kUnroll][Chunk::kElements];
 #pragma unroll
