@@ -193,26 +193,6 @@ TEST(CpuAttention, AttendsToWhatKvWriteJustWrote) {
   EXPECT_TRUE(g.guards_intact());
 }
 
-// rope_attention is rope of the queries followed by attention, bit for bit.
-TEST(CpuAttention, RopeAttentionEqualsRopeThenAttention) {
-  const Shape qn{16, 4, 3, 1}, cn{16, 2, 9, 1};
-  const std::vector<int32_t> positions = {8, 0, 5};
-  for (const RopeCase& c : {RopeCase{kRopeNormal, 16, 1.0f}, RopeCase{kRopeNeox, 10, 0.5f}}) {
-    OpGraph g;
-    const TensorId q = g.random_input("q", DType::F32, qn, 136, -2.0f, 2.0f);
-    const TensorId k = g.state("k", DType::F32, cn, test::random_floats(16 * 2 * 9, 137));
-    const TensorId v = g.state("v", DType::F32, cn, test::random_floats(16 * 2 * 9, 138));
-    const TensorId pos = g.ids("pos", {3, 1, 1, 1}, positions);
-    const TensorId fused = ops::rope_attention(g.graph(), q, k, v, pos, 0.25f, c.mode, c.dims, 10000.0f, c.freq_scale);
-    const TensorId rotated = ops::rope(g.graph(), q, pos, c.mode, c.dims, 10000.0f, c.freq_scale);
-    const TensorId apart = ops::attention(g.graph(), rotated, k, v, pos, 0.25f);
-    g.finish({fused, apart});
-    g.run_cpu();
-    EXPECT_EQ(g.read(fused), g.read(apart)) << testing::PrintToString(c);
-    EXPECT_TRUE(g.guards_intact());
-  }
-}
-
 TEST(CpuAttention, OneKeyReturnsItsValue) {
   const Shape qn{16, 4, 1, 1}, cn{16, 2, 4, 1};
   OpGraph g;

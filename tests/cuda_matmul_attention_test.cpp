@@ -314,43 +314,6 @@ TEST(CudaAttention, PromptsOnTensorCores) {
   }
 }
 
-// rope_attention on every kernel: decode (split), a small batch, a prompt on tensor cores
-// and the general kernel (head size 256).
-TEST(CudaAttention, RopeAttentionOnEveryKernel) {
-  BRAID_SKIP_WITHOUT_CUDA();
-  CudaContext cuda;
-  struct Case {
-    AttentionShape shape;
-    std::vector<int32_t> positions;
-    int mode;
-    double threshold;
-  };
-  std::vector<int32_t> prompt(40);
-  for (int32_t i = 0; i < 40; ++i) prompt[static_cast<size_t>(i)] = 100 + i;
-  const Case cases[] = {
-      {{128, 8, 2, 1024}, {700}, kRopeNormal, 1e-9},
-      {{64, 4, 4, 300}, {40, 41, 299}, kRopeNeox, 1e-9},
-      {{64, 6, 2, 256}, prompt, kRopeNormal, 1e-5},
-      {{256, 2, 1, 200}, {150, 7}, kRopeNeox, 1e-9},
-  };
-  for (const Case& c : cases) {
-    Graph g;
-    const auto n = static_cast<int64_t>(c.positions.size());
-    const TensorId q_full = g.input("q", DType::F32, {c.shape.head_dim, 2 * c.shape.heads, n, 1});
-    const Tensor& qf = g[q_full];
-    const TensorId q = ops::view(g, q_full, {c.shape.head_dim, c.shape.heads, n, 1},
-                                 {4, 2 * qf.nb[1], qf.nb[2], qf.nb[3]}, 0);
-    const TensorId k = g.state("k", DType::F16, {c.shape.head_dim, c.shape.kv_heads, c.shape.ctx, 1});
-    const TensorId v = g.state("v", DType::F16, {c.shape.head_dim, c.shape.kv_heads, c.shape.ctx, 1});
-    const TensorId pos = g.input("pos", DType::I32, {n, 1, 1, 1});
-    const auto dims = static_cast<int>(c.shape.head_dim);
-    OneNodeRunner runner(g, ops::rope_attention(g, q, k, v, pos, 1.0f / 8.0f, c.mode, dims, 10000.0f), 341);
-    runner.set_ints(pos, c.positions);
-    SCOPED_TRACE("queries " + std::to_string(n) + " head_dim " + std::to_string(c.shape.head_dim));
-    test::expect_matches_reference(runner, c.threshold, cuda);
-  }
-}
-
 // One captured graph serves every decode step: only the positions buffer changes.
 TEST(CudaAttention, CapturedGraphFollowsPositionsInDeviceMemory) {
   BRAID_SKIP_WITHOUT_CUDA();

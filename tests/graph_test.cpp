@@ -62,7 +62,6 @@ TEST(Graph, ShapeErrorsNameTheOpAndShapes) {
   const TensorId keys = g.input("keys", DType::F32, {8, 2, 1, 1});
   const TensorId pos = g.input("pos", DType::I32, {1, 1, 1, 1});
   EXPECT_THROW(ops::rope_kv_write(g, cache, keys, pos, kRopeNormal, 7, 10000.0f), Error);  // odd dims
-  EXPECT_THROW(ops::rope_attention(g, keys, cache, cache, pos, 0.5f, kRopeNeox, 12, 10000.0f), Error);  // dims > 8
   EXPECT_THROW(ops::rope_kv_write(g, cache, keys, pos, kRopeNormal, 10, 10000.0f), Error);  // dims > head_dim
   EXPECT_THROW(ops::rope_kv_write(g, cache, g.input("k2", DType::F32, {8, 1, 1, 1}), pos, kRopeNormal, 8, 1e4f),
                Error);  // x does not fit the cache

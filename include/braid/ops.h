@@ -45,12 +45,6 @@ TensorId rope_kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions,
                        float freq_scale = 1.0f);
 TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,
                    float scale);
-// attention of rope(q, positions, ...): the queries are rotated as the kernel loads them,
-// one kernel instead of two (nothing else reads the rotated queries). Equal to the two ops
-// applied in turn. Parameters: rope's in i[0], i[1], f[0], f[1] (dims 0 in a plain
-// attention node), the scale in f[2].
-TensorId rope_attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions, float scale,
-                        int mode, int dims, float base, float freq_scale = 1.0f);
 TensorId silu(Graph& g, TensorId a);
 TensorId swiglu(Graph& g, TensorId a, TensorId b);
 TensorId softmax(Graph& g, TensorId a, float scale = 1.0f);

@@ -263,40 +263,26 @@ TensorId rope_kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions,
   return kv_write_node(g, cache, x, positions, p, "rope_kv_write");
 }
 
-namespace {
-
-// attention's checks under the name `op`, then the node; `params` holds rope's parameters
-// (dims 0: no rotation) and gets the scale in f[2].
-TensorId attention_node(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions, float scale,
-                        OpParams params, const char* op) {
-  require_type(g, q, op, {DType::F32});
-  require_type(g, k_cache, op, kFloat);
-  require_type(g, v_cache, op, kFloat);
-  require_type(g, positions, op, {DType::I32});
-  require_rows_contiguous(g, q, op);
+TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,
+                   float scale) {
+  require_type(g, q, "attention", {DType::F32});
+  require_type(g, k_cache, "attention", kFloat);
+  require_type(g, v_cache, "attention", kFloat);
+  require_type(g, positions, "attention", {DType::I32});
+  require_rows_contiguous(g, q, "attention");
   const Tensor& k = g[k_cache];
   const Tensor& v = g[v_cache];
-  require(k.ne == v.ne && k.type == v.type && k.is_contiguous() && v.is_contiguous(), op,
-          fmt::format("k {} and v {} must be contiguous caches of one shape and type", describe(g, k_cache),
-                      describe(g, v_cache)));
-  require(g[q].ne[0] == k.ne[0] && g[q].ne[1] % k.ne[1] == 0 && g[q].ne[3] == 1, op,
+  require(k.ne == v.ne && k.type == v.type && k.is_contiguous() && v.is_contiguous(), "attention",
+          fmt::format("k {} and v {} must be contiguous caches of one shape and type",
+                      describe(g, k_cache), describe(g, v_cache)));
+  require(g[q].ne[0] == k.ne[0] && g[q].ne[1] % k.ne[1] == 0 && g[q].ne[3] == 1, "attention",
           fmt::format("q {} heads do not fit kv heads of {}", describe(g, q), describe(g, k_cache)));
-  require(g[positions].dims() == 1 && g[positions].ne[0] == g[q].ne[2], op,
-          fmt::format("positions {} must have one entry per query of {}", describe(g, positions), describe(g, q)));
-  params.f[2] = scale;
-  return g.add(Op::Attention, DType::F32, g[q].ne, {q, k_cache, v_cache, positions}, params);
-}
-
-}  // namespace
-
-TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions, float scale) {
-  return attention_node(g, q, k_cache, v_cache, positions, scale, OpParams{}, "attention");
-}
-
-TensorId rope_attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions, float scale,
-                        int mode, int dims, float base, float freq_scale) {
-  const OpParams p = rope_params(g, q, positions, mode, dims, base, freq_scale, "rope_attention");
-  return attention_node(g, q, k_cache, v_cache, positions, scale, p, "rope_attention");
+  require(g[positions].dims() == 1 && g[positions].ne[0] == g[q].ne[2], "attention",
+          fmt::format("positions {} must have one entry per query of {}", describe(g, positions),
+                      describe(g, q)));
+  OpParams p;
+  p.f[0] = scale;
+  return g.add(Op::Attention, DType::F32, g[q].ne, {q, k_cache, v_cache, positions}, p);
 }
 
 TensorId silu(Graph& g, TensorId a) { return unary(g, Op::Silu, a); }

@@ -155,16 +155,16 @@ class Builder {
     TensorId h = named(ops::rms_norm(g_, x, layer_weight(l, "attn_norm"), c_.rms_eps), l, "attn_norm");
     auto [q, k, v] = qkv(l, h, n);
     const int dims = static_cast<int>(hd);
+    q = named(ops::rope(g_, q, positions, c_.rope_mode, dims, c_.rope_base), l, "q_rope");
 
     const Graph::Shape cache_shape{hd, c_.n_head_kv, c_.n_ctx, 1};
     TensorId k_cache = g_.state(fmt::format("cache_k.{}", l), c_.cache_type, cache_shape);
     TensorId v_cache = g_.state(fmt::format("cache_v.{}", l), c_.cache_type, cache_shape);
+    // Only the cache reads the rotated keys: rotate them on the way in (one kernel).
     k_cache = named(ops::rope_kv_write(g_, k_cache, k, positions, c_.rope_mode, dims, c_.rope_base), l, "k_cache");
     v_cache = named(ops::kv_write(g_, v_cache, v, positions), l, "v_cache");
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    // The queries are rotated as attention loads them, the keys as the cache stores them.
-    TensorId a = ops::rope_attention(g_, q, k_cache, v_cache, positions, scale, c_.rope_mode, dims, c_.rope_base);
-    a = named(a, l, "attention");
+    TensorId a = named(ops::attention(g_, q, k_cache, v_cache, positions, scale), l, "attention");
     a = ops::reshape(g_, a, {c_.n_embd, n, 1, 1});
     // The residual additions ride on the output projections (mul_mat_add).
     x = named(ops::mul_mat_add(g_, layer_weight(l, "attn_output"), a, x), l, "attn_out");

@@ -27,8 +27,7 @@ void check_positions(const NodeArgs& args, const TensorView& positions, int64_t 
 
 namespace {
 
-// Rope's parameters as the node holds them (Op::Rope, or a rotating Op::KvWrite or
-// Op::Attention).
+// Rope's parameters as the node holds them (Op::Rope, or a rotating Op::KvWrite).
 struct Rotation {
   int mode;
   int64_t dims;  // 0: no rotation (a plain kv_write)
@@ -95,14 +94,12 @@ void compute_kv_write(const NodeArgs& args) {
 
 // Query i of head h attends to cache slots 0..positions[i] of kv head h / group, where
 // group = heads / kv_heads (grouped-query attention). Softmax in double, max subtracted.
-// A rope_attention node rotates each query (at its own position) first.
 void compute_attention(const NodeArgs& args) {
   const TensorView& q = args.src[0];
   const TensorView& k_cache = args.src[1];
   const TensorView& v_cache = args.src[2];
   const TensorView& positions = args.src[3];
-  const double scale = args.node.params.f[2];
-  const Rotation rotation(args.node.params);  // rope_attention: queries rotated first
+  const double scale = args.node.params.f[0];
   const int64_t head_dim = q.ne[0];
   const int64_t heads = q.ne[1];
   const int64_t kv_heads = k_cache.ne[1];
@@ -126,15 +123,10 @@ void compute_attention(const NodeArgs& args) {
 
   std::vector<double> weights(static_cast<size_t>(live));
   std::vector<double> acc(static_cast<size_t>(head_dim));
-  std::vector<float> rotated(static_cast<size_t>(head_dim));
   for (int64_t i = 0; i < q.ne[2]; ++i) {
     const int64_t last = positions.i32(i);
     for (int64_t h = 0; h < heads; ++h) {
       const auto* query = reinterpret_cast<const float*>(q.row(h, i));
-      if (rotation.dims > 0) {
-        rotation.apply(query, rotated.data(), head_dim, positions.i32(i));
-        query = rotated.data();
-      }
       const int64_t kv = h / group;
       double max = -INFINITY;
       for (int64_t s = 0; s <= last; ++s) {

@@ -25,7 +25,6 @@ struct AttentionArgs {
   int head_dim, heads, kv_heads, ctx, n;
   int chunk, chunks;
   float scale;
-  RopeParams rope;  // rope_attention: queries rotated as they are loaded (dims 0: none)
 };
 
 struct Split {
@@ -69,17 +68,6 @@ TiledShape tiled_shape(int heads, int kv_heads, int queries) {
   return {per_block, std::max(1, std::min(kTiledMaxWarps / per_block, queries))};
 }
 
-// Query `query` of head `head`, rotated (rope_attention) and scaled, into dst; the work of
-// `thread` of `threads`. The rotation is rope's own (rope.cuh), so the result equals
-// rope followed by attention bit for bit.
-__device__ __forceinline__ void load_query(const AttentionArgs& a, int query, int head, float* dst, int thread,
-                                           int threads) {
-  const auto* q = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1);
-  rope_heads(
-      a.rope, static_cast<double>(a.positions[query]), 0, 1, a.head_dim, [&](int) { return q; },
-      [&](int, int64_t d, float v) { dst[d] = v * a.scale; }, thread, threads);
-}
-
 __device__ __forceinline__ int live_length(const AttentionArgs& a, int query) {
   return min(max(a.positions[query] + 1, 0), a.ctx);
 }
@@ -108,7 +96,8 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
     return;
   }
   const int kv_head = head / (a.heads / a.kv_heads);
-  load_query(a, query, head, q_scaled, threadIdx.x, blockDim.x);
+  const auto* q = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1);
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) q_scaled[d] = q[d] * a.scale;
   const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * hd;
   const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd;
   const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * hd;
@@ -256,7 +245,10 @@ __global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(At
   }
   if (begin >= block_end) return;  // the whole block is past its live lengths
 
-  if (active) load_query(a, query, head, q_scaled[warp], lane, 32);  // warp < kTiledMaxWarps
+  if (active) {
+    const auto* q = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1);
+    for (int d = lane; d < hd; d += 32) q_scaled[warp][d] = q[d] * a.scale;  // warp < kTiledMaxWarps
+  }
   const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * hd;
   const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd;
   const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * hd;
@@ -357,7 +349,7 @@ __global__ void kv_write_kernel(StridedTensor x, const int32_t* positions, RopeP
   rope_heads(
       rope, static_cast<double>(slot), head0, head_end, head_dim,
       [&](int h) { return reinterpret_cast<const float*>(x.data + h * x.nb[1] + token * x.nb[2]); },
-      [&](int h, int64_t d, float v) { slot_data[h * head_dim + d] = from_float<T>(v); }, threadIdx.x, blockDim.x);
+      [&](int h, int64_t d, float v) { slot_data[h * head_dim + d] = from_float<T>(v); });
 }
 
 }  // namespace
@@ -394,8 +386,7 @@ void launch_attention(const NodeLaunch& launch) {
   a.kv_heads = static_cast<int>(k.ne[1]);
   a.ctx = static_cast<int>(k.ne[2]);
   a.n = static_cast<int>(q.ne[2]);
-  a.scale = launch.node.params.f[2];
-  a.rope = rope_params(launch.node.params);
+  a.scale = launch.node.params.f[0];
   const Split split = split_for(k.ne[2], q.ne[2], q.ne[0]);
   a.chunk = split.chunk;
   a.chunks = split.chunks;

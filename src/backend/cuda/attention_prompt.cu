@@ -15,7 +15,6 @@
 #include <mma.h>
 
 #include "backend/cuda/attention.cuh"
-#include "backend/cuda/rope.cuh"
 
 namespace braid::cuda {
 namespace {
@@ -36,7 +35,6 @@ struct PromptArgs {
   float* out;  // [head_dim, heads, n]
   int heads, kv_heads, ctx, n;
   float scale;
-  RopeParams rope;  // rope_attention: queries rotated as they are loaded (dims 0: none)
 };
 
 // The 16-bit type of the tiles for a cache of type T.
@@ -137,20 +135,13 @@ __global__ void __launch_bounds__(kThreads) prompt_attention_kernel(PromptArgs a
     block_end = max(block_end, __shfl_xor_sync(0xffffffffu, block_end, offset));
   }
 
-  // q (rotated for rope_attention, scaled) as 16-bit rows, one row at a time per warp;
-  // rows past n are zero. Output rows start at zero.
-  for (int r = 0; r < 16; ++r) {
-    const int row = warp * 16 + r;
+  // q (scaled) as 16-bit rows; rows past n are zero. Output rows start at zero.
+  for (int i = threadIdx.x; i < kQueryTile * HD; i += kThreads) {
+    const int row = i / HD, d = i % HD;
     const int query = q0 + row;
-    E* q_row = q_tile + row * L::kLdTile;
-    if (query >= a.n) {
-      for (int d = lane; d < HD; d += 32) q_row[d] = to_tile(0.0f, E{});
-      continue;
-    }
-    const auto* q = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1);
-    rope_heads(
-        a.rope, static_cast<double>(a.positions[query]), 0, 1, HD, [&](int) { return q; },
-        [&](int, int64_t d, float v) { q_row[d] = to_tile(v * a.scale, E{}); }, lane, 32);
+    float value = 0.0f;
+    if (query < a.n) value = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1)[d] * a.scale;
+    q_tile[row * L::kLdTile + d] = to_tile(value, E{});
   }
   for (int i = lane; i < 16 * HD; i += 32) out_rows[(i / HD) * L::kLdOut + i % HD] = 0.0f;
   __syncthreads();
@@ -302,8 +293,7 @@ void launch_prompt_attention(const NodeLaunch& launch) {
   a.kv_heads = static_cast<int>(k.ne[1]);
   a.ctx = static_cast<int>(k.ne[2]);
   a.n = static_cast<int>(q.ne[2]);
-  a.scale = launch.node.params.f[2];
-  a.rope = rope_params(launch.node.params);
+  a.scale = launch.node.params.f[0];
   if (q.ne[0] == 64) {
     launch_for_cache<64>(k.type, a, launch.ctx.stream);
   } else {

@@ -14,7 +14,7 @@ __global__ void rope_kernel(StridedTensor x, const int32_t* positions, RopeParam
   rope_heads(
       p, static_cast<double>(positions[token]), head0, head_end, head_dim,
       [&](int h) { return reinterpret_cast<const float*>(x.data + h * x.nb[1] + token * x.nb[2]); },
-      [&](int h, int64_t d, float v) { out_token[h * head_dim + d] = v; }, threadIdx.x, blockDim.x);
+      [&](int h, int64_t d, float v) { out_token[h * head_dim + d] = v; });
 }
 
 }  // namespace

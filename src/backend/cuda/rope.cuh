@@ -31,15 +31,14 @@ constexpr int kRopeThreads = 128;
 // with the first p.dims elements of each head rotated (none when p.dims is 0) and the
 // rest passed through. row(h) is head h's input. Pair i turns by theta_i as above; the
 // rope kernel and the rotating kv_write both come here, so they give the same bits.
-// `thread` of `threads` cooperating threads (a block, or a warp for one query's head).
 template <typename Row, typename Store>
 __device__ __forceinline__ void rope_heads(const RopeParams& p, double position, int head0, int head_end,
-                                           int64_t head_dim, Row row, Store store, int thread, int threads) {
+                                           int64_t head_dim, Row row, Store store) {
   const int pairs = p.dims / 2;
   const int heads = head_end - head0;
   int angle_of = -1;  // the pair whose angle is in cos_theta, sin_theta
   double cos_theta = 1.0, sin_theta = 0.0;
-  for (int w = thread; w < pairs * heads; w += threads) {
+  for (int w = threadIdx.x; w < pairs * heads; w += blockDim.x) {
     const int i = w % pairs;
     const int h = head0 + w / pairs;
     if (i != angle_of) {
@@ -57,7 +56,7 @@ __device__ __forceinline__ void rope_heads(const RopeParams& p, double position,
     store(h, second, static_cast<float>(a * sin_theta + b * cos_theta));
   }
   const int64_t rest = head_dim - p.dims;
-  for (int64_t w = thread; w < rest * heads; w += threads) {
+  for (int64_t w = threadIdx.x; w < rest * heads; w += blockDim.x) {
     const int h = head0 + static_cast<int>(w / rest);
     const int64_t d = p.dims + w % rest;
     store(h, d, row(h)[d]);
