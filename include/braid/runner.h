@@ -34,6 +34,11 @@ class ModelRunner {
   std::vector<float> eval(const std::vector<int32_t>& tokens);
   // Same, without reading the logits back (for timing: the run is synchronized).
   void eval_no_logits(const std::vector<int32_t>& tokens);
+  // eval_no_logits in two halves, so the host's share of a step can be timed: submit()
+  // stages the inputs and issues the run without waiting for the device; wait() waits
+  // for the last submitted run.
+  void submit(const std::vector<int32_t>& tokens);
+  void wait();
   // Evaluates `tokens` like eval(), timing every plan step (see Executable::trace_run).
   std::vector<StepTiming> trace(const std::vector<int32_t>& tokens);
   void reset();  // back to position 0 with an empty cache
@@ -75,6 +80,7 @@ class ModelRunner {
   AutoReport auto_report_;
   std::map<int, Prepared> prepared_;
   int position_ = 0;
+  Executable* submitted_ = nullptr;  // the executable of the last submit()
 };
 
 }  // namespace braid

@@ -82,7 +82,16 @@ std::vector<float> ModelRunner::eval(const std::vector<int32_t>& tokens) {
   return out;
 }
 
-void ModelRunner::eval_no_logits(const std::vector<int32_t>& tokens) { run(tokens).executable->synchronize(); }
+void ModelRunner::eval_no_logits(const std::vector<int32_t>& tokens) {
+  submit(tokens);
+  wait();
+}
+
+void ModelRunner::submit(const std::vector<int32_t>& tokens) { submitted_ = run(tokens).executable.get(); }
+
+void ModelRunner::wait() {
+  if (submitted_ != nullptr) submitted_->synchronize();
+}
 
 void ModelRunner::reset() {
   backend_.reset_state();

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -38,24 +39,46 @@ std::vector<int32_t> bench_tokens(int n, int vocab) {
   return tokens;
 }
 
+struct TestTimes {
+  std::vector<double> tps;      // tokens per second of each repetition
+  std::vector<double> host_us;  // each repetition's host time per step (submit, not wait)
+};
+
 // Times one test (pp: one batch of n tokens; tg: n single-token steps) `reps` times after
-// one warm-up; returns tokens per second of each repetition. Wall-clock time around
-// synchronized runs: what a user of the engine waits for.
-std::vector<double> time_test(ModelRunner& runner, bool prompt, int n, int reps) {
+// one warm-up. Wall-clock time around synchronized runs: what a user of the engine waits
+// for. The host's share of a step is the time submit() takes to stage the inputs and
+// issue the run (on CUDA with a graph: two small copies and one graph launch).
+TestTimes time_test(ModelRunner& runner, bool prompt, int n, int reps) {
   const auto tokens = bench_tokens(n, runner.model().config.n_vocab);
-  std::vector<double> tps;
+  TestTimes times;
   for (int r = -1; r < reps; ++r) {
     runner.reset();
+    double host_s = 0;
+    auto step = [&](const std::vector<int32_t>& batch) {
+      const auto submitted = std::chrono::steady_clock::now();
+      runner.submit(batch);
+      host_s += seconds_since(submitted);
+      runner.wait();
+    };
     const auto start = std::chrono::steady_clock::now();
     if (prompt) {
-      runner.eval_no_logits(tokens);
+      step(tokens);
     } else {
-      for (int i = 0; i < n; ++i) runner.eval_no_logits({tokens[static_cast<size_t>(i)]});
+      for (int i = 0; i < n; ++i) step({tokens[static_cast<size_t>(i)]});
     }
     const double s = seconds_since(start);
-    if (r >= 0) tps.push_back(n / s);
+    if (r >= 0) {
+      times.tps.push_back(n / s);
+      times.host_us.push_back(host_s * 1e6 / (prompt ? 1 : n));
+    }
   }
-  return tps;
+  return times;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t mid = v.size() / 2;
+  return v.size() % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
 void run_bench(const BenchOptions& o) {
@@ -121,7 +144,8 @@ void run_bench(const BenchOptions& o) {
             if (n <= 0) return;
             fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {}{}\n", source.label(), policy_name(policy),
                        graph, fuse, is_prompt ? "pp" : "tg", n);
-            const auto tps = time_test(runner, is_prompt, n, o.repetitions);
+            const TestTimes times = time_test(runner, is_prompt, n, o.repetitions);
+            const std::vector<double>& tps = times.tps;
             BenchRow row;
             row.model = source.label();
             row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
@@ -138,6 +162,7 @@ void run_bench(const BenchOptions& o) {
             double var = 0;
             for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
             row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
+            row.host_us = median(times.host_us);
             row.memory = runner.memory(is_prompt ? n : 1);
             rows.push_back(row);
           };

@@ -21,12 +21,13 @@ std::string mib(size_t bytes) { return fmt::format("{:.1f}", static_cast<double>
 
 std::string format_markdown(const std::vector<BenchRow>& rows) {
   std::string out =
-      "| model | size | params | backend | policy | streams | graph | fused | test | t/s | arena MiB | total MiB |\n"
-      "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n";
+      "| model | size | params | backend | policy | streams | graph | fused | test | t/s | host us/step | arena MiB "
+      "| total MiB |\n"
+      "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n";
   for (const BenchRow& r : rows) {
-    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {} |\n",
+    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.1f} | {} | {} |\n",
                        r.model, r.size_gib, params_text(r.params), r.backend, r.policy, r.streams, r.graph ? 1 : 0,
-                       r.fused ? 1 : 0, r.test, r.tps_mean, r.tps_sd, mib(r.memory.arena_bytes),
+                       r.fused ? 1 : 0, r.test, r.tps_mean, r.tps_sd, r.host_us, mib(r.memory.arena_bytes),
                        mib(r.memory.total()));
   }
   return out;
@@ -34,12 +35,12 @@ std::string format_markdown(const std::vector<BenchRow>& rows) {
 
 std::string format_csv(const std::vector<BenchRow>& rows) {
   std::string out =
-      "model,size_bytes,params,backend,device,policy,streams,graph,fused,test,tokens,tps_mean,tps_sd,"
+      "model,size_bytes,params,backend,device,policy,streams,graph,fused,test,tokens,tps_mean,tps_sd,host_us,"
       "arena_bytes,workspace_bytes,total_bytes\n";
   for (const BenchRow& r : rows) {
-    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{},{},{}\n", r.model,
+    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{:.2f},{},{},{}\n", r.model,
                        r.size_gib * (1u << 30), r.params, r.backend, r.device, r.policy, r.streams, r.graph ? 1 : 0,
-                       r.fused ? 1 : 0, r.test, r.tokens, r.tps_mean, r.tps_sd, r.memory.arena_bytes,
+                       r.fused ? 1 : 0, r.test, r.tokens, r.tps_mean, r.tps_sd, r.host_us, r.memory.arena_bytes,
                        r.memory.workspace_bytes, r.memory.total());
   }
   return out;
@@ -61,6 +62,7 @@ std::string format_json(const std::vector<BenchRow>& rows) {
                    {"tokens", r.tokens},
                    {"tps_mean", r.tps_mean},
                    {"tps_sd", r.tps_sd},
+                   {"host_us", r.host_us},
                    {"memory",
                     {{"arena_bytes", r.memory.arena_bytes},
                      {"workspace_bytes", r.memory.workspace_bytes},

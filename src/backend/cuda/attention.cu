@@ -14,17 +14,10 @@ static_assert(kPromptAttentionMinQueries > kSplitMaxQueries, "the prompt kernel 
 constexpr int kMinChunk = 128;
 constexpr int kMaxChunks = 256;
 
-struct AttentionArgs {
-  const uint8_t* q;
-  int64_t q_nb1, q_nb2;  // bytes
-  const void* k;
-  const void* v;
-  const int32_t* positions;
-  float* out;      // [head_dim, heads, n]
+// The decode kernels' arguments: the operands and the split into chunks.
+struct AttentionArgs : AttentionOperands {
   float* partial;  // split mode: [n][heads][chunks][2 + head_dim]
-  int head_dim, heads, kv_heads, ctx, n;
   int chunk, chunks;
-  float scale;
 };
 
 struct Split {
@@ -370,10 +363,10 @@ bool attention_supported(const Graph& graph, TensorId node) {
          k.elements() > 0;
 }
 
-void launch_attention(const NodeLaunch& launch) {
+AttentionOperands attention_operands(const NodeLaunch& launch) {
   const Tensor& q = launch.src(0);
   const Tensor& k = launch.src(1);
-  AttentionArgs a{};
+  AttentionOperands a{};
   a.q = launch.src_data(0);
   a.q_nb1 = static_cast<int64_t>(q.nb[1]);
   a.q_nb2 = static_cast<int64_t>(q.nb[2]);
@@ -387,12 +380,19 @@ void launch_attention(const NodeLaunch& launch) {
   a.ctx = static_cast<int>(k.ne[2]);
   a.n = static_cast<int>(q.ne[2]);
   a.scale = launch.node.params.f[0];
+  return a;
+}
+
+void launch_attention(const NodeLaunch& launch) {
+  const Tensor& q = launch.src(0);
+  const Tensor& k = launch.src(1);
+  AttentionArgs a{attention_operands(launch)};
   const Split split = split_for(k.ne[2], q.ne[2], q.ne[0]);
   a.chunk = split.chunk;
   a.chunks = split.chunks;
   if (a.n == 0 || a.heads == 0 || a.head_dim == 0) return;
   if (prompt_attention_ok(a.head_dim, a.n)) {
-    launch_prompt_attention(launch);
+    launch_prompt_attention(launch, a);
     return;
   }
   if (a.chunks > 1) {

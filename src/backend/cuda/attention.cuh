@@ -50,8 +50,21 @@ __device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
   return {lo.x, lo.y, hi.x, hi.y};
 }
 
+// The operands of an attention node as its kernels take them (by value).
+struct AttentionOperands {
+  const uint8_t* q;
+  int64_t q_nb1, q_nb2;  // bytes
+  const void* k;
+  const void* v;
+  const int32_t* positions;
+  float* out;  // [head_dim, heads, n]
+  int head_dim, heads, kv_heads, ctx, n;
+  float scale;
+};
+AttentionOperands attention_operands(const NodeLaunch& launch);
+
 // The tensor-core prompt kernel: whether it takes a node of this shape on this device.
 bool prompt_attention_ok(int64_t head_dim, int64_t queries);
-void launch_prompt_attention(const NodeLaunch& launch);
+void launch_prompt_attention(const NodeLaunch& launch, const AttentionOperands& operands);
 
 }  // namespace braid::cuda

@@ -26,17 +26,6 @@ constexpr int kKeyTile = 64;    // keys per shared-memory tile
 constexpr int kWarps = kQueryTile / 16;
 constexpr int kThreads = kWarps * 32;
 
-struct PromptArgs {
-  const uint8_t* q;
-  int64_t q_nb1, q_nb2;  // bytes
-  const void* k;
-  const void* v;
-  const int32_t* positions;
-  float* out;  // [head_dim, heads, n]
-  int heads, kv_heads, ctx, n;
-  float scale;
-};
-
 // The 16-bit type of the tiles for a cache of type T.
 template <typename T>
 struct TileOf {
@@ -68,7 +57,7 @@ struct Layout {
   static constexpr size_t kBytes = kOut + 4 * kQueryTile * kLdOut;
 };
 
-[[maybe_unused]] __device__ __forceinline__ int live_length(const PromptArgs& a, int query) {
+[[maybe_unused]] __device__ __forceinline__ int live_length(const AttentionOperands& a, int query) {
   return query < a.n ? min(max(a.positions[query] + 1, 0), a.ctx) : 0;
 }
 
@@ -110,7 +99,7 @@ __device__ __forceinline__ void load_tile(const T* k, const T* v, int64_t slot_s
 }
 
 template <int HD, typename T>
-__global__ void __launch_bounds__(kThreads) prompt_attention_kernel(PromptArgs a) {
+__global__ void __launch_bounds__(kThreads) prompt_attention_kernel(AttentionOperands a) {
   wait_for_producers();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using E = typename TileOf<T>::type;
@@ -238,7 +227,7 @@ __global__ void __launch_bounds__(kThreads) prompt_attention_kernel(PromptArgs a
 }
 
 template <int HD, typename T>
-void launch_typed(const PromptArgs& a, cudaStream_t stream) {
+void launch_typed(const AttentionOperands& a, cudaStream_t stream) {
   constexpr size_t bytes = Layout<HD>::kBytes;
   static const cudaError_t configured =
       cudaFuncSetAttribute(prompt_attention_kernel<HD, T>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
@@ -248,7 +237,7 @@ void launch_typed(const PromptArgs& a, cudaStream_t stream) {
 }
 
 template <int HD>
-void launch_for_cache(DType cache, const PromptArgs& a, cudaStream_t stream) {
+void launch_for_cache(DType cache, const AttentionOperands& a, cudaStream_t stream) {
   switch (cache) {
     case DType::F32: launch_typed<HD, float>(a, stream); break;
     case DType::F16: launch_typed<HD, __half>(a, stream); break;
@@ -278,26 +267,12 @@ bool prompt_attention_ok(int64_t head_dim, int64_t queries) {
   return false;
 }
 
-void launch_prompt_attention(const NodeLaunch& launch) {
-  const Tensor& q = launch.src(0);
-  const Tensor& k = launch.src(1);
-  PromptArgs a{};
-  a.q = launch.src_data(0);
-  a.q_nb1 = static_cast<int64_t>(q.nb[1]);
-  a.q_nb2 = static_cast<int64_t>(q.nb[2]);
-  a.k = launch.src_data(1);
-  a.v = launch.src_data(2);
-  a.positions = reinterpret_cast<const int32_t*>(launch.src_data(3));
-  a.out = reinterpret_cast<float*>(launch.out_data());
-  a.heads = static_cast<int>(q.ne[1]);
-  a.kv_heads = static_cast<int>(k.ne[1]);
-  a.ctx = static_cast<int>(k.ne[2]);
-  a.n = static_cast<int>(q.ne[2]);
-  a.scale = launch.node.params.f[0];
-  if (q.ne[0] == 64) {
-    launch_for_cache<64>(k.type, a, launch.ctx.stream);
+void launch_prompt_attention(const NodeLaunch& launch, const AttentionOperands& a) {
+  const DType cache = launch.src(1).type;
+  if (a.head_dim == 64) {
+    launch_for_cache<64>(cache, a, launch.ctx.stream);
   } else {
-    launch_for_cache<128>(k.type, a, launch.ctx.stream);
+    launch_for_cache<128>(cache, a, launch.ctx.stream);
   }
   launch.check_launch();
 }
