@@ -19,7 +19,7 @@ than one stream (a policy whose plan kept one stream is serial in all but name).
 total_bytes (weights, cache, arena, scratch) of that plan over serial's. "met?" compares the
 best braid number (serial, best multi-stream or auto) with the issue's target. The host
 time per decode step is braid bench's host_us (staging the inputs and issuing one step,
-median over repetitions), the highest over the decode rows and policies.
+the median over every timed step), the highest over the decode rows and policies.
 """
 import argparse
 import json

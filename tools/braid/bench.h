@@ -24,7 +24,7 @@ struct BenchRow {
   int tokens = 0;
   double tps_mean = 0;
   double tps_sd = 0;
-  double host_us = 0;  // median over repetitions of the host time per step (see time_test)
+  double host_us = 0;  // median host time of one step over every timed step (see time_test)
   MemoryReport memory;
 };
 
