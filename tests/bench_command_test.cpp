@@ -1,0 +1,46 @@
+// `braid bench` on the CPU backend with tiny settings: one row per policy and test, with
+// speed, host time per step and memory, in every output format.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.h"
+
+namespace braid {
+namespace {
+
+using test::contains;
+using test::run_cli;
+
+const std::string kTiny =
+    "bench --backend cpu --preset tiny-256 --layers 1 --ctx 16 -p 4 -n 2 -r 2 --policy serial,branch";
+
+TEST(BenchCommand, JsonHasARowPerPolicyAndTest) {
+  const test::CliResult r = run_cli(kTiny + " -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 4u) << r.out;  // serial and branch, pp4 and tg2
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.dump());
+    EXPECT_EQ(row["backend"], "cpu");
+    EXPECT_TRUE(row["test"] == "pp4" || row["test"] == "tg2");
+    EXPECT_GT(row["tps_mean"].get<double>(), 0.0);
+    // On the CPU backend submit() does the work, so the host's share is the whole step.
+    EXPECT_GT(row["host_us"].get<double>(), 0.0);
+    EXPECT_GT(row["memory"]["total_bytes"].get<int64_t>(), 0);
+    EXPECT_EQ(row["streams"].get<int>() > 1, row["policy"] == "branch");
+  }
+}
+
+TEST(BenchCommand, MarkdownAndCsvCarryTheHostTime) {
+  const test::CliResult md = run_cli(kTiny);
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_TRUE(contains(md.out, "| t/s | host us/step | arena MiB |")) << md.out;
+  EXPECT_TRUE(contains(md.out, "best multi-stream t/s")) << md.out;  // the summary
+  const test::CliResult csv = run_cli(kTiny + " -o csv");
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_TRUE(contains(csv.out, ",tps_mean,tps_sd,host_us,arena_bytes,")) << csv.out;
+}
+
+}  // namespace
+}  // namespace braid
