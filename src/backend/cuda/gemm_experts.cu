@@ -92,19 +92,19 @@ void batched_gemm(const NodeLaunch& launch, cudaDataType_t type, const void* a, 
 }
 
 // Every expert times the tokens [first, first + columns) into outputs.
-void multiply_all_experts(const NodeLaunch& launch, DType w_type, const MatvecArgs& a, const ScratchLayout& s,
+void multiply_all_experts(const NodeLaunch& launch, const ExpertGemmArgs& a, const ScratchLayout& s,
                           uint8_t* scratch, float* outputs, int64_t first, int64_t columns) {
   const float* x = a.x + first * a.x_col_stride;
   const int64_t stride_c = a.m * columns;
-  if (w_type == DType::F32) {
+  if (a.w_type == DType::F32) {
     batched_gemm(launch, CUDA_R_32F, a.w, a.w_row_stride / 4, a.w_expert_stride / 4, x, a.x_col_stride, outputs,
                  a.m, stride_c, a.m, columns, a.k, a.experts);
     return;
   }
   void* x16 = scratch + s.x16_offset;
-  convert_columns(launch, w_type, x, a.x_col_stride, a.k, columns, x16);
-  if (w_type == DType::F16 || w_type == DType::BF16) {
-    const cudaDataType_t type = w_type == DType::F16 ? CUDA_R_16F : CUDA_R_16BF;
+  convert_columns(launch, a.w_type, x, a.x_col_stride, a.k, columns, x16);
+  if (a.w_type == DType::F16 || a.w_type == DType::BF16) {
+    const cudaDataType_t type = a.w_type == DType::F16 ? CUDA_R_16F : CUDA_R_16BF;
     batched_gemm(launch, type, a.w, a.w_row_stride / 2, a.w_expert_stride / 2, x16, a.k, outputs, a.m, stride_c,
                  a.m, columns, a.k, a.experts);
     return;
@@ -116,7 +116,7 @@ void multiply_all_experts(const NodeLaunch& launch, DType w_type, const MatvecAr
   for (int64_t row = 0; row < a.m; row += s.dequant_rows) {
     const int64_t rows = std::min(s.dequant_rows, a.m - row);
     for (int e = 0; e < a.experts; ++e) {
-      dequantize_rows(launch, w_type, a.w + e * a.w_expert_stride + row * a.w_row_stride, a.w_row_stride, a.k,
+      dequantize_rows(launch, a.w_type, a.w + e * a.w_expert_stride + row * a.w_row_stride, a.w_row_stride, a.k,
                       rows, w16 + e * expert_tile);
     }
     batched_gemm(launch, CUDA_R_16F, w16, a.k, expert_tile, x16, a.k, outputs + row, a.m, stride_c, rows, columns,
@@ -130,11 +130,11 @@ size_t expert_gemm_scratch_bytes(DType w_type, int64_t k, int64_t m, int64_t n, 
   return scratch_layout(w_type, k, m, n, experts).total;
 }
 
-void launch_expert_gemm(const NodeLaunch& launch, DType w_type, const MatvecArgs& a) {
+void launch_expert_gemm(const NodeLaunch& launch, const ExpertGemmArgs& a) {
   if (a.m == 0 || a.n == 0) return;
   BRAID_ASSERT(a.experts > 0);
   if (a.n > 65535) throw Error(launch.label() + ": more than 65535 tokens");
-  const ScratchLayout s = scratch_layout(w_type, a.k, a.m, a.n, a.experts);
+  const ScratchLayout s = scratch_layout(a.w_type, a.k, a.m, a.n, a.experts);
   if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < s.total) {
     throw Error(launch.label() + ": needs " + std::to_string(s.total) + " bytes of scratch, the stream has " +
                 std::to_string(launch.ctx.scratch_bytes));
@@ -143,7 +143,7 @@ void launch_expert_gemm(const NodeLaunch& launch, DType w_type, const MatvecArgs
   auto* outputs = reinterpret_cast<float*>(scratch);
   for (int64_t first = 0; first < a.n; first += s.columns) {
     const int64_t columns = std::min(s.columns, a.n - first);
-    multiply_all_experts(launch, w_type, a, s, scratch, outputs, first, columns);
+    multiply_all_experts(launch, a, s, scratch, outputs, first, columns);
     const dim3 grid(std::min(grid_size(a.m, 256), 1024u), static_cast<unsigned>(columns));
     launch_kernel(gather_expert_columns_kernel, grid, 256, 0, launch.ctx.stream, outputs, a.m, columns, a.experts,
                   a.ids, a.ids_col_stride, a.slot, first, a.out);

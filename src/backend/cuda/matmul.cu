@@ -76,6 +76,25 @@ void launch_mul_mat_id(const NodeLaunch& launch) {
   const Tensor& w = launch.src(0);
   const Tensor& x = launch.src(1);
   const Tensor& ids = launch.src(2);
+  if (mul_mat_id_uses_gemm(launch.graph, launch.node)) {
+    ExpertGemmArgs args;
+    args.w_type = w.type;
+    args.w = launch.src_data(0);
+    args.w_row_stride = static_cast<int64_t>(w.nb[1]);
+    args.w_expert_stride = static_cast<int64_t>(w.nb[2]);
+    args.x = reinterpret_cast<const float*>(launch.src_data(1));
+    args.x_col_stride = static_cast<int64_t>(x.nb[1] / 4);
+    args.out = reinterpret_cast<float*>(launch.out_data());
+    args.k = w.ne[0];
+    args.m = w.ne[1];
+    args.n = x.ne[1];
+    args.experts = static_cast<int>(w.ne[2]);
+    args.ids = reinterpret_cast<const int32_t*>(launch.src_data(2));
+    args.ids_col_stride = static_cast<int64_t>(ids.nb[1] / 4);
+    args.slot = launch.node.params.i[0];
+    launch_expert_gemm(launch, args);
+    return;
+  }
   MatvecArgs args;
   args.w = launch.src_data(0);
   args.w_row_stride = static_cast<int64_t>(w.nb[1]);
@@ -85,16 +104,12 @@ void launch_mul_mat_id(const NodeLaunch& launch) {
   args.out = reinterpret_cast<float*>(launch.out_data());
   args.k = w.ne[0];
   args.m = w.ne[1];
-  args.n = static_cast<int>(x.ne[1]);  // at most 65535 (mul_mat_supported)
+  args.n = static_cast<int>(x.ne[1]);
   args.ids = reinterpret_cast<const int32_t*>(launch.src_data(2));
   args.ids_col_stride = static_cast<int64_t>(ids.nb[1] / 4);
   args.slot = launch.node.params.i[0];
   args.experts = static_cast<int>(w.ne[2]);
-  if (mul_mat_id_uses_gemm(launch.graph, launch.node)) {
-    launch_expert_gemm(launch, w.type, args);
-  } else {
-    launch_matvec(launch, w.type, args);
-  }
+  launch_matvec(launch, w.type, args);
 }
 
 // mul_mat_id and small batches of quantized weights: the int8 copy of x (reported even

@@ -75,11 +75,25 @@ void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int
                      int64_t rows, __half* out);
 
 // mul_mat_id by batched GEMM over all experts (gemm_experts.cu); x is [k, n] with n <= 65535.
+struct ExpertGemmArgs {
+  DType w_type = DType::F32;
+  const uint8_t* w = nullptr;
+  int64_t w_row_stride = 0;     // bytes
+  int64_t w_expert_stride = 0;  // bytes
+  const float* x = nullptr;
+  int64_t x_col_stride = 0;  // floats
+  float* out = nullptr;      // [m, n] contiguous
+  int64_t k = 0;
+  int64_t m = 0;
+  int64_t n = 0;
+  int experts = 0;
+  const int32_t* ids = nullptr;  // expert of token t is ids[t * ids_col_stride + slot]
+  int64_t ids_col_stride = 0;    // elements
+  int slot = 0;
+};
 // Most scratch bytes the batched expert GEMM may use for its per-expert outputs.
 inline constexpr int64_t kExpertOutputsCap = int64_t{512} << 20;
-// The batched expert GEMM of mul_mat_id (gemm_experts.cu); args as for the matrix-vector
-// product with ids.
-void launch_expert_gemm(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
+void launch_expert_gemm(const NodeLaunch& launch, const ExpertGemmArgs& args);
 size_t expert_gemm_scratch_bytes(DType w_type, int64_t k, int64_t m, int64_t n, int64_t experts);
 
 void launch_mul_mat(const NodeLaunch& launch);

@@ -94,26 +94,6 @@ struct WeightChunk<DType::Q8_0> {
   }
 };
 
-// The 32 values of a 4-bit block from its 16 bytes of nibbles (read as 16-bit words; byte
-// j holds element j in its low nibble and element j + 16 in its high one): q4_0 stores
-// d * (n - 8), q4_1 d * n + m.
-template <bool kHasMin>
-__device__ __forceinline__ void unpack_nibbles(const uint16_t* qs, float d, float m, float* v) {
-  constexpr float kBias = kHasMin ? -8388608.0f : -8388616.0f;  // -(2^23), -(2^23 + 8)
-  const auto value = [&](uint32_t n) {
-    const float q = small_uint_to_float(n, kBias);
-    return kHasMin ? fmaf(d, q, m) : d * q;
-  };
-#pragma unroll
-  for (int i = 0; i < kQuantBlock / 4; ++i) {  // bytes 2i, 2i+1 of qs
-    const uint32_t pair = qs[i];
-    v[2 * i] = value(pair & 0x0fu);
-    v[2 * i + 16] = value((pair >> 4) & 0x0fu);
-    v[2 * i + 1] = value((pair >> 8) & 0x0fu);
-    v[2 * i + 17] = value(pair >> 12);
-  }
-}
-
 template <>
 struct WeightChunk<DType::Q4_0> {
   static constexpr int kElements = kQuantBlock;
@@ -121,7 +101,15 @@ struct WeightChunk<DType::Q4_0> {
   static constexpr bool kVectorAligned = false;
   __device__ static void load(const uint8_t* p, float* v) {
     const auto* words = reinterpret_cast<const uint16_t*>(p);
-    unpack_nibbles<false>(words + 1, half_bits_to_float(words[0]), 0.0f, v);
+    const float d = half_bits_to_float(words[0]);
+#pragma unroll
+    for (int i = 0; i < kQuantBlock / 4; ++i) {  // bytes 2i, 2i+1 of qs
+      const uint32_t pair = words[1 + i];
+      v[2 * i] = d * small_uint_to_float(pair & 0x0fu, -8388616.0f);  // -(2^23 + 8)
+      v[2 * i + 16] = d * small_uint_to_float((pair >> 4) & 0x0fu, -8388616.0f);
+      v[2 * i + 1] = d * small_uint_to_float((pair >> 8) & 0x0fu, -8388616.0f);
+      v[2 * i + 17] = d * small_uint_to_float(pair >> 12, -8388616.0f);
+    }
   }
 };
 
@@ -132,7 +120,16 @@ struct WeightChunk<DType::Q4_1> {
   static constexpr bool kVectorAligned = false;
   __device__ static void load(const uint8_t* p, float* v) {
     const auto* words = reinterpret_cast<const uint16_t*>(p);
-    unpack_nibbles<true>(words + 2, half_bits_to_float(words[0]), half_bits_to_float(words[1]), v);
+    const float d = half_bits_to_float(words[0]);
+    const float m = half_bits_to_float(words[1]);
+#pragma unroll
+    for (int i = 0; i < kQuantBlock / 4; ++i) {
+      const uint32_t pair = words[2 + i];
+      v[2 * i] = fmaf(d, small_uint_to_float(pair & 0x0fu, -8388608.0f), m);
+      v[2 * i + 16] = fmaf(d, small_uint_to_float((pair >> 4) & 0x0fu, -8388608.0f), m);
+      v[2 * i + 1] = fmaf(d, small_uint_to_float((pair >> 8) & 0x0fu, -8388608.0f), m);
+      v[2 * i + 17] = fmaf(d, small_uint_to_float(pair >> 12, -8388608.0f), m);
+    }
   }
 };
 
