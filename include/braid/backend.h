@@ -90,4 +90,8 @@ size_t device_memory_used();
 // "cpu" or "cuda"; throws braid::Error when the backend is not available.
 std::unique_ptr<Backend> make_backend(const std::string& name);
 
+// The median of `values` (the mean of the middle two for an even count), the statistic
+// every timing in braid reports. `values` must not be empty.
+double median(std::vector<double> values);
+
 }  // namespace braid

@@ -71,11 +71,6 @@ TestTimes time_test(ModelRunner& runner, bool prompt, int n, int reps) {
   return times;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t mid = v.size() / 2;
-  return v.size() % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
 
 void run_bench(const BenchOptions& o) {
   const std::string backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
