@@ -16,9 +16,7 @@ namespace {
 using test::CudaContext;
 using test::OneNodeRunner;
 
-constexpr DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
-
-bool quantized(DType type) { return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_1; }
+using test::kWeightTypes;
 
 // The int8 matrix-vector kernels (q8_0, q4_0, q4_1) round x to int8 with one scale per
 // block of 32: the error of an element is uniform in +-d/2 with d = max|x| / 127, so for
@@ -28,13 +26,10 @@ bool quantized(DType type) { return type == DType::Q8_0 || type == DType::Q4_0 |
 constexpr double kInt8Activations = 2e-4;
 
 // Bounds by path. The f32/f16/bf16 matrix-vector kernel uses the weights exactly as the
-// CPU does and differs only in f32 accumulation; the cuBLAS path rounds activations to
-// the weight's 16-bit type (f16, or bf16 with 8 bits of mantissa) and quantized weights to f16.
+// CPU does and differs only in f32 accumulation; the cuBLAS path: test::cublas_threshold.
 double mul_mat_threshold(DType type, int64_t n) {
-  if (n <= 8) return quantized(type) ? kInt8Activations : 1e-9;
-  if (type == DType::F32) return 1e-8;
-  if (type == DType::BF16) return 1e-4;
-  return 1e-5;
+  if (n <= 8) return traits(type).quantized ? kInt8Activations : 1e-9;
+  return test::cublas_threshold(type);
 }
 
 // x whose blocks of 32 have very different magnitudes (one scale per block), and an
@@ -188,7 +183,7 @@ TEST(CudaMulMatId, ExpertPerTokenFromDeviceIds) {
         for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = static_cast<int32_t>((i * 7 + 3) % 16);
         runner.set_ints(ids, chosen);
         SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + " slot=" + std::to_string(slot));
-        test::expect_matches_reference(runner, quantized(type) ? kInt8Activations : 1e-9, cuda);
+        test::expect_matches_reference(runner, traits(type).quantized ? kInt8Activations : 1e-9, cuda);
       }
     }
   }

@@ -24,15 +24,7 @@ namespace {
 using test::CudaContext;
 using test::OneNodeRunner;
 
-constexpr DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
-
-// As for mul_mat's cuBLAS path: activations rounded to the weight's 16-bit type (f16, or
-// bf16 with 8 bits of mantissa), quantized weights to f16; f32 weights stay f32.
-double gemm_threshold(DType type) {
-  if (type == DType::F32) return 1e-8;
-  if (type == DType::BF16) return 1e-4;
-  return 1e-5;
-}
+using test::kWeightTypes;
 
 // ids [used, n]: for each token `used` distinct experts, spread over all of them.
 std::vector<int32_t> random_ids(int64_t used, int64_t n, int experts, uint32_t seed) {
@@ -88,7 +80,7 @@ TEST(CudaMulMatIdGemm, EveryWeightTypeBothSlotsAtPromptSizes) {
         OneNodeRunner runner(s->g, s->node, 401);
         runner.set_ints(s->ids, random_ids(2, n, 4, 402 + static_cast<uint32_t>(n)));
         SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + " slot=" + std::to_string(slot));
-        test::expect_matches_reference(runner, gemm_threshold(type), cuda);
+        test::expect_matches_reference(runner, test::cublas_threshold(type), cuda);
       }
     }
   }
@@ -103,7 +95,7 @@ TEST(CudaMulMatIdGemm, RaggedShapesEightExperts) {
     OneNodeRunner runner(s->g, s->node, 411);
     runner.set_ints(s->ids, random_ids(2, 75, 8, 412));
     SCOPED_TRACE(name(type));
-    test::expect_matches_reference(runner, gemm_threshold(type), cuda);
+    test::expect_matches_reference(runner, test::cublas_threshold(type), cuda);
   }
 }
 
@@ -114,7 +106,7 @@ TEST(CudaMulMatIdGemm, QuantizedExpertsSpanSeveralDequantTiles) {
   auto s = moe_node(DType::Q4_1, 4096, 1100, 8, 9, 0);
   OneNodeRunner runner(s->g, s->node, 421);
   runner.set_ints(s->ids, random_ids(2, 9, 8, 422));
-  test::expect_matches_reference(runner, gemm_threshold(DType::Q4_1), cuda);
+  test::expect_matches_reference(runner, test::cublas_threshold(DType::Q4_1), cuda);
 }
 
 // 5000 tokens of 8 experts x 4096 rows need two column tiles of per-expert outputs.
@@ -124,7 +116,7 @@ TEST(CudaMulMatIdGemm, OutputsPastTheScratchCapTakeTheMatvecPath) {
   auto s = moe_node(DType::F16, 32, 4096, 8, 5000, 1);
   OneNodeRunner runner(s->g, s->node, 431);
   runner.set_ints(s->ids, random_ids(2, 5000, 8, 432));
-  test::expect_matches_reference(runner, gemm_threshold(DType::F16), cuda);
+  test::expect_matches_reference(runner, test::cublas_threshold(DType::F16), cuda);
 }
 
 // One captured graph serves new ids: they are read on the device, never baked in.
@@ -137,11 +129,11 @@ TEST(CudaMulMatIdGemm, CapturedGraphFollowsIdsInDeviceMemory) {
   const std::vector<float> eager = runner.device(cuda);
   const std::vector<float> first = runner.device(cuda, true);
   EXPECT_EQ(std::memcmp(eager.data(), first.data(), first.size() * 4), 0);
-  EXPECT_LT(test::nmse(first, runner.reference()), gemm_threshold(DType::Q4_0));
+  EXPECT_LT(test::nmse(first, runner.reference()), test::cublas_threshold(DType::Q4_0));
   for (uint32_t seed : {443u, 444u, 445u}) {
     runner.set_ints(s->ids, random_ids(2, 40, 8, seed));
     const std::vector<float> replayed = runner.replay(cuda);
-    EXPECT_LT(test::nmse(replayed, runner.reference()), gemm_threshold(DType::Q4_0)) << "ids seed " << seed;
+    EXPECT_LT(test::nmse(replayed, runner.reference()), test::cublas_threshold(DType::Q4_0)) << "ids seed " << seed;
     EXPECT_NE(std::memcmp(first.data(), replayed.data(), first.size() * 4), 0) << "ids seed " << seed;
   }
   EXPECT_TRUE(runner.guards_intact());
@@ -178,7 +170,7 @@ TEST(CudaMulMatIdGemm, BadExpertIdsGiveNanColumns) {
       }
     }
   }
-  EXPECT_LT(test::nmse(got_good, expected_good), gemm_threshold(DType::F16));
+  EXPECT_LT(test::nmse(got_good, expected_good), test::cublas_threshold(DType::F16));
   EXPECT_TRUE(runner.guards_intact());
 }
 

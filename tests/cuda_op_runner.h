@@ -30,6 +30,18 @@ namespace braid::test {
   if (!::braid::cuda_available()) GTEST_SKIP() << "no CUDA device"
 
 // Device memory with kGuardBytes of a known pattern before and after the payload.
+// Every weight type a matrix product takes.
+inline constexpr DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
+
+// Bound for a product on the cuBLAS path against the CPU: activations rounded to the
+// weight's 16-bit type (f16, or bf16 with 8 bits of mantissa), quantized weights to f16;
+// f32 weights stay f32.
+inline double cublas_threshold(DType type) {
+  if (type == DType::F32) return 1e-8;
+  if (type == DType::BF16) return 1e-4;
+  return 1e-5;
+}
+
 class GuardedBuffer {
  public:
   static constexpr size_t kGuardBytes = 256;  // keeps the payload 256-byte aligned
