@@ -204,15 +204,16 @@ TEST(GgufModel, UnsupportedTensorTypeIsNamed) {
   const Model model = test::make_test_model(config, 21);
   const std::string saved = test::temp_path("dense.gguf");
   save_gguf_model(model, saved);
-  std::vector<uint8_t> q4k(static_cast<size_t>(256 * 256 / 256 * 144), 0x5a);
-  const std::string path = test::temp_path("q4k.gguf");
+  // iq4_xs: 256-element blocks of 136 bytes, a type braid does not compute with.
+  std::vector<uint8_t> iq4(static_cast<size_t>(256 * 256 / 256 * 136), 0x5a);
+  const std::string path = test::temp_path("iq4_xs.gguf");
   rewrite(GgufFile::open(saved), path, [&](Metadata&, TensorList& t) {
     GgufTensorInfo& q = tensor_in(t, "blk.0.attn_q.weight");
-    q.ggml_type = 12;
-    q.bytes = q4k.size();
-    q.data = q4k.data();
+    q.ggml_type = 23;
+    q.bytes = iq4.size();
+    q.data = iq4.data();
   });
-  EXPECT_TRUE(contains(load_error(path), "unsupported tensor type q4_K for blk.0.attn_q.weight"));
+  EXPECT_TRUE(contains(load_error(path), "unsupported tensor type iq4_xs for blk.0.attn_q.weight"));
   std::filesystem::remove(saved);
 }
 
