@@ -44,6 +44,8 @@ bool have_fixture(const std::string& name) {
   return false;
 }
 
+std::string test_data(const std::string& name) { return std::string(BRAID_TEST_DATA_DIR) + "/" + name; }
+
 std::string real_model_path(const std::string& name) {
   // The same folder as scripts/fetch_smollm2.sh: keep the two in step.
   std::string dir;

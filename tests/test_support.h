@@ -14,6 +14,9 @@ std::string fixture(const std::string& name);
 // True when the fixture exists; otherwise marks the test skipped or failed (see above).
 bool have_fixture(const std::string& name);
 
+// Path of a committed reference file in tests/data, e.g. "smollm2_reference.json".
+std::string test_data(const std::string& name);
+
 // A real model too large for the fixtures folder, e.g. "SmolLM2-135M-Instruct.Q4_1.gguf".
 // Models live in their own cache folder: $BRAID_MODELS, else $XDG_CACHE_HOME/braid, else
 // $HOME/.cache/braid -- where scripts/fetch_smollm2.sh puts them (.ci/run runs it).
