@@ -7,14 +7,17 @@
 // libFuzzer reports as a crash and GoogleTest as a failure.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "braid/gguf.h"
 #include "braid/model.h"
 #include "braid/tokenizer.h"
+#include "braid/utf8_stream.h"
 
 namespace braid::fuzz {
 
@@ -61,6 +64,19 @@ inline GgufInputResult check_gguf_input(const uint8_t* data, size_t size) {
       const std::string piece = tokenizer->token_to_piece(id);
       sink = sink + touch(piece.data(), piece.size());
     }
+    // Bytes of the input as text (any bytes: not UTF-8, special-token text, ...), its
+    // pieces streamed as generation does: the stream must give back every byte.
+    const size_t tail = std::min<size_t>(size, 256);
+    const std::string_view input(reinterpret_cast<const char*>(data + size - tail), tail);
+    Utf8StreamDecoder stream;
+    std::string pieces, streamed;
+    for (const int32_t id : tokenizer->encode(input, false)) {
+      const std::string piece = tokenizer->token_to_piece(id);
+      pieces += piece;
+      streamed += stream.push(piece);
+    }
+    streamed += stream.flush();
+    if (streamed != pieces) throw std::logic_error("Utf8StreamDecoder lost or changed bytes");
     result.tokenizer = true;
   } catch (const Error& e) {
     result.tokenizer_error = e.what();

@@ -89,6 +89,40 @@ Bytes poked(Bytes bytes, size_t at, T value) {
   return bytes;
 }
 
+// A byte-level BPE vocabulary (tokenizer.ggml.model gpt2) without tensors: one piece per
+// byte in GPT-2's alphabet, a few merges, and two special tokens.
+Bytes bpe_vocab_bytes(const fs::path& scratch) {
+  std::vector<std::string> tokens;
+  // GPT-2's alphabet: printable Latin-1 bytes stand for themselves, the other 68 take
+  // U+0100 on, in byte order.
+  int next = 0x100;
+  for (int b = 0; b < 256; ++b) {
+    const bool itself = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    const int code_point = itself ? b : next++;
+    tokens.push_back(code_point < 0x80 ? std::string(1, static_cast<char>(code_point))
+                                       : std::string{static_cast<char>(0xC0 | (code_point >> 6)),
+                                                     static_cast<char>(0x80 | (code_point & 0x3F))});
+  }
+  const std::vector<std::string> merges = {"H e", "l l", "He ll", "\xC4\xA0 w", "o r", "\xC4\xA0w or"};
+  for (const std::string& merge : merges) tokens.push_back(std::string(merge).erase(merge.find(' '), 1));
+  std::vector<int32_t> types(tokens.size(), 1);
+  for (const char* special : {"<|im_start|>", "<|im_end|>"}) {
+    tokens.emplace_back(special);
+    types.push_back(3);
+  }
+  braid::GgufWriter writer;
+  writer.set("tokenizer.ggml.model", braid::GgufValue::string("gpt2"));
+  writer.set("tokenizer.ggml.pre", braid::GgufValue::string("smollm"));
+  writer.set("tokenizer.ggml.tokens", braid::GgufValue::strings(tokens));
+  writer.set("tokenizer.ggml.token_type", braid::GgufValue::ints(types));
+  writer.set("tokenizer.ggml.merges", braid::GgufValue::strings(merges));
+  writer.set("tokenizer.ggml.eos_token_id", braid::GgufValue::u32(static_cast<uint32_t>(tokens.size() - 1)));
+  writer.write(scratch.string());
+  Bytes bytes = read_file(scratch.string());
+  fs::remove(scratch);
+  return bytes;
+}
+
 Bytes prefix(const Bytes& bytes, size_t size) { return Bytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(size)); }
 
 }  // namespace
@@ -118,6 +152,7 @@ int main(int argc, char** argv) {
            t.clear();
            std::erase_if(m, [](const auto& e) { return e.first.rfind("tokenizer.", 0) != 0; });
          }));
+    save("valid-bpe-vocab-only", bpe_vocab_bytes(scratch));
     save("valid-v2", poked<uint32_t>(dense, 4, 2));
 
     // Broken containers.

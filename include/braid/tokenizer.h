@@ -1,13 +1,15 @@
 // Tokenizers: text to token ids and back, from the vocabulary a GGUF file carries.
 //
 // A GGUF model names its tokenizer in tokenizer.ggml.model: "llama" is SentencePiece
-// (SPM, LLaMA 1/2, Mistral, Mixtral, TinyStories), "gpt2" is byte-level BPE (LLaMA 3).
+// (SPM, LLaMA 1/2, Mistral, Mixtral, TinyStories), "gpt2" is byte-level BPE (LLaMA 3,
+// Qwen2, GPT-2, SmolLM2).
 // The vocabulary (pieces, scores, types, special ids) is loaded once into a Vocabulary;
 // make_tokenizer picks the algorithm by that name, so another algorithm is one more
 // class beside tokenizer_spm.cpp and one more line in the factory.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +42,10 @@ struct Vocabulary {
   int32_t pad_id = -1;
   bool add_bos = true;           // encode() callers usually want BOS first
   bool add_space_prefix = true;  // SPM: a space before the text, as SentencePiece does
+  // Byte-level BPE ("gpt2"): the pre-tokenizer name (tokenizer.ggml.pre) and the merges
+  // ("left right", highest priority first; tokenizer.ggml.merges).
+  std::string pre;
+  std::vector<std::string> merges;
 
   int32_t size() const { return static_cast<int32_t>(tokens.size()); }
   // The id of a piece, or -1 (the first id when a piece repeats). Needs index(), which
@@ -51,7 +57,12 @@ struct Vocabulary {
   void check() const;
 
  private:
-  std::unordered_map<std::string, int32_t> ids_;
+  // Transparent, so that find() looks a string_view up without copying it to a string.
+  struct PieceHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view piece) const { return std::hash<std::string_view>{}(piece); }
+  };
+  std::unordered_map<std::string, int32_t, PieceHash, std::equal_to<>> ids_;
   bool indexed_ = false;
 };
 
@@ -85,5 +96,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const GgufFile& file);
 
 // Makers of each algorithm (used by make_tokenizer; one file each).
 std::unique_ptr<Tokenizer> make_spm_tokenizer(Vocabulary vocab);
+// Byte-level BPE: throws braid::Error for an unknown pre-tokenizer or a merge that names
+// a piece the vocabulary lacks.
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(Vocabulary vocab);
 
 }  // namespace braid

@@ -14,11 +14,8 @@ Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
 
 std::unique_ptr<Tokenizer> make_tokenizer(Vocabulary vocab) {
   if (vocab.model == "llama") return make_spm_tokenizer(std::move(vocab));
-  if (vocab.model == "gpt2") {
-    throw Error("tokenizer 'gpt2' (byte-level BPE, e.g. LLaMA 3) is not supported yet; "
-                "braid reads SentencePiece vocabularies (tokenizer.ggml.model = \"llama\")");
-  }
-  throw Error(fmt::format("unsupported tokenizer '{}' (braid reads tokenizer.ggml.model = \"llama\")", vocab.model));
+  if (vocab.model == "gpt2") return make_bpe_tokenizer(std::move(vocab));
+  throw Error(fmt::format("unsupported tokenizer '{}' (braid reads tokenizer.ggml.model \"llama\" and \"gpt2\")", vocab.model));
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const GgufFile& file) { return make_tokenizer(load_vocabulary(file)); }

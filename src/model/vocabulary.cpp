@@ -5,6 +5,7 @@
 #include "braid/gguf.h"
 #include "braid/graph.h"
 #include "braid/tokenizer.h"
+#include "model/bpe/pre_tokenizer.h"
 
 namespace braid {
 
@@ -18,9 +19,7 @@ void Vocabulary::index() {
 
 int32_t Vocabulary::find(std::string_view piece) const {
   BRAID_ASSERT(indexed_);
-  // (a std::string key: the lookup cost is small next to tokenizing, and it avoids a
-  // custom transparent hash.)
-  const auto it = ids_.find(std::string(piece));
+  const auto it = ids_.find(piece);
   return it == ids_.end() ? -1 : it->second;
 }
 
@@ -99,7 +98,16 @@ Vocabulary load_vocabulary(const GgufFile& file) {
   v.eos_id = special("tokenizer.ggml.eos_token_id", spm ? 2 : -1);
   v.unk_id = special("tokenizer.ggml.unknown_token_id", spm ? 0 : -1);
   v.pad_id = special("tokenizer.ggml.padding_token_id", -1);
-  v.add_bos = file.get_bool("tokenizer.ggml.add_bos_token", true);
+  if (v.model == "gpt2") {
+    v.pre = file.get_string("tokenizer.ggml.pre", "");
+    if (file.find("tokenizer.ggml.merges") == nullptr) {
+      throw Error(fmt::format("{}: the BPE vocabulary has no tokenizer.ggml.merges", file.source()));
+    }
+    v.merges = file.get_array("tokenizer.ggml.merges").as_strings();
+  }
+  // Without the key, SentencePiece puts BOS first and BPE only where its pre-tokenizer
+  // says so (Llama 3 does; GPT-2 and Qwen2 do not), as llama.cpp decides.
+  v.add_bos = file.get_bool("tokenizer.ggml.add_bos_token", v.model != "gpt2" || bpe::pre_tokenizer_adds_bos(v.pre));
   v.add_space_prefix = file.get_bool("tokenizer.ggml.add_space_prefix", spm);
   v.check();
   v.index();
