@@ -98,7 +98,7 @@ TEST(GgufCli, MakeModelFailuresLeaveNoFile) {
   r = run_cli("make-model --preset no-such-preset --out '" + path + "'");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err_lines(), 1) << r.err;
-  r = run_cli("make-model --preset tiny-256 --out '" + path + "' --type q4_K");
+  r = run_cli("make-model --preset tiny-256 --out '" + path + "' --type iq4_nl");
   EXPECT_EQ(r.exit_code, 2);  // a usage error
   // A vocabulary file without tokens fails before anything is written.
   const std::string no_tokens = test::temp_path("no_tokens.gguf");
