@@ -9,6 +9,14 @@ export BRAID_FIXTURES="$PWD/.fixtures"
 filter="${1:-*}"
 shift || true
 [ "${1:-}" = "--" ] && shift
+# Debian packages the GPU image lacks (PCRE2 for the BPE pre-tokenizers), carried as .debs/
+# (`apt-get download libpcre2-dev libpcre2-8-0` here): unpacked aside, found through pkg-config.
+if [ -d .debs ] && ! pkg-config --exists libpcre2-8 2>/dev/null; then
+  mkdir -p /tmp/debs && for f in .debs/*.deb; do dpkg -x "$f" /tmp/debs; done
+  export PKG_CONFIG_SYSROOT_DIR=/tmp/debs PKG_CONFIG_PATH=/tmp/debs/usr/lib/x86_64-linux-gnu/pkgconfig
+  export LD_LIBRARY_PATH=/tmp/debs/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  echo "PCRE2 from .debs: $(pkg-config --modversion libpcre2-8)"
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$out/configure.log" 2>&1 \
   || { tail -30 "$out/configure.log"; exit 1; }
