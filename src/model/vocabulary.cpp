@@ -44,6 +44,7 @@ void Vocabulary::check() const {
   check_id("EOS", eos_id);
   check_id("unknown", unk_id);
   check_id("padding", pad_id);
+  check_id("end-of-turn", eot_id);
 }
 
 Vocabulary load_vocabulary(const GgufFile& file) {
@@ -99,6 +100,7 @@ Vocabulary load_vocabulary(const GgufFile& file) {
   v.eos_id = special("tokenizer.ggml.eos_token_id", spm ? 2 : -1);
   v.unk_id = special("tokenizer.ggml.unknown_token_id", spm ? 0 : -1);
   v.pad_id = special("tokenizer.ggml.padding_token_id", -1);
+  v.eot_id = special("tokenizer.ggml.eot_token_id", -1);
   v.add_bos = file.get_bool("tokenizer.ggml.add_bos_token", true);
   v.add_space_prefix = file.get_bool("tokenizer.ggml.add_space_prefix", spm);
   v.check();
