@@ -162,6 +162,26 @@ TEST(Chat, SecondTurnKeepsTheCacheAndMatchesAFreshEvaluation) {
   }
 }
 
+// A template that writes BOS itself (Llama 2's "<s>") gets it once; one that does not
+// (ChatML) gets it from the vocabulary, which asks for it.
+TEST(Chat, OneBosWhetherTheTemplateWritesItOrNot) {
+  if (!test::have_fixture("llama-2-tiny-random.gguf")) return;
+  const GgufFile file = GgufFile::open(test::fixture("llama-2-tiny-random.gguf"));
+  const auto tokenizer = load_tokenizer(file);
+  const Model model = load_gguf_model(file);
+  auto backend = make_cpu_backend();
+  ModelRunner runner(model, *backend);
+  for (const char* name : {"llama2", "chatml"}) {
+    SCOPED_TRACE(name);
+    ChatSession session(runner, *tokenizer, choose_chat_template(name, "", tokenizer->vocabulary()), "Be brief.");
+    const GenerateResult r = session.send("Hi", greedy(2));
+    ASSERT_GE(r.prompt_tokens.size(), 2u);
+    EXPECT_EQ(r.prompt_tokens[0], 1);
+    EXPECT_NE(r.prompt_tokens[1], 1);
+    EXPECT_EQ(std::count(r.prompt_tokens.begin(), r.prompt_tokens.end(), 1), 1);
+  }
+}
+
 TEST(Chat, AFullContextIsAnErrorThatLeavesTheConversationAsItWas) {
   if (!test::have_fixture(kStories)) return;
   Stories s;
