@@ -61,11 +61,13 @@ void add_generate_command(CLI::App& app) {
   add_generation_options(*cmd, o->run);
   CLI::Option_group* input = cmd->add_option_group("input", "What to generate from (one of)");
   input->add_option("-p,--prompt", o->prompt, "The prompt");
-  input->add_option("--chat", o->chat, "A user message: one chat turn with the model's chat template");
+  CLI::Option* chat =
+      input->add_option("--chat", o->chat, "A user message: one chat turn with the model's chat template");
   input->require_option(1);
-  cmd->add_option("--system", o->system, "System prompt of --chat");
+  cmd->add_option("--system", o->system, "System prompt of --chat")->needs(chat);
   cmd->add_option("--chat-template", o->chat_template,
-                  "Chat template of --chat, instead of the model's: " + known_chat_template_names());
+                  "Chat template of --chat, instead of the model's: " + known_chat_template_names())
+      ->needs(chat);
   cmd->callback([o] { run_generate(*o); });
 }
 
