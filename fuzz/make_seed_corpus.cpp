@@ -135,14 +135,14 @@ int main(int argc, char** argv) {
 
     // Containers that parse but are not models braid can run.
     auto edited = [&](const std::function<void(Metadata&, Tensors&)>& edit) { return rewrite(dense, scratch, edit); };
-    // q5_0 (ggml type 6) has 32-element blocks like q8_0, so the shape still fits.
-    std::vector<uint8_t> q5_0(32 * 32 / 32 * 22, 0x5a);
-    save("model-unsupported-type-q5_0", edited([&](Metadata&, Tensors& t) {
+    // iq4_nl (ggml type 20) has 32-element blocks like q8_0, so the shape still fits.
+    std::vector<uint8_t> iq4_nl(32 * 32 / 32 * 18, 0x5a);
+    save("model-unsupported-type-iq4_nl", edited([&](Metadata&, Tensors& t) {
            for (auto& info : t) {
              if (info.name == "blk.0.attn_q.weight") {
-               info.ggml_type = 6;
-               info.bytes = q5_0.size();
-               info.data = q5_0.data();
+               info.ggml_type = 20;
+               info.bytes = iq4_nl.size();
+               info.data = iq4_nl.data();
              }
            }
          }));

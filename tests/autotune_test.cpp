@@ -11,32 +11,40 @@
 #include <random>
 
 #include "braid/autotune.h"
+#include "braid/model.h"
 #include "braid/ops.h"
+#include "braid/runner.h"
 
 namespace braid {
 namespace {
 
 struct Script {
-  std::map<std::string, double> ms;  // per policy; absent: compile fails
+  explicit Script(std::map<std::string, double> times) : ms(std::move(times)) {}
+  std::map<std::string, double> ms;  // per policy, read at each timing; absent: compile fails
   int compiles = 0;
   int resets = 0;
   int inputs_set = 0;
+  std::string last_run;  // the policy of the executable that ran last
 };
 
 class ScriptedExecutable final : public Executable {
  public:
-  ScriptedExecutable(Script& script, double ms) : script_(script), ms_(ms) {}
+  ScriptedExecutable(Script& script, std::string policy) : script_(script), policy_(std::move(policy)) {}
   void set_input(TensorId, const void*, size_t) override { ++script_.inputs_set; }
-  void run() override {}
+  void run() override { script_.last_run = policy_; }
   void read(TensorId, void*, size_t) override {}
   void synchronize() override {}
   MemoryReport memory() const override { return {}; }
   std::vector<StepTiming> trace_run() override { return {}; }
-  double time_runs_ms(int runs) override { return runs > 0 ? ms_ : -1; }
+  double time_runs_ms(int runs) override { return runs > 0 ? script_.ms.at(policy_) : -1; }
+  double run_timed_ms() override {
+    run();
+    return script_.ms.at(policy_);
+  }
 
  private:
   Script& script_;
-  double ms_;
+  std::string policy_;
 };
 
 class ScriptedBackend final : public Backend {
@@ -49,7 +57,7 @@ class ScriptedBackend final : public Backend {
     ++script_.compiles;
     const auto it = script_.ms.find(plan.policy);
     if (it == script_.ms.end()) throw Error("scripted: out of device memory");
-    return std::make_unique<ScriptedExecutable>(script_, it->second);
+    return std::make_unique<ScriptedExecutable>(script_, plan.policy);
   }
   void reset_state() override { ++script_.resets; }
   size_t weights_bytes() const override { return 0; }
@@ -96,6 +104,9 @@ TEST(Autotune, FastestPlanWinsWhenClearlyFasterThanSerial) {
   EXPECT_DOUBLE_EQ(report.timings[2].median_ms, 0.8);
   EXPECT_EQ(script.resets, 1) << "state is zeroed after timing";
   EXPECT_EQ(script.inputs_set, 3) << "every candidate runs on staged (zero) inputs";
+  EXPECT_NEAR(report.timings[2].ratio_to_serial, 0.8, 1e-12);
+  EXPECT_DOUBLE_EQ(report.timings[2].win_fraction, 1.0);
+  EXPECT_EQ(report.timings[2].samples_ms.size(), static_cast<size_t>(AutoOptions{}.rounds));
 }
 
 TEST(Autotune, SerialWinsWithinTheMargin) {
@@ -152,7 +163,56 @@ TEST(Autotune, RemembersTheChoicePerGraphAndDevice) {
   const nlohmann::json doc = nlohmann::json::parse(in);
   EXPECT_EQ(doc["version"], 1);
   EXPECT_EQ(doc["choices"].size(), 3u);  // the last tuning replaced the first entry
+  for (const auto& [key, entry] : doc["choices"].items()) {  // the evidence behind each choice
+    EXPECT_TRUE(entry.contains("ratio_to_serial")) << key;
+    EXPECT_EQ(entry["samples_ms"]["serial"].size(), static_cast<size_t>(options.rounds)) << key;
+  }
   fs::remove_all(dir);
+}
+
+// The run-time guard inside ModelRunner: auto picked "cost" (faster at tuning); later it
+// takes 1.4x serial's time, and the runner switches to serial on its own.
+TEST(Autotune, RunnerGuardFallsBackToSerialWhenTheChoiceStopsWinning) {
+  Script script{{{"serial", 1.0}, {"cost", 0.8}}};
+  ScriptedBackend backend(script);
+  ModelConfig config = preset_config("tiny-256");
+  config.n_embd = 64;
+  config.n_ff = 128;
+  config.n_head = 4;
+  config.n_head_kv = 2;
+  config.n_layer = 1;
+  config.n_vocab = 64;
+  config.n_ctx = 512;
+  const Model shaped = make_random_model(config);
+  RunnerOptions options;
+  options.policy = Policy::Auto;
+  options.autotune.use_cache = false;
+  ModelRunner runner(shaped, backend, options);
+  runner.prepare(std::vector<int>{1});
+  ASSERT_EQ(runner.plan(1).policy, "cost");
+
+  for (int i = 0; i < 100; ++i) runner.eval_no_logits({1});
+  EXPECT_TRUE(runner.guard_fallbacks().empty());
+  EXPECT_EQ(script.last_run, "cost");
+
+  script.ms["cost"] = 1.4;
+  for (int i = 0; i < 200; ++i) runner.eval_no_logits({1});
+  ASSERT_EQ(runner.guard_fallbacks().size(), 1u);
+  EXPECT_EQ(runner.guard_fallbacks()[0].policy, "cost");
+  EXPECT_NEAR(runner.guard_fallbacks()[0].ratio, 1.4, 1e-9);
+  EXPECT_EQ(runner.plan(1).policy, "serial");
+  EXPECT_EQ(script.last_run, "serial");
+
+  // With the guard off, the choice stays whatever happens.
+  Script script2{{{"serial", 1.0}, {"cost", 0.8}}};
+  ScriptedBackend backend2(script2);
+  options.guard.enabled = false;
+  ModelRunner unguarded(shaped, backend2, options);
+  unguarded.prepare(std::vector<int>{1});
+  script2.ms["cost"] = 1.4;
+  for (int i = 0; i < 300; ++i) unguarded.eval_no_logits({1});
+  EXPECT_TRUE(unguarded.guard_fallbacks().empty());
+  EXPECT_EQ(script2.last_run, "cost");
 }
 
 TEST(Autotune, StructureHashIgnoresNamesButNotShapes) {

@@ -48,15 +48,15 @@ const BadFiles& bad_files() {
     test::write_bytes(f.truncated_header, std::vector<uint8_t>(bytes.begin(), bytes.begin() + 5000));
     f.truncated_data = f.dir + "/truncated-data.gguf";  // inside the last tensor
     test::write_bytes(f.truncated_data, std::vector<uint8_t>(bytes.begin(), bytes.end() - 1000));
-    // q5_0 has 32-element blocks, so the [64, 64] shape still holds; braid does not compute with it.
-    static std::vector<uint8_t> q5_0(64 * 64 / 32 * 22, 0x5a);
-    f.unsupported_type = f.dir + "/q5_0.gguf";
+    // iq4_nl has 32-element blocks, so the [64, 64] shape still holds; braid does not compute with it.
+    static std::vector<uint8_t> iq4_nl(64 * 64 / 32 * 18, 0x5a);
+    f.unsupported_type = f.dir + "/iq4_nl.gguf";
     rewrite(source, f.unsupported_type, [](Metadata&, Tensors& tensors) {
       for (GgufTensorInfo& t : tensors) {
         if (t.name == "blk.0.attn_q.weight") {
-          t.ggml_type = 6;
-          t.bytes = q5_0.size();
-          t.data = q5_0.data();
+          t.ggml_type = 20;
+          t.bytes = iq4_nl.size();
+          t.data = iq4_nl.data();
         }
       }
     });
@@ -161,7 +161,7 @@ TEST_F(CliBadInput, FilesThatAreNotGguf) {
 
 TEST_F(CliBadInput, ModelsBraidCannotRun) {
   const std::pair<std::string, std::string> cases[] = {
-      {files_->unsupported_type, "unsupported tensor type q5_0 for blk.0.attn_q.weight"},
+      {files_->unsupported_type, "unsupported tensor type iq4_nl for blk.0.attn_q.weight"},
       {files_->wrong_shape, "tensor token_embd.weight has shape [64, 512], expected [128, n_vocab]"},
       {files_->odd_head_size, "head size 1 must be even"},
   };
@@ -175,7 +175,7 @@ TEST_F(CliBadInput, ModelsBraidCannotRun) {
     EXPECT_EQ(tokens.exit_code, 0) << tokens.err;
     EXPECT_FALSE(tokens.out.empty());
   }
-  EXPECT_TRUE(contains(run_cli("info " + shell_quoted(files_->unsupported_type)).out, "q5_0"));
+  EXPECT_TRUE(contains(run_cli("info " + shell_quoted(files_->unsupported_type)).out, "iq4_nl"));
 }
 
 TEST_F(CliBadInput, ModelWithoutVocabulary) {

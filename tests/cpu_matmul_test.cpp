@@ -3,6 +3,7 @@
 // block layouts, so the reference does not share code with the kernels.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -66,10 +67,20 @@ std::vector<double> decode(DType type, const uint8_t* p, int64_t count) {
         break;
       }
       case DType::I32: ADD_FAILURE() << "not a weight type"; return v;
+      default: {
+        // The 5-bit types and the K-quants: braid's own dequantizer, which
+        // quant_vectors_test.cpp checks bit for bit against gguf-py's.
+        std::vector<float> f(static_cast<size_t>(count));
+        to_f32(type, p, f.data(), count);
+        return std::vector<double>(f.begin(), f.end());
+      }
     }
   }
   return v;
 }
+
+// Row lengths: a few blocks of the type (32 elements for the scalar types).
+int64_t unit(DType type) { return std::max(32, traits(type).block_elements); }
 
 class WeightTypes : public ::testing::TestWithParam<DType> {};
 
@@ -77,7 +88,7 @@ class WeightTypes : public ::testing::TestWithParam<DType> {};
 // window of columns of a wider activation, so both are strided views.
 TEST_P(WeightTypes, MulMatMatchesReference) {
   const DType type = GetParam();
-  const int64_t k = 96, m = 11, n = 3;
+  const int64_t k = 3 * unit(type), m = 11, n = 3;
   OpGraph g;
   const TensorId whole_w = g.random_weight("w", type, {k, m + 4, 1, 1}, 71);
   const TensorId whole_x = g.random_input("x", DType::F32, {k + 32, n, 1, 1}, 72, -2.0f, 2.0f);
@@ -129,7 +140,7 @@ TEST(CpuMulMatAdd, AddsPlusToTheProduct) {
 // Token t uses expert ids[slot, t]; each slot is checked.
 TEST_P(WeightTypes, MulMatIdMatchesReference) {
   const DType type = GetParam();
-  const int64_t k = 64, m = 9, experts = 4, n = 5, used = 2;
+  const int64_t k = 2 * unit(type), m = 9, experts = 4, n = 5, used = 2;
   const std::vector<int32_t> chosen = {0, 3, 3, 1, 2, 0, 3, 2, 1, 3};  // [used, n]
   OpGraph g;
   const TensorId w = g.random_weight("w", type, {k, m, experts, 1}, 81);
@@ -159,7 +170,7 @@ TEST_P(WeightTypes, MulMatIdMatchesReference) {
 
 TEST_P(WeightTypes, GetRowsMatchesReference) {
   const DType type = GetParam();
-  const int64_t d = 64, rows = 10;
+  const int64_t d = 2 * unit(type), rows = 10;
   const std::vector<int32_t> tokens = {7, 0, 9, 7, 3};
   OpGraph g;
   const TensorId table = g.random_weight("table", type, {d, rows, 1, 1}, 91);
@@ -177,7 +188,8 @@ TEST_P(WeightTypes, GetRowsMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(All, WeightTypes,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0,
-                                           DType::Q4_1),
+                                           DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                                           DType::Q4_K, DType::Q5_K, DType::Q6_K),
                          [](const auto& info) { return std::string(name(info.param)); });
 
 TEST(CpuMatmul, GetRowsRejectsTokenIdsOutsideTheTable) {

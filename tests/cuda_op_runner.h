@@ -30,8 +30,11 @@ namespace braid::test {
   if (!::braid::cuda_available()) GTEST_SKIP() << "no CUDA device"
 
 // Device memory with kGuardBytes of a known pattern before and after the payload.
-// Every weight type a matrix product takes.
-inline constexpr DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
+// Every weight type a matrix product takes (rows of the tests are multiples of 256, so
+// the K-quants fit).
+inline constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                                         DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                                         DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // Bound for a product on the cuBLAS path against the CPU: activations rounded to the
 // weight's 16-bit type (f16, or bf16 with 8 bits of mantissa), quantized weights to f16;

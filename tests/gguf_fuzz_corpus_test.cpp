@@ -45,7 +45,7 @@ TEST(GgufFuzzCorpus, SeedsLoadOrFailAsTheirNamesSay) {
       {"model-missing-tensor", "tensor blk.1.ffn_down.weight is missing"},
       {"model-odd-head-size", "head size 1 must be even"},
       {"model-shape-mismatch", "tensor token_embd.weight has shape [32, 16], expected [64, n_vocab]"},
-      {"model-unsupported-type-q5_0", "unsupported tensor type q5_0 for blk.0.attn_q.weight"},
+      {"model-unsupported-type-iq4_nl", "unsupported tensor type iq4_nl for blk.0.attn_q.weight"},
       {"model-wrong-architecture", "unsupported architecture 'gpt2'"},
   };
   size_t models_checked = 0;

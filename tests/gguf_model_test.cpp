@@ -105,6 +105,29 @@ TEST(GgufModel, TinyRandomLlamaConfig) {
   EXPECT_EQ(model.tensors().size(), 12u);
 }
 
+// The real SmolLM2-135M-Instruct (scripts/fetch_smollm2.sh): Q4_1 matrices, a Q8_0
+// embedding tied to the output (no output.weight), 9 query heads on 3 KV heads.
+TEST(GgufModel, SmolLM2Config) {
+  const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (path.empty()) return;
+  const Model model = load_gguf_model(path);
+  const ModelConfig& c = model.config;
+  EXPECT_EQ(c.n_layer, 30);
+  EXPECT_EQ(c.n_embd, 576);
+  EXPECT_EQ(c.n_head, 9);
+  EXPECT_EQ(c.n_head_kv, 3);
+  EXPECT_EQ(c.head_dim(), 64);
+  EXPECT_EQ(c.n_ff, 1536);
+  EXPECT_EQ(c.n_vocab, 49152);
+  EXPECT_FLOAT_EQ(c.rope_base, 100000.0f);
+  EXPECT_FLOAT_EQ(c.rms_eps, 1e-5f);
+  EXPECT_EQ(c.weight_type, DType::Q4_1);
+  EXPECT_EQ(model.get("token_embd.weight").type, DType::Q8_0);
+  EXPECT_EQ(model.find("output.weight"), nullptr);
+  EXPECT_EQ(model.get("blk.29.attn_k.weight").ne, (Graph::Shape{576, 192, 1, 1}));
+  EXPECT_EQ(model.tensors().size(), 272u);
+}
+
 TEST(GgufModel, DefaultsAndCaps) {
   if (!have_fixture("stories260K.gguf")) return;
   const GgufFile source = GgufFile::open(fixture("stories260K.gguf"));
@@ -204,15 +227,16 @@ TEST(GgufModel, UnsupportedTensorTypeIsNamed) {
   const Model model = test::make_test_model(config, 21);
   const std::string saved = test::temp_path("dense.gguf");
   save_gguf_model(model, saved);
-  std::vector<uint8_t> q4k(static_cast<size_t>(256 * 256 / 256 * 144), 0x5a);
-  const std::string path = test::temp_path("q4k.gguf");
+  // iq4_xs: 256-element blocks of 136 bytes, a type braid does not compute with.
+  std::vector<uint8_t> iq4(static_cast<size_t>(256 * 256 / 256 * 136), 0x5a);
+  const std::string path = test::temp_path("iq4_xs.gguf");
   rewrite(GgufFile::open(saved), path, [&](Metadata&, TensorList& t) {
     GgufTensorInfo& q = tensor_in(t, "blk.0.attn_q.weight");
-    q.ggml_type = 12;
-    q.bytes = q4k.size();
-    q.data = q4k.data();
+    q.ggml_type = 23;
+    q.bytes = iq4.size();
+    q.data = iq4.data();
   });
-  EXPECT_TRUE(contains(load_error(path), "unsupported tensor type q4_K for blk.0.attn_q.weight"));
+  EXPECT_TRUE(contains(load_error(path), "unsupported tensor type iq4_xs for blk.0.attn_q.weight"));
   std::filesystem::remove(saved);
 }
 

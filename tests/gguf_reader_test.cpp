@@ -163,7 +163,8 @@ TEST(GgufValue, ArraysPackScalarsAndNest) {
 }
 
 TEST(GgmlTypes, BraidTypesMapBothWays) {
-  for (DType type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::I32}) {
+  for (int i = 0; i < kDTypeCount; ++i) {
+    const auto type = static_cast<DType>(i);
     const GgmlTypeInfo* info = ggml_type_info(ggml_type_of(type));
     ASSERT_NE(info, nullptr);
     EXPECT_EQ(info->dtype, type);
@@ -173,8 +174,18 @@ TEST(GgmlTypes, BraidTypesMapBothWays) {
   }
   EXPECT_EQ(ggml_type_of(DType::BF16), 30u);
   EXPECT_EQ(ggml_type_of(DType::Q8_0), 8u);
+  // ggml's numbers of the K-quants and the 5-bit types.
+  EXPECT_EQ(ggml_type_of(DType::Q5_0), 6u);
+  EXPECT_EQ(ggml_type_of(DType::Q5_1), 7u);
+  EXPECT_EQ(ggml_type_of(DType::Q2_K), 10u);
+  EXPECT_EQ(ggml_type_of(DType::Q3_K), 11u);
+  EXPECT_EQ(ggml_type_of(DType::Q4_K), 12u);
+  EXPECT_EQ(ggml_type_of(DType::Q5_K), 13u);
+  EXPECT_EQ(ggml_type_of(DType::Q6_K), 14u);
   EXPECT_EQ(ggml_type_info(12)->name, "q4_K");
-  EXPECT_FALSE(ggml_type_info(12)->dtype.has_value());
+  EXPECT_EQ(ggml_type_info(23)->name, "iq4_xs");
+  EXPECT_FALSE(ggml_type_info(23)->dtype.has_value());
+  EXPECT_FALSE(ggml_type_info(15)->dtype.has_value());  // q8_K: only ggml's dot products use it
   EXPECT_EQ(ggml_type_info(4), nullptr);  // retired q4_2
   EXPECT_EQ(ggml_type_info(1000), nullptr);
 }

@@ -138,11 +138,11 @@ TEST(GgufWriter, FixtureRoundTripIsIdentical) {
 }
 
 TEST(GgufWriter, UnsupportedTypesAreCopiedButNotComputed) {
-  std::vector<uint8_t> blocks(2 * 144);  // two q4_K blocks
+  std::vector<uint8_t> blocks(2 * 136);  // two iq4_xs blocks
   for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = static_cast<uint8_t>(i * 7 + 1);
   GgufTensorInfo info;
   info.name = "blk.0.attn_q.weight";
-  info.ggml_type = 12;
+  info.ggml_type = 23;
   info.n_dims = 2;
   info.ne = {256, 2, 1, 1};
   info.bytes = blocks.size();
@@ -150,18 +150,18 @@ TEST(GgufWriter, UnsupportedTypesAreCopiedButNotComputed) {
   GgufWriter writer;
   writer.add_tensor(info);
   EXPECT_THROW(writer.add_tensor(info), Error);  // duplicate name
-  const std::string path = test::temp_path("q4k.gguf");
+  const std::string path = test::temp_path("iq4_xs.gguf");
   writer.write(path);
   const GgufFile file = GgufFile::open(path);
   const GgufTensorInfo& t = file.tensor("blk.0.attn_q.weight");
-  EXPECT_EQ(t.type_name, "q4_K");
+  EXPECT_EQ(t.type_name, "iq4_xs");
   EXPECT_FALSE(t.supported());
   EXPECT_EQ(std::memcmp(t.data, blocks.data(), blocks.size()), 0);
   try {
     t.dtype();
-    ADD_FAILURE() << "q4_K accepted";
+    ADD_FAILURE() << "iq4_xs accepted";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "unsupported tensor type q4_K for blk.0.attn_q.weight");
+    EXPECT_STREQ(e.what(), "unsupported tensor type iq4_xs for blk.0.attn_q.weight");
   }
   std::filesystem::remove(path);
 }

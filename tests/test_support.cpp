@@ -14,17 +14,58 @@ std::string fixture(const std::string& name) {
   return std::string(dir && *dir ? dir : BRAID_FIXTURES_DIR) + "/" + name;
 }
 
-bool have_fixture(const std::string& name) {
-  if (std::filesystem::exists(fixture(name))) return true;
+namespace {
+
+bool under_ci() {
   const char* ci = std::getenv("CI");
-  if (ci && std::string(ci) == "true") {
-    ADD_FAILURE() << "fixture missing under CI: " << fixture(name);
+  return ci && std::string(ci) == "true";
+}
+
+// Marks the current test skipped, or failed under CI, where every input must be present.
+void report_missing(const std::string& message) {
+  if (under_ci()) {
+    ADD_FAILURE() << message << " (under CI)";
   } else {
     // GTEST_SKIP() returns void, so record the skip without returning from this function.
-    const std::string message = "fixture missing: " + fixture(name);
     GTEST_MESSAGE_(message.c_str(), ::testing::TestPartResult::kSkip);
   }
+}
+
+const char* non_empty_env(const char* name) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : nullptr;
+}
+
+}  // namespace
+
+bool have_fixture(const std::string& name) {
+  if (std::filesystem::exists(fixture(name))) return true;
+  report_missing("fixture missing: " + fixture(name));
   return false;
+}
+
+std::string test_data(const std::string& name) { return std::string(BRAID_TEST_DATA_DIR) + "/" + name; }
+
+std::string real_model_path(const std::string& name) {
+  // The same folder as scripts/fetch_smollm2.sh: keep the two in step.
+  std::string dir;
+  if (const char* models = non_empty_env("BRAID_MODELS")) {
+    dir = models;
+  } else if (const char* cache = non_empty_env("XDG_CACHE_HOME")) {
+    dir = std::string(cache) + "/braid";
+  } else if (const char* home = non_empty_env("HOME")) {
+    dir = std::string(home) + "/.cache/braid";
+  } else {
+    dir = ".cache/braid";  // no HOME: relative to the working folder, as good as any
+  }
+  return dir + "/" + name;
+}
+
+std::string real_model(const std::string& name) {
+  const std::string path = real_model_path(name);
+  if (std::filesystem::exists(path)) return path;
+  report_missing("real model missing: " + path + "; run scripts/fetch_smollm2.sh to fetch it");
+  return "";
 }
 
 std::vector<float> random_floats(size_t count, uint32_t seed, float lo, float hi) {

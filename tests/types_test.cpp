@@ -31,8 +31,15 @@ TEST(Types, ParseNames) {
   DType t;
   ASSERT_TRUE(parse_dtype("Q4_0", &t));
   EXPECT_EQ(t, DType::Q4_0);
-  EXPECT_FALSE(parse_dtype("q5_k", &t));
+  ASSERT_TRUE(parse_dtype("q5_k", &t));
+  EXPECT_EQ(t, DType::Q5_K);
+  EXPECT_EQ(name(t), "q5_K");  // ggml's spelling
+  EXPECT_FALSE(parse_dtype("q8_k", &t));
+  EXPECT_FALSE(parse_dtype("q7_0", &t));
   EXPECT_EQ(row_bytes(DType::Q8_0, 64), 68u);
+  EXPECT_EQ(row_bytes(DType::Q4_K, 512), 288u);
+  EXPECT_EQ(traits(DType::Q6_K).block_elements, 256);
+  EXPECT_EQ(traits(DType::Q5_1).block_bytes, 24);
 }
 
 class QuantRoundTrip : public ::testing::TestWithParam<std::pair<DType, double>> {};
@@ -50,7 +57,11 @@ TEST_P(QuantRoundTrip, ErrorWithinTheFormatsPrecision) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, QuantRoundTrip,
                          ::testing::Values(std::pair{DType::F32, 1e-12}, std::pair{DType::F16, 1e-6},
                                            std::pair{DType::BF16, 1e-4}, std::pair{DType::Q8_0, 1e-4},
-                                           std::pair{DType::Q4_0, 1e-2}, std::pair{DType::Q4_1, 1e-2}));
+                                           std::pair{DType::Q4_0, 1e-2}, std::pair{DType::Q4_1, 1e-2},
+                                           std::pair{DType::Q5_0, 3e-3}, std::pair{DType::Q5_1, 3e-3},
+                                           std::pair{DType::Q2_K, 1e-1}, std::pair{DType::Q3_K, 3e-2},
+                                           std::pair{DType::Q4_K, 1e-2}, std::pair{DType::Q5_K, 3e-3},
+                                           std::pair{DType::Q6_K, 1e-3}));
 
 }  // namespace
 }  // namespace braid

@@ -1,8 +1,11 @@
 // The `auto` policy: time the candidate plans on the real device and keep the fastest.
 //
-// Serial is always a candidate, and another plan wins only when it is faster than serial
-// by more than a margin (1%), so `auto` is never slower than serial beyond timing noise:
-// the failure of llama.cpp's multi-stream pull request cannot happen here. The choice is
+// Serial is always a candidate, and another plan wins only when it beats serial beyond
+// the noise: candidates are timed in interleaved rounds against serial, and a plan must
+// be faster by more than a margin (1%) in the median and in most rounds (Note [Choosing
+// a plan through noise], src/backend/plan_choice.h). So `auto` is never slower than
+// serial, also on a busy host: the failure of llama.cpp's multi-stream pull request
+// cannot happen here. At run time the runner keeps checking (PlanGuard). The choice is
 // remembered per (graph structure, plan options, backend, device, driver) in a small JSON
 // file, so the timing runs happen once per model shape and machine.
 //
@@ -21,8 +24,10 @@ namespace braid {
 
 struct AutoOptions {
   int warmup_runs = 3;
-  int timed_runs = 20;         // median of these
-  double serial_margin = 0.01;  // a plan must beat serial by more than this fraction
+  int rounds = 7;               // interleaved rounds; each candidate is sampled once a round
+  int runs_per_sample = 4;      // a sample is the median time of this many runs
+  double serial_margin = 0.01;  // a plan's median ratio to serial must be below 1 - margin
+  double min_win_fraction = 0.75;  // and it must beat serial in this share of rounds
   bool use_cache = true;        // read and write the choice cache
   // The cache file; empty means $XDG_CACHE_HOME/braid/autotune.json, else
   // ~/.cache/braid/autotune.json (no cache when neither variable is set).
@@ -38,6 +43,9 @@ struct CandidateTiming {
   std::string policy;
   double median_ms = 0;  // negative when the candidate could not be compiled or run
   std::string error;     // why, in that case
+  double ratio_to_serial = 1;  // median over rounds of (this / serial in the same round)
+  double win_fraction = 0;     // share of rounds in which it beat serial
+  std::vector<double> samples_ms;  // one per round
 };
 
 struct AutoReport {
@@ -49,8 +57,6 @@ struct AutoReport {
 };
 
 // Times braid::candidate_plans(graph, options) and returns the fastest (see above).
-// Serial is timed first and again last, and the faster of its two medians is the bar
-// (drift of clocks during tuning then favours serial, never the others).
 // Timing runs the graph with zero inputs (token 0 at position 0) and writes its state
 // tensors: call it before a sequence starts, as the backend's state is zeroed
 // (reset_state) afterwards.

@@ -64,6 +64,10 @@ class Executable {
   // run in milliseconds. The default measures each run on the host (run + synchronize);
   // the CUDA backend times back-to-back runs on the device with events.
   virtual double time_runs_ms(int runs);
+  // Runs the plan once with the staged inputs, waits for it and returns its time in
+  // milliseconds: a real step that is also a measurement (the auto policy's guard). The
+  // default uses the host clock; the CUDA backend brackets the run with events.
+  virtual double run_timed_ms();
 };
 
 class Backend {

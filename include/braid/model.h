@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "braid/graph.h"
+#include "braid/weight_mix.h"
 
 namespace braid {
 
@@ -30,6 +31,9 @@ struct ModelConfig {
   int rope_mode = kRopeNormal;
   DType weight_type = DType::F16;  // 2-D weight matrices and the embedding table
   DType cache_type = DType::F32;   // KV cache
+  // Per-tensor types as llama.cpp's quantizer mixes them (braid/weight_mix.h); weight_type
+  // is then the mix's base type (Q4_K for Q4_K_M).
+  WeightMix weight_mix = WeightMix::None;
 
   int head_dim() const { return n_embd / n_head; }
   // Throws braid::Error when the numbers do not describe a model (zero sizes, heads

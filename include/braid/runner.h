@@ -11,6 +11,7 @@
 #include "braid/backend.h"
 #include "braid/model.h"
 #include "braid/plan.h"
+#include "braid/plan_guard.h"
 
 namespace braid {
 
@@ -19,10 +20,19 @@ struct RunnerOptions {
   PlanOptions plan;
   ExecOptions exec;
   AutoOptions autotune;  // for Policy::Auto (its exec options are taken from `exec`)
+  GuardOptions guard;    // for Policy::Auto: keep checking the choice at run time
   // Fused projections (GraphOptions::fuse_projections). The runner fuses the model's
   // weights once, at construction; pass a model from fuse_projections to share that
   // work between runners (fusing it again copies nothing).
   bool fuse = false;
+};
+
+// The guard replaced auto's choice by serial for one batch size (PlanGuard).
+struct GuardFallback {
+  int n_tokens = 0;        // the batch size
+  std::string policy;      // the plan that lost
+  int run = 0;             // runs of that batch size until then
+  double ratio = 1;        // median chosen / serial time over the judged pairs
 };
 
 class ModelRunner {
@@ -62,18 +72,30 @@ class ModelRunner {
   int compiled_count() const { return static_cast<int>(prepared_.size()); }
   // The last auto-policy choice: candidates' timings, or that it came from the cache.
   const AutoReport& auto_report() const { return auto_report_; }
+  // Every time the run-time guard fell back to serial, in order.
+  const std::vector<GuardFallback>& guard_fallbacks() const { return guard_fallbacks_; }
 
  private:
   struct Prepared {
     ModelGraph graph;
     Plan plan;
     std::unique_ptr<Executable> executable;
+    // With the auto policy's guard, when auto chose another plan than serial:
+    std::unique_ptr<PlanGuard> guard;
+    std::unique_ptr<Executable> serial;  // compiled at the guard's first serial step
+  };
+  // The next run: which prepared graph, on which of its executables, timed or not.
+  struct Staged {
+    Prepared* prepared = nullptr;
+    Executable* executable = nullptr;
+    PlanGuard::Action action = PlanGuard::Action::RunChosen;
   };
   Prepared& prepare(int n_tokens);
-  // Stages the inputs of the next eval and advances the position; returns the
-  // prepared graph whose executable is to run.
-  Prepared& stage(const std::vector<int32_t>& tokens);
-  Prepared& run(const std::vector<int32_t>& tokens);
+  // Stages the inputs of the next eval on the executable that is to run it (the guard
+  // may pick serial's) and advances the position.
+  Staged stage(const std::vector<int32_t>& tokens, bool guarded = true);
+  Executable& run(const std::vector<int32_t>& tokens);
+  Executable& serial_executable(Prepared& p);
 
   // The model the graphs read: model_, or its fused form.
   const Model& graph_model() const { return fused_ ? *fused_ : model_; }
@@ -83,9 +105,12 @@ class ModelRunner {
   Backend& backend_;
   RunnerOptions options_;
   AutoReport auto_report_;
+  std::vector<GuardFallback> guard_fallbacks_;
   std::map<int, Prepared> prepared_;
   int position_ = 0;
   Executable* submitted_ = nullptr;  // the executable of the last submit()
+  // The plan the guard just replaced: its last run may still be read; freed at the next stage().
+  std::unique_ptr<Executable> retired_;
 };
 
 }  // namespace braid

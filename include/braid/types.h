@@ -1,9 +1,9 @@
 // Element types and their storage layouts.
 //
-// Compute types (F32, F16, BF16) hold one value per element. Weight storage types
-// (Q8_0, Q4_0, Q4_1) pack 32 elements into a block with ggml's exact byte layout, so
-// tensors from GGUF files are used as they are, without conversion. I32 carries token
-// ids, positions and expert ids.
+// Compute types (F32, F16, BF16) hold one value per element. Weight storage types pack
+// 32 elements (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) or 256 (the K-quants Q2_K ... Q6_K) into a
+// block with ggml's exact byte layout (quant/blocks.h), so tensors from GGUF files are
+// used as they are, without conversion. I32 carries token ids, positions and expert ids.
 #pragma once
 
 #include <cstddef>
@@ -11,27 +11,13 @@
 #include <cstring>
 #include <string_view>
 
+#include "braid/quant/blocks.h"
+
 namespace braid {
 
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, I32 };
-inline constexpr int kDTypeCount = 7;
-
-// ggml block layouts (byte-compatible with GGUF tensor data).
-inline constexpr int kQuantBlock = 32;
-struct BlockQ8_0 {
-  uint16_t d;  // f16 scale
-  int8_t qs[kQuantBlock];
-};
-struct BlockQ4_0 {
-  uint16_t d;                    // f16 scale
-  uint8_t qs[kQuantBlock / 2];  // element j in low nibble of qs[j], element j+16 in the high nibble
-};
-struct BlockQ4_1 {
-  uint16_t d;  // f16 scale
-  uint16_t m;  // f16 minimum
-  uint8_t qs[kQuantBlock / 2];
-};
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
+// New types are appended: the numbers index the traits table and nothing else.
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, I32, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+inline constexpr int kDTypeCount = 14;
 
 struct DTypeTraits {
   std::string_view name;
@@ -65,7 +51,8 @@ uint16_t f32_to_bf16(float f);
 // Converts `count` elements (a multiple of the block size for quantized types) of
 // `type` at `src` to f32. Used by the CPU backend and tests.
 void to_f32(DType type, const void* src, float* dst, int64_t count);
-// Converts f32 to `type`; quantization follows ggml's reference quantizers.
+// Converts f32 to `type`. The legacy types follow ggml's reference quantizers; the
+// K-quants search scales and minimums by least squares (src/quant/quantize_k.cpp).
 void from_f32(DType type, const float* src, void* dst, int64_t count);
 
 }  // namespace braid

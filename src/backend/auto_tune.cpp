@@ -1,5 +1,6 @@
-// The auto policy (autotune.h): compile every candidate plan, time it on the device,
-// keep the fastest unless serial is as good, and remember the choice.
+// The auto policy (autotune.h): compile every candidate plan, time them on the device in
+// interleaved rounds, keep the fastest unless it does not beat serial beyond the noise,
+// and remember the choice with the timings behind it.
 #include "braid/autotune.h"
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "backend/autotune_cache.h"
+#include "backend/plan_choice.h"
 
 namespace braid {
 
@@ -45,14 +47,9 @@ uint64_t plan_options_hash(const PlanOptions& options) {
   return h.value();
 }
 
-struct Timed {
-  double median_ms = -1;
-  std::string error;
-};
-
-// Compiles `plan`, stages zero inputs (then the caller's, if any), warms up and times it.
-Timed time_plan(Backend& backend, const Graph& graph, const Plan& plan, const AutoOptions& options,
-                std::unique_ptr<Executable>* keep = nullptr) {
+// Compiles `plan`, stages zero inputs (then the caller's, if any) and warms it up.
+std::unique_ptr<Executable> ready_plan(Backend& backend, const Graph& graph, const Plan& plan,
+                                       const AutoOptions& options) {
   std::unique_ptr<Executable> executable = backend.compile(graph, plan, options.exec);
   for (const Tensor& t : graph.tensors()) {
     if (!t.has(kInput)) continue;
@@ -62,10 +59,7 @@ Timed time_plan(Backend& backend, const Graph& graph, const Plan& plan, const Au
   if (options.stage_inputs) options.stage_inputs(*executable);
   for (int i = 0; i < options.warmup_runs; ++i) executable->run();
   executable->synchronize();
-  Timed timed;
-  timed.median_ms = executable->time_runs_ms(options.timed_runs);
-  if (keep) *keep = std::move(executable);
-  return timed;
+  return executable;
 }
 
 }  // namespace
@@ -109,7 +103,10 @@ std::string default_autotune_cache_path() {
 Plan choose_among(Backend& backend, const Graph& graph, const std::vector<Plan>& candidates,
                   const PlanOptions& options, const AutoOptions& auto_options, AutoReport* report) {
   if (candidates.empty()) throw Error("auto: no candidate plans");
-  if (auto_options.timed_runs < 1) throw Error(fmt::format("auto: {} timed runs (at least 1)", auto_options.timed_runs));
+  if (auto_options.runs_per_sample < 1 || auto_options.rounds < 1) {
+    throw Error(fmt::format("auto: {} rounds of {} runs (at least 1 each)", auto_options.rounds,
+                            auto_options.runs_per_sample));
+  }
   AutoReport local;
   AutoReport& out = report ? *report : local;
   out = AutoReport{};
@@ -131,20 +128,27 @@ Plan choose_among(Backend& backend, const Graph& graph, const std::vector<Plan>&
     }
   }
 
-  std::vector<Timed> timed(candidates.size());
+  // Every candidate is compiled and warmed up first, then timed in interleaved rounds
+  // (Note [Choosing a plan through noise]).
+  std::vector<std::unique_ptr<Executable>> executables(candidates.size());
+  std::vector<std::string> errors(candidates.size());
+  std::vector<std::vector<double>> samples;
   try {
-    // Serial (the baseline) must work; the executable stays alive to be timed again last.
-    std::unique_ptr<Executable> serial;
-    timed[0] = time_plan(backend, graph, candidates[0], auto_options, &serial);
+    executables[0] = ready_plan(backend, graph, candidates[0], auto_options);  // serial must work
     for (size_t i = 1; i < candidates.size(); ++i) {
       try {
-        timed[i] = time_plan(backend, graph, candidates[i], auto_options);
+        executables[i] = ready_plan(backend, graph, candidates[i], auto_options);
       } catch (const Error& e) {
-        timed[i].error = e.what();  // e.g. out of memory for a wider plan: not a candidate
+        errors[i] = e.what();  // e.g. out of memory for a wider plan: not a candidate
       }
     }
-    timed[0].median_ms = std::min(timed[0].median_ms, serial->time_runs_ms(auto_options.timed_runs));
+    std::vector<bool> live(candidates.size());
+    for (size_t i = 0; i < candidates.size(); ++i) live[i] = executables[i] != nullptr;
+    samples = autotune::sample_interleaved(live, auto_options.rounds, [&](size_t c) {
+      return executables[c]->time_runs_ms(auto_options.runs_per_sample);
+    });
   } catch (...) {
+    executables.clear();
     try {
       backend.reset_state();
     } catch (...) {
@@ -152,16 +156,21 @@ Plan choose_among(Backend& backend, const Graph& graph, const std::vector<Plan>&
     }
     throw;
   }
+  executables.clear();
   backend.reset_state();
 
-  size_t best = 0;
-  const double bar = timed[0].median_ms * (1.0 - auto_options.serial_margin);
-  for (size_t i = 1; i < candidates.size(); ++i) {
-    const double ms = timed[i].median_ms;
-    if (ms >= 0 && ms < bar && ms < timed[best].median_ms) best = i;
-  }
+  std::vector<autotune::Verdict> verdicts;
+  const size_t best = autotune::choose(
+      samples, autotune::ChoiceRule{auto_options.serial_margin, auto_options.min_win_fraction}, &verdicts);
   for (size_t i = 0; i < candidates.size(); ++i) {
-    out.timings.push_back({candidates[i].policy, timed[i].median_ms, timed[i].error});
+    CandidateTiming t;
+    t.policy = candidates[i].policy;
+    t.error = errors[i];
+    t.median_ms = samples[i].empty() ? -1 : median(samples[i]);
+    t.ratio_to_serial = verdicts[i].median_ratio;
+    t.win_fraction = verdicts[i].win_fraction;
+    t.samples_ms = samples[i];
+    out.timings.push_back(std::move(t));
   }
   out.chosen_index = static_cast<int>(best);
   out.chosen_policy = candidates[best].policy;

@@ -51,11 +51,18 @@ bool store_choice(const std::string& path, const std::string& key, const CachedC
 
   // Re-read just before writing, to keep entries another process added meanwhile.
   json doc = load_file(path);
-  json times = json::object();
+  // The evidence behind the choice (Note [Choosing a plan through noise]): per candidate,
+  // its median, its paired ratio to serial, the share of rounds it won, every sample.
+  json times = json::object(), ratios = json::object(), wins = json::object(), samples = json::object();
   for (const CandidateTiming& t : timings) {
-    if (t.median_ms >= 0) times[t.policy] = t.median_ms;
+    if (t.median_ms < 0) continue;
+    times[t.policy] = t.median_ms;
+    ratios[t.policy] = t.ratio_to_serial;
+    wins[t.policy] = t.win_fraction;
+    samples[t.policy] = t.samples_ms;
   }
-  doc["choices"][key] = {{"policy", choice.policy}, {"index", choice.index}, {"median_ms", times}};
+  doc["choices"][key] = {{"policy", choice.policy}, {"index", choice.index}, {"median_ms", times},
+                         {"ratio_to_serial", ratios}, {"win_fraction", wins}, {"samples_ms", samples}};
 
   std::random_device random;
   const fs::path temporary = target.string() + ".tmp" + std::to_string(random());

@@ -1,7 +1,9 @@
 // The auto policy's memory: which candidate won, per cache key, in one JSON file.
 //
 //   {"version": 1, "choices": {"<key>": {"policy": "cost", "index": 3,
-//                                        "median_ms": {"serial": 1.92, "cost": 1.71}}}}
+//                                        "median_ms": {"serial": 1.92, "cost": 1.71},
+//                                        "ratio_to_serial": {"serial": 1, "cost": 0.89},
+//                                        "win_fraction": {"cost": 1}, "samples_ms": {...}}}}
 //
 // A missing or unreadable file is an empty cache; a failed write is ignored (the next run
 // tunes again). Writes go to a temporary file renamed over the old one, so a reader never

@@ -29,6 +29,14 @@ double Executable::time_runs_ms(int runs) {
   return median(std::move(times));
 }
 
+double Executable::run_timed_ms() {
+  synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  run();
+  synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
 double median(std::vector<double> values) {
   BRAID_ASSERT(!values.empty());
   std::sort(values.begin(), values.end());

@@ -40,8 +40,9 @@ void require_rows_contiguous(const Graph& g, TensorId id, const char* op) {
 }
 
 constexpr std::initializer_list<DType> kFloat = {DType::F32, DType::F16, DType::BF16};
-constexpr std::initializer_list<DType> kWeights = {DType::F32, DType::F16, DType::BF16,
-                                                   DType::Q8_0, DType::Q4_0, DType::Q4_1};
+constexpr std::initializer_list<DType> kWeights = {
+    DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+    DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // An element-wise op on f32 activations: same shape out.
 TensorId unary(Graph& g, Op op, TensorId a, OpParams params = {}) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "braid/graph.h"
+#include "quant/quantize.h"
 
 namespace braid {
 namespace {
@@ -19,6 +20,13 @@ constexpr std::array<DTypeTraits, kDTypeCount> kTraits = {{
     {"q4_0", kQuantBlock, sizeof(BlockQ4_0), true},
     {"q4_1", kQuantBlock, sizeof(BlockQ4_1), true},
     {"i32", 1, 4, false},
+    {"q5_0", kQuantBlock, sizeof(BlockQ5_0), true},
+    {"q5_1", kQuantBlock, sizeof(BlockQ5_1), true},
+    {"q2_K", kSuperBlock, sizeof(BlockQ2_K), true},
+    {"q3_K", kSuperBlock, sizeof(BlockQ3_K), true},
+    {"q4_K", kSuperBlock, sizeof(BlockQ4_K), true},
+    {"q5_K", kSuperBlock, sizeof(BlockQ5_K), true},
+    {"q6_K", kSuperBlock, sizeof(BlockQ6_K), true},
 }};
 
 uint32_t bits_of(float f) {
@@ -37,11 +45,14 @@ float float_of(uint32_t u) {
 const DTypeTraits& traits(DType type) { return kTraits.at(static_cast<size_t>(type)); }
 
 bool parse_dtype(std::string_view text, DType* out) {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+  };
+  const std::string wanted = lower(text);
   for (int i = 0; i < kDTypeCount; ++i) {
-    if (kTraits[static_cast<size_t>(i)].name == lower) {
+    if (lower(kTraits[static_cast<size_t>(i)].name) == wanted) {
       *out = static_cast<DType>(i);
       return true;
     }
@@ -108,39 +119,18 @@ void to_f32(DType type, const void* src, float* dst, int64_t count) {
       for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<float>(s[i]);
       return;
     }
-    case DType::Q8_0: {
-      const auto* blocks = static_cast<const BlockQ8_0*>(src);
-      for (int64_t b = 0; b < count / kQuantBlock; ++b) {
-        const float d = f16_to_f32(blocks[b].d);
-        for (int j = 0; j < kQuantBlock; ++j) dst[b * kQuantBlock + j] = d * blocks[b].qs[j];
-      }
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+      quant::dequantize_row(type, src, dst, count);
       return;
-    }
-    case DType::Q4_0: {
-      const auto* blocks = static_cast<const BlockQ4_0*>(src);
-      for (int64_t b = 0; b < count / kQuantBlock; ++b) {
-        const float d = f16_to_f32(blocks[b].d);
-        float* out = dst + b * kQuantBlock;
-        for (int j = 0; j < kQuantBlock / 2; ++j) {
-          out[j] = d * ((blocks[b].qs[j] & 0x0f) - 8);
-          out[j + kQuantBlock / 2] = d * ((blocks[b].qs[j] >> 4) - 8);
-        }
-      }
-      return;
-    }
-    case DType::Q4_1: {
-      const auto* blocks = static_cast<const BlockQ4_1*>(src);
-      for (int64_t b = 0; b < count / kQuantBlock; ++b) {
-        const float d = f16_to_f32(blocks[b].d);
-        const float m = f16_to_f32(blocks[b].m);
-        float* out = dst + b * kQuantBlock;
-        for (int j = 0; j < kQuantBlock / 2; ++j) {
-          out[j] = d * (blocks[b].qs[j] & 0x0f) + m;
-          out[j + kQuantBlock / 2] = d * (blocks[b].qs[j] >> 4) + m;
-        }
-      }
-      return;
-    }
   }
   BRAID_ASSERT(false && "unknown dtype");
 }
@@ -165,64 +155,18 @@ void from_f32(DType type, const float* src, void* dst, int64_t count) {
       for (int64_t i = 0; i < count; ++i) d[i] = static_cast<int32_t>(src[i]);
       return;
     }
-    case DType::Q8_0: {  // d = max|x| / 127, q = round(x / d)
-      auto* blocks = static_cast<BlockQ8_0*>(dst);
-      for (int64_t b = 0; b < count / kQuantBlock; ++b) {
-        const float* x = src + b * kQuantBlock;
-        float amax = 0;
-        for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
-        const float d = amax / 127.0f;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
-        blocks[b].d = f32_to_f16(d);
-        for (int j = 0; j < kQuantBlock; ++j) {
-          blocks[b].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
-        }
-      }
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+      quant::quantize_row(type, src, dst, count);
       return;
-    }
-    case DType::Q4_0: {  // d = (value of largest magnitude) / -8, q = clamp(x / d + 8.5)
-      auto* blocks = static_cast<BlockQ4_0*>(dst);
-      for (int64_t b = 0; b < count / kQuantBlock; ++b) {
-        const float* x = src + b * kQuantBlock;
-        float amax = 0, max = 0;
-        for (int j = 0; j < kQuantBlock; ++j) {
-          if (std::fabs(x[j]) > amax) {
-            amax = std::fabs(x[j]);
-            max = x[j];
-          }
-        }
-        const float d = max / -8.0f;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
-        blocks[b].d = f32_to_f16(d);
-        for (int j = 0; j < kQuantBlock / 2; ++j) {
-          const auto lo = static_cast<uint8_t>(std::min(15.0f, x[j] * id + 8.5f));
-          const auto hi = static_cast<uint8_t>(std::min(15.0f, x[j + kQuantBlock / 2] * id + 8.5f));
-          blocks[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
-        }
-      }
-      return;
-    }
-    case DType::Q4_1: {  // d = (max - min) / 15, m = min, q = round((x - min) / d)
-      auto* blocks = static_cast<BlockQ4_1*>(dst);
-      for (int64_t b = 0; b < count / kQuantBlock; ++b) {
-        const float* x = src + b * kQuantBlock;
-        float lo = x[0], hi = x[0];
-        for (int j = 1; j < kQuantBlock; ++j) {
-          lo = std::min(lo, x[j]);
-          hi = std::max(hi, x[j]);
-        }
-        const float d = (hi - lo) / 15.0f;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
-        blocks[b].d = f32_to_f16(d);
-        blocks[b].m = f32_to_f16(lo);
-        for (int j = 0; j < kQuantBlock / 2; ++j) {
-          const auto q0 = static_cast<uint8_t>(std::min(15.0f, (x[j] - lo) * id + 0.5f));
-          const auto q1 = static_cast<uint8_t>(std::min(15.0f, (x[j + kQuantBlock / 2] - lo) * id + 0.5f));
-          blocks[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-        }
-      }
-      return;
-    }
   }
   BRAID_ASSERT(false && "unknown dtype");
 }

@@ -188,20 +188,6 @@ Model load_gguf_model(const GgufFile& file) {
 
 namespace {
 
-// llama.cpp's llama_ftype numbers for files whose matrices are mostly of one type.
-uint32_t llama_file_type(DType type) {
-  switch (type) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q4_0: return 2;
-    case DType::Q4_1: return 3;
-    case DType::Q8_0: return 7;
-    case DType::BF16: return 32;
-    case DType::I32: break;
-  }
-  throw Error(fmt::format("no llama.cpp file type for {}", name(type)));
-}
-
 size_t token_count(const GgufFile& vocab) {
   try {
     return vocab.get_array("tokenizer.ggml.tokens").size();
@@ -217,7 +203,7 @@ void save_gguf_model(const Model& model, const std::string& path, const GgufFile
   GgufWriter writer;
   writer.set("general.architecture", GgufValue::string("llama"));
   writer.set("general.name", GgufValue::string(c.name));
-  writer.set("general.file_type", GgufValue::u32(llama_file_type(c.weight_type)));
+  writer.set("general.file_type", GgufValue::u32(llama_file_type(c.weight_type, c.weight_mix)));
   if (traits(c.weight_type).quantized) writer.set("general.quantization_version", GgufValue::u32(2));
   writer.set("llama.vocab_size", GgufValue::u32(static_cast<uint32_t>(c.n_vocab)));
   writer.set("llama.context_length", GgufValue::u32(static_cast<uint32_t>(c.n_ctx)));

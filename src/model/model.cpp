@@ -20,7 +20,9 @@ void ModelConfig::check() const {
           fmt::format("{} experts used of {}", n_expert_used, n_expert));
   require(rope_mode == kRopeNormal || rope_mode == kRopeNeox, fmt::format("rope mode {}", rope_mode));
   require(rope_base > 0 && rms_eps >= 0, "rope base must be positive and eps not negative");
-  const int block = traits(weight_type).block_elements;
+  // K-quant matrices whose rows are not a multiple of 256 fall back to a 32-element type
+  // (weight_mix.h), so 32 is what every quantized type needs.
+  const int block = traits(weight_type).quantized ? kQuantBlock : traits(weight_type).block_elements;
   require(n_embd % block == 0 && n_ff % block == 0,
           fmt::format("{} weights need embedding {} and ff {} divisible by {}", traits(weight_type).name,
                       n_embd, n_ff, block));

@@ -37,6 +37,7 @@ ModelRunner::Prepared& ModelRunner::prepare(int n_tokens) {
       executable.set_input(p.graph.positions, positions.data(), positions.size() * sizeof(int32_t));
     };
     p.plan = choose_plan(backend_, p.graph.graph, options_.plan, tuning, &auto_report_);
+    if (options_.guard.enabled && p.plan.policy != "serial") p.guard = std::make_unique<PlanGuard>(options_.guard);
   } else {
     p.plan = make_plan(p.graph.graph, options_.policy, options_.plan);
   }
@@ -44,7 +45,14 @@ ModelRunner::Prepared& ModelRunner::prepare(int n_tokens) {
   return prepared_.emplace(n_tokens, std::move(p)).first->second;
 }
 
-ModelRunner::Prepared& ModelRunner::stage(const std::vector<int32_t>& tokens) {
+Executable& ModelRunner::serial_executable(Prepared& p) {
+  if (!p.serial) {
+    p.serial = backend_.compile(p.graph.graph, make_plan(p.graph.graph, Policy::Serial, options_.plan), options_.exec);
+  }
+  return *p.serial;
+}
+
+ModelRunner::Staged ModelRunner::stage(const std::vector<int32_t>& tokens, bool guarded) {
   const int n = static_cast<int>(tokens.size());
   if (n == 0) throw Error("eval: no tokens");
   if (position_ + n > model_.config.n_ctx) {
@@ -56,30 +64,54 @@ ModelRunner::Prepared& ModelRunner::stage(const std::vector<int32_t>& tokens) {
       throw Error(fmt::format("token id {} outside the vocabulary of {}", t, model_.config.n_vocab));
     }
   }
-  Prepared& p = prepare(n);
+  retired_.reset();  // (its last run has been read or waited for)
+  Staged s;
+  s.prepared = &prepare(n);
+  Prepared& p = *s.prepared;
+  s.executable = p.executable.get();
+  if (guarded && p.guard) {
+    s.action = p.guard->next();
+    if (s.action == PlanGuard::Action::TimeSerial) s.executable = &serial_executable(p);
+  }
   std::vector<int32_t> positions(static_cast<size_t>(n));
   std::iota(positions.begin(), positions.end(), position_);
-  p.executable->set_input(p.graph.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
-  p.executable->set_input(p.graph.positions, positions.data(), positions.size() * sizeof(int32_t));
+  s.executable->set_input(p.graph.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
+  s.executable->set_input(p.graph.positions, positions.data(), positions.size() * sizeof(int32_t));
   position_ += n;
-  return p;
+  return s;
 }
 
-ModelRunner::Prepared& ModelRunner::run(const std::vector<int32_t>& tokens) {
-  Prepared& p = stage(tokens);
-  p.executable->run();
-  return p;
+Executable& ModelRunner::run(const std::vector<int32_t>& tokens) {
+  const Staged s = stage(tokens);
+  if (s.action == PlanGuard::Action::RunChosen) {
+    s.executable->run();
+    return *s.executable;
+  }
+  // A sampled step of the guard: timed (and so synchronized), then judged.
+  Prepared& p = *s.prepared;
+  p.guard->record(s.executable->run_timed_ms());
+  if (p.guard->fell_back()) {
+    guard_fallbacks_.push_back({p.graph.n_tokens, p.plan.policy, p.guard->runs(), p.guard->last_ratio()});
+    fmt::print(stderr, "braid: auto guard: plan '{}' fell behind serial ({:.3f}x its time over the last steps) "
+               "for batch size {}; running serial\n", p.plan.policy, p.guard->last_ratio(), p.graph.n_tokens);
+    // The chosen plan's executable ran this step: it stays alive until the next stage().
+    std::swap(p.executable, p.serial);
+    p.plan = make_plan(p.graph.graph, Policy::Serial, options_.plan);
+    retired_ = std::move(p.serial);
+  }
+  return *s.executable;
 }
 
 std::vector<StepTiming> ModelRunner::trace(const std::vector<int32_t>& tokens) {
-  return stage(tokens).executable->trace_run();
+  return stage(tokens, /*guarded=*/false).executable->trace_run();
 }
 
 std::vector<float> ModelRunner::eval(const std::vector<int32_t>& tokens) {
-  Prepared& p = run(tokens);
-  const Tensor& logits = p.graph.graph[p.graph.logits];
-  std::vector<float> out(static_cast<size_t>(logits.elements()));
-  p.executable->read(p.graph.logits, out.data(), out.size() * sizeof(float));
+  const int n = static_cast<int>(tokens.size());
+  Executable& ran = run(tokens);
+  const ModelGraph& g = prepared_.at(n).graph;
+  std::vector<float> out(static_cast<size_t>(g.graph[g.logits].elements()));
+  ran.read(g.logits, out.data(), out.size() * sizeof(float));
   return out;
 }
 
@@ -108,7 +140,7 @@ void ModelRunner::eval_no_logits(const std::vector<int32_t>& tokens) {
   wait();
 }
 
-void ModelRunner::submit(const std::vector<int32_t>& tokens) { submitted_ = run(tokens).executable.get(); }
+void ModelRunner::submit(const std::vector<int32_t>& tokens) { submitted_ = &run(tokens); }
 
 void ModelRunner::wait() {
   if (submitted_ != nullptr) submitted_->synchronize();

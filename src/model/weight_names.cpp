@@ -1,5 +1,7 @@
 #include "model/weight_names.h"
 
+#include "braid/weight_mix.h"
+
 namespace braid {
 
 std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
@@ -27,6 +29,9 @@ std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
   }
   specs.push_back({kOutputNormName, DType::F32, {d, 1, 1, 1}});
   specs.push_back({kOutputName, w, {d, c.n_vocab, 1, 1}});
+  for (WeightSpec& s : specs) {
+    if (s.type == w) s.type = weight_type_for(c, s.name, s.ne[0]);
+  }
   return specs;
 }
 

@@ -25,7 +25,8 @@ struct WeightSpec {
 };
 
 // Every weight the config needs, in file order. Norm weights are f32; matrices and the
-// embedding use config.weight_type.
+// embedding use config.weight_type, or the type config.weight_mix picks for them, and
+// K-quant rows that are not a multiple of 256 fall back (weight_type_for).
 std::vector<WeightSpec> weight_specs(const ModelConfig& config);
 
 }  // namespace braid

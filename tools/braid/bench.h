@@ -25,6 +25,9 @@ struct BenchRow {
   double tps_mean = 0;
   double tps_sd = 0;
   double host_us = 0;  // median host time of one step over every timed step (see time_test)
+  // auto rows: the plan auto chose for this test, and what the run-time guard did to it
+  // ("cost", or "cost, guard -> serial at run 67 (1.31x)"); empty for other policies.
+  std::string auto_choice;
   MemoryReport memory;
 };
 
@@ -34,5 +37,7 @@ std::string format_json(const std::vector<BenchRow>& rows);
 // One row per (model, test, graph, fused): serial t/s, the best multi-stream t/s, speedup
 // and memory. Speedups are against serial on the same (fused or unfused) graph.
 std::string format_summary_markdown(const std::vector<BenchRow>& rows);
+// One line per auto row: which plan auto ran, and any fallback of its guard.
+std::string format_auto_notes(const std::vector<BenchRow>& rows);
 
 }  // namespace braid::cli

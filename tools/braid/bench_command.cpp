@@ -135,6 +135,7 @@ void run_bench(const BenchOptions& o) {
             if (n <= 0) return;
             fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {}{}\n", source.label(), policy_name(policy),
                        graph, fuse, is_prompt ? "pp" : "tg", n);
+            const size_t fallbacks_before = runner.guard_fallbacks().size();
             const TestTimes times = time_test(runner, is_prompt, n, o.repetitions);
             const std::vector<double>& tps = times.tps;
             BenchRow row;
@@ -155,6 +156,14 @@ void run_bench(const BenchOptions& o) {
             row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
             row.host_us = median(times.host_us);
             row.memory = runner.memory(is_prompt ? n : 1);
+            if (policy == Policy::Auto) {
+              row.auto_choice = runner.plan(is_prompt ? n : 1).policy;
+              for (size_t i = fallbacks_before; i < runner.guard_fallbacks().size(); ++i) {
+                const GuardFallback& f = runner.guard_fallbacks()[i];
+                row.auto_choice = fmt::format("{}, guard -> serial at run {} ({:.3f}x serial's time)", f.policy,
+                                              f.run, f.ratio);
+              }
+            }
             rows.push_back(row);
           };
           for (int n : prompt) test(true, n);
@@ -170,6 +179,8 @@ void run_bench(const BenchOptions& o) {
   } else {
     if (!rows.empty()) fmt::print("device: {}\n\n", rows.front().device);
     fmt::print("{}\n{}", format_markdown(rows), format_summary_markdown(rows));
+    const std::string notes = format_auto_notes(rows);
+    if (!notes.empty()) fmt::print("\n{}", notes);
   }
 }
 

@@ -63,6 +63,7 @@ std::string format_json(const std::vector<BenchRow>& rows) {
                    {"tps_mean", r.tps_mean},
                    {"tps_sd", r.tps_sd},
                    {"host_us", r.host_us},
+                   {"auto_choice", r.auto_choice},
                    {"memory",
                     {{"arena_bytes", r.memory.arena_bytes},
                      {"workspace_bytes", r.memory.workspace_bytes},
@@ -105,6 +106,16 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
                        p.serial->tps_mean, p.best->tps_mean, p.best->policy,
                        p.best->tps_mean / p.serial->tps_mean, mib(p.serial->memory.arena_bytes),
                        mib(p.serial->memory.total()), mib(p.best->memory.arena_bytes), mib(p.best->memory.total()));
+  }
+  return out;
+}
+
+std::string format_auto_notes(const std::vector<BenchRow>& rows) {
+  std::string out;
+  for (const BenchRow& r : rows) {
+    if (r.auto_choice.empty()) continue;
+    out += fmt::format("- auto, {} {} graph={} fused={}: {}\n", r.model, r.test, r.graph ? 1 : 0, r.fused ? 1 : 0,
+                       r.auto_choice);
   }
   return out;
 }

@@ -15,7 +15,7 @@ std::string ModelSource::label() const {
 void add_model_options(CLI::App& cmd, ModelSource& source, bool file_allowed) {
   if (file_allowed) cmd.add_option("-m,--model", source.file, "GGUF model file");
   cmd.add_option("--preset", source.preset, "Built-in model with random weights: tiny-256, llama-1b, llama-7b, moe-8x1b");
-  cmd.add_option("--type", source.type, "Weight type of a preset: f32, f16, bf16, q8_0, q4_0, q4_1")
+  cmd.add_option("--type", source.type, "Weight type of a preset: " + std::string(kWeightTypeNames))
       ->capture_default_str();
   cmd.add_option("--layers", source.layers, "Override the preset's layer count")->check(positive());
   cmd.add_option("--ctx", source.context, "Context length (KV cache size)")->check(positive());
@@ -26,9 +26,7 @@ namespace {
 
 ModelConfig preset_source_config(const ModelSource& source) {
   ModelConfig config = preset_config(source.preset);
-  if (!parse_dtype(source.type, &config.weight_type) || config.weight_type == DType::I32) {
-    throw Error(fmt::format("unknown weight type '{}'", source.type));
-  }
+  set_weight_type(config, source.type);
   if (source.layers > 0) config.n_layer = source.layers;
   if (source.context > 0) config.n_ctx = source.context;
   config.check();

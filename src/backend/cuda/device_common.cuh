@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "backend/cuda/cuda_ops.h"
+#include "braid/quant/dequantize.h"
 
 namespace braid::cuda {
 
@@ -138,34 +139,23 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
 
 // Element i of a row of any storage type (the row starts at a block boundary). Slow but
 // general: used where a kernel is not bound by this load (get_rows, fallbacks).
+// Quantized blocks are read through quant/dequantize.h, the one definition of each format.
 __device__ __forceinline__ float load_element(DType type, const uint8_t* row, int64_t i) {
   switch (type) {
     case DType::F32: return reinterpret_cast<const float*>(row)[i];
     case DType::F16: return half_bits_to_float(reinterpret_cast<const uint16_t*>(row)[i]);
     case DType::BF16: return bf16_bits_to_float(reinterpret_cast<const uint16_t*>(row)[i]);
     case DType::I32: return static_cast<float>(reinterpret_cast<const int32_t*>(row)[i]);
-    case DType::Q8_0: {
-      const uint8_t* block = row + (i / kQuantBlock) * sizeof(BlockQ8_0);
-      const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
-      return d * static_cast<float>(reinterpret_cast<const int8_t*>(block + 2)[i % kQuantBlock]);
-    }
-    case DType::Q4_0: {
-      const uint8_t* block = row + (i / kQuantBlock) * sizeof(BlockQ4_0);
-      const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
-      const int j = static_cast<int>(i % kQuantBlock);
-      const uint8_t byte = block[2 + (j % 16)];
-      const int q = j < 16 ? (byte & 0x0f) : (byte >> 4);
-      return d * static_cast<float>(q - 8);
-    }
-    case DType::Q4_1: {
-      const uint8_t* block = row + (i / kQuantBlock) * sizeof(BlockQ4_1);
-      const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
-      const float m = half_bits_to_float(*reinterpret_cast<const uint16_t*>(block + 2));
-      const int j = static_cast<int>(i % kQuantBlock);
-      const uint8_t byte = block[4 + (j % 16)];
-      const int q = j < 16 ? (byte & 0x0f) : (byte >> 4);
-      return d * static_cast<float>(q) + m;
-    }
+    case DType::Q8_0: return row_element<DType::Q8_0>(row, i);
+    case DType::Q4_0: return row_element<DType::Q4_0>(row, i);
+    case DType::Q4_1: return row_element<DType::Q4_1>(row, i);
+    case DType::Q5_0: return row_element<DType::Q5_0>(row, i);
+    case DType::Q5_1: return row_element<DType::Q5_1>(row, i);
+    case DType::Q2_K: return row_element<DType::Q2_K>(row, i);
+    case DType::Q3_K: return row_element<DType::Q3_K>(row, i);
+    case DType::Q4_K: return row_element<DType::Q4_K>(row, i);
+    case DType::Q5_K: return row_element<DType::Q5_K>(row, i);
+    case DType::Q6_K: return row_element<DType::Q6_K>(row, i);
   }
   return __int_as_float(0x7fc00000);  // unreachable: NaN makes it visible
 }

@@ -54,6 +54,29 @@ __global__ void dequantize_rows_kernel(const uint8_t* w, int64_t w_row_stride, i
   }
 }
 
+// The same for the formats without a WeightChunk (q5_0, q5_1, the K-quants): one thread
+// per 32 elements, through quant/dequantize.h. Correct, not tuned.
+template <DType W>
+__global__ void dequantize_parts_kernel(const uint8_t* w, int64_t w_row_stride, int64_t k, int64_t rows,
+                                        __half* out) {
+  wait_for_producers();
+  using Format = QuantFormat<W>;
+  constexpr int kParts = Format::kElements / kQuantBlock;
+  const int64_t parts_per_row = k / kQuantBlock;
+  const int64_t count = rows * parts_per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = i / parts_per_row;
+    const int64_t part = i - row * parts_per_row;
+    const auto* block = reinterpret_cast<const typename Format::Block*>(w + row * w_row_stride) + part / kParts;
+    float v[kQuantBlock];
+    dequantize_part<W>(*block, static_cast<int>(part % kParts), v);
+    __half2* dst = reinterpret_cast<__half2*>(out + row * k + part * kQuantBlock);
+#pragma unroll
+    for (int j = 0; j < kQuantBlock / 2; ++j) dst[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
+  }
+}
+
 unsigned stride_blocks(int64_t count) {
   return static_cast<unsigned>(std::clamp<int64_t>((count + 255) / 256, 1, 65536));
 }
@@ -85,6 +108,18 @@ void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int
     case DType::Q4_1:
       launch_kernel(dequantize_rows_kernel<DType::Q4_1>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out);
       break;
+#define BRAID_DEQUANTIZE_PARTS(T)                                                                             \
+  case DType::T:                                                                                              \
+    launch_kernel(dequantize_parts_kernel<DType::T>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out); \
+    break;
+      BRAID_DEQUANTIZE_PARTS(Q5_0)
+      BRAID_DEQUANTIZE_PARTS(Q5_1)
+      BRAID_DEQUANTIZE_PARTS(Q2_K)
+      BRAID_DEQUANTIZE_PARTS(Q3_K)
+      BRAID_DEQUANTIZE_PARTS(Q4_K)
+      BRAID_DEQUANTIZE_PARTS(Q5_K)
+      BRAID_DEQUANTIZE_PARTS(Q6_K)
+#undef BRAID_DEQUANTIZE_PARTS
     default: throw Error(launch.label() + ": not a quantized type");
   }
   launch.check_launch();
@@ -109,10 +144,8 @@ bool gemm_supported(DType w_type, int64_t w_row_stride, int64_t x_col_stride_byt
     case DType::F32: return w_row_stride % 4 == 0 && x_col_stride_bytes % 4 == 0;
     case DType::F16:
     case DType::BF16: return w_row_stride % 2 == 0;
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q4_1: return w_row_stride % 2 == 0;
-    default: return false;
+    case DType::I32: return false;
+    default: return w_row_stride % 2 == 0;  // quantized: dequantized to f16 first
   }
 }
 

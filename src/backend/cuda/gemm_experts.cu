@@ -28,7 +28,7 @@ size_t align_up(int64_t bytes) {
   return (b + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment;
 }
 
-bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+bool is_quantized(DType t) { return traits(t).quantized; }
 
 // Where each temporary lives in scratch, for one node's shape.
 struct ScratchLayout {

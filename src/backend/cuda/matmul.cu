@@ -6,10 +6,7 @@
 namespace braid::cuda {
 namespace {
 
-bool is_weight_type(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0 ||
-         t == DType::Q4_1;
-}
+bool is_weight_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16 || traits(t).quantized; }
 
 // Whether mul_mat_id takes the batched expert GEMM rather than the matrix-vector kernel.
 // The GEMM reads every expert's weights once and multiplies each by every token (experts
