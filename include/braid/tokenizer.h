@@ -82,8 +82,9 @@ class Tokenizer {
   const Vocabulary& vocabulary() const { return vocab_; }
   // EOS, or a token that ends a chat turn (Vocabulary::end_of_turn).
   bool is_end_of_generation(int32_t id) const;
-  // Like encode(), but where `text` writes out the piece of a control or user-defined
-  // token ("<|im_start|>", "<s>"), that token's id stands for it, as chat templates need;
+  // Like encode(), but where `text` writes out the piece of a control, user-defined or
+  // unknown token ("<|im_start|>", "<s>"), that token's id stands for it (as llama.cpp
+  // parses special tokens), as chat templates need;
   // the text between such pieces goes through encode() one stretch at a time.
   std::vector<int32_t> encode_with_special(std::string_view text, bool add_bos) const;
 
