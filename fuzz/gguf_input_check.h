@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "braid/chat_template.h"
 #include "braid/gguf.h"
 #include "braid/model.h"
 #include "braid/tokenizer.h"
@@ -77,9 +78,21 @@ inline GgufInputResult check_gguf_input(const uint8_t* data, size_t size) {
     }
     streamed += stream.flush();
     if (streamed != pieces) throw std::logic_error("Utf8StreamDecoder lost or changed bytes");
+    // Chat: special pieces written in the text.
+    const auto chat = tokenizer->encode_with_special("<s>Hi</s><|im_start|>user\n<|im_end|>", true);
+    sink = sink + static_cast<uint32_t>(chat.size());
     result.tokenizer = true;
   } catch (const Error& e) {
     result.tokenizer_error = e.what();
+  }
+  try {
+    // The chat template the file carries: recognised (or refused) and rendered.
+    const std::string chat_template = file->get_string("tokenizer.chat_template", "");
+    if (!chat_template.empty()) {
+      const std::string text = render_chat(detect_chat_template(chat_template), {{"user", "Hi"}}, true);
+      sink = sink + touch(text.data(), text.size());
+    }
+  } catch (const Error&) {
   }
   try {
     const Model model = load_gguf_model(*file);

@@ -239,6 +239,16 @@ TEST_F(CliBadInput, ImpossibleOptions) {
       {"generate -m " + stories, 2, "--prompt"},
       {"generate -m " + stories + " -p hi --policy bogus --backend cpu", 1, "unknown policy 'bogus'"},
       {"generate -m " + stories + " -p 'Once upon a time there was' --ctx 3 --backend cpu", 1, "context"},
+      {"generate -m " + stories + " -p hi --chat hi", 2, "--chat"},
+      {"generate -m " + stories + " -p hi --system 'Be brief.'", 2, "--chat"},
+      {"generate -m " + stories + " --chat hi --backend cpu", 1, "no chat template"},
+      {"generate -m " + stories + " --chat hi --chat-template bogus --backend cpu", 1, "unknown chat template 'bogus'"},
+      {"generate -m " + stories + " --chat hi --chat-template chatml --ctx 8 --backend cpu", 1, "conversation is full"},
+      // chat
+      {"chat -p hi", 2, "--model"},
+      {"chat -m " + stories + " --backend cpu </dev/null", 1, "no chat template"},
+      {"chat -m " + stories + " --chat-template bogus --backend cpu </dev/null", 1, "unknown chat template 'bogus'"},
+      {"chat -m " + stories + " --chat-template chatml -n -1 </dev/null", 2, "-n"},
       // tokenize, info
       {"tokenize -p hi", 2, "--model"},
       {"tokenize -m " + stories, 2, "--prompt"},

@@ -28,6 +28,7 @@ struct GenerateResult {
   std::vector<int32_t> prompt_tokens;  // as the model saw them, BOS included
   std::vector<int32_t> tokens;         // generated, EOS excluded
   std::string text;                    // the generated tokens' text
+  std::vector<float> prompt_logits;    // after the prompt: what the first token was sampled from
   StopReason stop = StopReason::TokenLimit;
   double prompt_seconds = 0;    // the prompt batch
   double generate_seconds = 0;  // sampling and decode steps, from the first new token to the last
@@ -41,5 +42,12 @@ using TokenCallback = std::function<void(int32_t token, const std::string& piece
 // tokenizer's vocabulary is larger than the model's.
 GenerateResult generate(ModelRunner& runner, const Tokenizer& tokenizer, std::string_view prompt,
                         const GenerateOptions& options, const TokenCallback& on_token = {});
+
+// The same for a prompt already in tokens (options.add_bos is not looked at): they are
+// evaluated from the runner's current position, so a sequence can be continued (a chat's
+// next turn); under the auto policy past position 0 they go through batch sizes already
+// prepared (ModelRunner::eval_continuing).
+GenerateResult generate_tokens(ModelRunner& runner, const Tokenizer& tokenizer, std::vector<int32_t> prompt_tokens,
+                               const GenerateOptions& options, const TokenCallback& on_token = {});
 
 }  // namespace braid

@@ -42,6 +42,11 @@ class ModelRunner {
   // Evaluates `tokens` at positions position()..position()+n-1 and advances the
   // position; returns the logits of the last token. Throws when the context is full.
   std::vector<float> eval(const std::vector<int32_t>& tokens);
+  // eval(), for a sequence that goes on (a chat's next turn): where the batch size is new
+  // and cannot be prepared now (the auto policy past position 0), the tokens go through
+  // batch sizes already prepared, the largest that fits first. The logits are those of
+  // one batch (within rounding). Throws when no prepared size fits (prepare 1 up front).
+  std::vector<float> eval_continuing(const std::vector<int32_t>& tokens);
   // Same, without reading the logits back (for timing: the run is synchronized).
   void eval_no_logits(const std::vector<int32_t>& tokens);
   // eval_no_logits in two halves, so the host's share of a step can be timed: submit()

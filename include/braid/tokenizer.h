@@ -40,6 +40,10 @@ struct Vocabulary {
   int32_t eos_id = -1;
   int32_t unk_id = -1;
   int32_t pad_id = -1;
+  int32_t eot_id = -1;  // tokenizer.ggml.eot_token_id: end of a chat turn
+  // Tokens that end a chat turn besides EOS: eot_id and the control or user-defined pieces
+  // "<|im_end|>", "<|eot_id|>", "<end_of_turn>", ... (end_of_turn_ids; the Tokenizer fills it).
+  std::vector<int32_t> end_of_turn;
   bool add_bos = true;           // encode() callers usually want BOS first
   bool add_space_prefix = true;  // SPM: a space before the text, as SentencePiece does
   // Byte-level BPE ("gpt2"): the pre-tokenizer name (tokenizer.ggml.pre) and the merges
@@ -66,6 +70,10 @@ struct Vocabulary {
   bool indexed_ = false;
 };
 
+// The ids that end a chat turn in `vocab` (indexed): its eot_id and the pieces chat
+// models end a turn with, where the vocabulary holds them as control or user-defined tokens.
+std::vector<int32_t> end_of_turn_ids(const Vocabulary& vocab);
+
 // Reads the tokenizer.* keys. Throws braid::Error when the file has no vocabulary
 // (tokenizer.ggml.tokens) or it is inconsistent.
 Vocabulary load_vocabulary(const GgufFile& file);
@@ -83,7 +91,13 @@ class Tokenizer {
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
 
   const Vocabulary& vocabulary() const { return vocab_; }
-  bool is_end_of_generation(int32_t id) const { return id == vocab_.eos_id; }
+  // EOS, or a token that ends a chat turn (Vocabulary::end_of_turn).
+  bool is_end_of_generation(int32_t id) const;
+  // Like encode(), but where `text` writes out the piece of a control, user-defined or
+  // unknown token ("<|im_start|>", "<s>"), that token's id stands for it (as llama.cpp
+  // parses special tokens), as chat templates need;
+  // the text between such pieces goes through encode() one stretch at a time.
+  std::vector<int32_t> encode_with_special(std::string_view text, bool add_bos) const;
 
  protected:
   explicit Tokenizer(Vocabulary vocab);

@@ -29,13 +29,19 @@ std::string_view stop_reason_name(StopReason reason) {
 
 GenerateResult generate(ModelRunner& runner, const Tokenizer& tokenizer, std::string_view prompt,
                         const GenerateOptions& options, const TokenCallback& on_token) {
+  const bool add_bos = options.add_bos && tokenizer.vocabulary().add_bos;
+  return generate_tokens(runner, tokenizer, tokenizer.encode(prompt, add_bos), options, on_token);
+}
+
+GenerateResult generate_tokens(ModelRunner& runner, const Tokenizer& tokenizer, std::vector<int32_t> prompt_tokens,
+                               const GenerateOptions& options, const TokenCallback& on_token) {
   const Vocabulary& vocab = tokenizer.vocabulary();
   const ModelConfig& config = runner.model().config;
   if (vocab.size() > config.n_vocab) {
     throw Error(fmt::format("the tokenizer has {} tokens but the model only {}", vocab.size(), config.n_vocab));
   }
   GenerateResult result;
-  result.prompt_tokens = tokenizer.encode(prompt, options.add_bos && vocab.add_bos);
+  result.prompt_tokens = std::move(prompt_tokens);
   const int n_prompt = static_cast<int>(result.prompt_tokens.size());
   if (n_prompt == 0) throw Error("the prompt is empty");
   if (runner.position() + n_prompt > config.n_ctx) {
@@ -50,10 +56,11 @@ GenerateResult generate(ModelRunner& runner, const Tokenizer& tokenizer, std::st
   // overwrites the cache. Prompt timing then measures evaluation alone.
   if (runner.position() == 0) runner.prepare({n_prompt, 1});
   auto start = std::chrono::steady_clock::now();
-  std::vector<float> logits = runner.eval(result.prompt_tokens);
+  std::vector<float> logits = runner.eval_continuing(result.prompt_tokens);
   result.prompt_seconds = seconds_since(start);
   // A model may have more logits than pieces (a padded embedding): only pieces can be chosen.
   logits.resize(static_cast<size_t>(vocab.size()));
+  result.prompt_logits = logits;
 
   start = std::chrono::steady_clock::now();
   while (true) {

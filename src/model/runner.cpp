@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
 #include <numeric>
 
 namespace braid {
@@ -112,6 +113,26 @@ std::vector<float> ModelRunner::eval(const std::vector<int32_t>& tokens) {
   std::vector<float> out(static_cast<size_t>(g.graph[g.logits].elements()));
   ran.read(g.logits, out.data(), out.size() * sizeof(float));
   return out;
+}
+
+std::vector<float> ModelRunner::eval_continuing(const std::vector<int32_t>& tokens) {
+  const bool can_prepare = options_.policy != Policy::Auto || position_ == 0;
+  if (can_prepare || prepared_.count(static_cast<int>(tokens.size())) != 0) return eval(tokens);
+  std::vector<float> logits;
+  for (size_t at = 0; at < tokens.size();) {
+    const int left = static_cast<int>(tokens.size() - at);
+    auto it = prepared_.upper_bound(left);  // the first size above what is left
+    if (it == prepared_.begin()) {
+      throw Error(fmt::format("auto policy: no prepared batch size of at most {} tokens to continue the sequence "
+                              "at position {} (prepare batch size 1 before the sequence starts)",
+                              left, position_));
+    }
+    const int size = std::prev(it)->first;
+    const auto begin = tokens.begin() + static_cast<std::ptrdiff_t>(at);
+    logits = eval(std::vector<int32_t>(begin, begin + size));
+    at += static_cast<size_t>(size);
+  }
+  return logits;
 }
 
 void ModelRunner::eval_no_logits(const std::vector<int32_t>& tokens) {

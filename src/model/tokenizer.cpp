@@ -10,6 +10,7 @@ namespace braid {
 Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
   vocab_.check();
   vocab_.index();
+  vocab_.end_of_turn = end_of_turn_ids(vocab_);
 }
 
 std::unique_ptr<Tokenizer> make_tokenizer(Vocabulary vocab) {

@@ -43,6 +43,7 @@ void Vocabulary::check() const {
   check_id("EOS", eos_id);
   check_id("unknown", unk_id);
   check_id("padding", pad_id);
+  check_id("end-of-turn", eot_id);
 }
 
 Vocabulary load_vocabulary(const GgufFile& file) {
@@ -105,6 +106,7 @@ Vocabulary load_vocabulary(const GgufFile& file) {
     }
     v.merges = file.get_array("tokenizer.ggml.merges").as_strings();
   }
+  v.eot_id = special("tokenizer.ggml.eot_token_id", -1);
   // Without the key, SentencePiece puts BOS first and BPE only where its pre-tokenizer
   // says so (Llama 3 does; GPT-2 and Qwen2 do not), as llama.cpp decides.
   v.add_bos = file.get_bool("tokenizer.ggml.add_bos_token", v.model != "gpt2" || bpe::pre_tokenizer_adds_bos(v.pre));

@@ -46,6 +46,7 @@ void add_plan_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
 void add_opbench_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_make_model_command(CLI::App& app);
@@ -57,6 +58,7 @@ inline void register_commands(CLI::App& app) {
   add_trace_command(app);
   add_opbench_command(app);
   add_generate_command(app);
+  add_chat_command(app);
   add_tokenize_command(app);
   add_version_command(app);
   add_info_command(app);
