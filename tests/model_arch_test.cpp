@@ -108,8 +108,12 @@ TEST(ModelArch, PresetsHaveTheRealModelsShapesAndParameterCounts) {
   EXPECT_EQ(w.ne[1], 128256);
   for (TensorId id : mg.graph.order()) {
     const Tensor& t = mg.graph[id];
-    if (t.op == Op::Rope) EXPECT_EQ(t.src.size(), 3u);
-    if (t.op == Op::KvWrite && t.params.i[1] > 0) EXPECT_EQ(t.src.size(), 4u);
+    if (t.op == Op::Rope) {
+      EXPECT_EQ(t.src.size(), 3u);
+    }
+    if (t.op == Op::KvWrite && t.params.i[1] > 0) {
+      EXPECT_EQ(t.src.size(), 4u);
+    }
   }
 }
 

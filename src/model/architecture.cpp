@@ -21,6 +21,9 @@ struct Architecture {
   bool qk_norm;
 };
 
+// "llama" covers Llama 1-3 (Llama 3's rope scaling is the rope_freqs tensor, see the
+// loader), Mixtral, and Mistral, whose files say "llama": Mistral 7B v0.1's sliding
+// window (4096) never binds, since braid's KV cache holds at most 4096 positions.
 // llama.cpp's converter permutes LLaMA's q and k rows so that rope pairs adjacent
 // elements (normal mode); it writes Qwen's as transformers has them, whose rope pairs
 // element i with i + head_dim / 2 (NeoX mode).
