@@ -1,7 +1,8 @@
-// Chat with a real model against llama.cpp: SmolLM2-135M-Instruct (ChatML, byte-level BPE)
-// and tests/data/smollm2_reference.json (how it was made: tests/data/README.md). The
-// template's rendering is checked always; tokenization and greedy generation need the
-// model from the model cache and a tokenizer for its vocabulary (byte-level BPE).
+// Chat with a real model: SmolLM2-135M-Instruct (ChatML, byte-level BPE, Q4_1) against
+// tests/data/smollm2_reference.json: llama.cpp's rendering and tokenization, greedy replies
+// from transformers and llama.cpp (how they were made, and where llama.cpp's disagree:
+// tests/data/README.md and the JSON). The template's rendering is checked always;
+// tokenization and generation need the model (scripts/fetch_smollm2.sh).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -9,7 +10,9 @@
 
 #include "braid/backend.h"
 #include "braid/chat.h"
+#include "braid/generate.h"
 #include "braid/gguf.h"
+#include "braid/plan.h"
 #include "cli_test_util.h"
 #include "test_support.h"
 
@@ -39,22 +42,28 @@ TEST(ChatSmolLM2, TheTemplateRendersAsLlamaCppWasGiven) {
   }
 }
 
-// The tokenizer of the real model, or null (test skipped) while braid cannot read it.
-std::unique_ptr<Tokenizer> smollm2_tokenizer(const GgufFile& file) {
-  try {
-    return load_tokenizer(file);
-  } catch (const Error& e) {
-    if (std::string(e.what()).find("not supported") == std::string::npos) throw;
-    return nullptr;
-  }
+// Reference tokens without a final end-of-generation token (braid's do not include it).
+std::vector<int32_t> reply_ids(const nlohmann::json& ids, const Tokenizer& tokenizer) {
+  std::vector<int32_t> out = ids.get<std::vector<int32_t>>();
+  if (!out.empty() && tokenizer.is_end_of_generation(out.back())) out.pop_back();
+  return out;
 }
 
-TEST(ChatSmolLM2, PromptIdsAndGreedyRepliesEqualLlamaCpp) {
+GenerateOptions greedy(const nlohmann::json& ref) {
+  GenerateOptions options;
+  options.max_tokens = ref["generator"]["max_new_tokens"].get<int>();
+  options.sampling.temperature = 0;
+  return options;
+}
+
+// Prompt ids as llama.cpp tokenized the rendered chats; greedy replies as transformers
+// computes them on the same weights (and llama.cpp, where its run agrees: see the JSON's
+// transformers_reference), on the CPU, serial.
+TEST(ChatSmolLM2, PromptIdsAndGreedyRepliesEqualTheReferences) {
   const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
   if (path.empty()) return;
   const GgufFile file = GgufFile::open(path);
-  const auto tokenizer = smollm2_tokenizer(file);
-  if (!tokenizer) GTEST_SKIP() << "braid has no tokenizer for SmolLM2's vocabulary yet";
+  const auto tokenizer = load_tokenizer(file);
   const nlohmann::json ref = reference();
   for (const auto& v : ref["special_token_vectors"]) {
     if (!v["parse_special"].get<bool>()) continue;
@@ -68,19 +77,44 @@ TEST(ChatSmolLM2, PromptIdsAndGreedyRepliesEqualLlamaCpp) {
       choose_chat_template("", file.get_string("tokenizer.chat_template", ""), tokenizer->vocabulary());
   for (const auto& chat : ref["cases"]) {
     SCOPED_TRACE(chat["name"].get<std::string>());
-    std::vector<ChatMessage> messages = messages_of(chat);
-    // The session builds the conversation itself: a system prompt and one user message.
-    if (messages.size() > 2) continue;
-    const std::string system = messages.front().role == "system" ? messages.front().content : "";
-    ChatSession session(runner, *tokenizer, t, system);
-    GenerateOptions options;
-    options.max_tokens = ref["generator"]["max_new_tokens"].get<int>();
-    options.sampling.temperature = 0;
-    const GenerateResult r = session.send(messages.back().content, options);
+    const std::vector<int32_t> prompt = tokenizer->encode_with_special(render_chat(t, messages_of(chat), true), false);
+    EXPECT_EQ(prompt, chat["prompt_ids"].get<std::vector<int32_t>>());
+    runner.reset();
+    const GenerateResult r = generate_tokens(runner, *tokenizer, prompt, greedy(ref));
+    EXPECT_EQ(r.tokens, reply_ids(chat["transformers_generated_ids"], *tokenizer)) << r.text;
+    if (chat["llama_cpp_agrees_with_transformers"].get<bool>()) {
+      EXPECT_EQ(r.tokens, reply_ids(chat["generated_ids"], *tokenizer)) << r.text;
+    }
+  }
+}
+
+// `braid chat`'s path (ChatSession: template, special tokens, end of turn) under every
+// plan policy gives the reference reply: multi-stream plans compute the same bits.
+TEST(ChatSmolLM2, ChatSessionRepliesAlikeUnderEveryPolicy) {
+  const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (path.empty()) return;
+  const GgufFile file = GgufFile::open(path);
+  const auto tokenizer = load_tokenizer(file);
+  const Model model = load_gguf_model(file);
+  const nlohmann::json ref = reference();
+  const nlohmann::json& chat = ref["cases"][0];
+  const std::vector<ChatMessage> messages = messages_of(chat);
+  ASSERT_EQ(messages.size(), 1u);
+  const ChatTemplate t =
+      choose_chat_template("", file.get_string("tokenizer.chat_template", ""), tokenizer->vocabulary());
+  for (const Policy policy : {Policy::Serial, Policy::Branch, Policy::Levels, Policy::Chains, Policy::Cost,
+                              Policy::Auto}) {
+    SCOPED_TRACE(std::string(policy_name(policy)));
+    auto backend = make_cpu_backend();
+    RunnerOptions options;
+    options.policy = policy;
+    options.autotune.use_cache = false;
+    ModelRunner runner(model, *backend, options);
+    ChatSession session(runner, *tokenizer, t, "");
+    const GenerateResult r = session.send(messages[0].content, greedy(ref));
     EXPECT_EQ(r.prompt_tokens, chat["prompt_ids"].get<std::vector<int32_t>>());
-    std::vector<int32_t> expected = chat["generated_ids"].get<std::vector<int32_t>>();
-    if (chat["stopped_at_end_of_turn"].get<bool>()) expected.pop_back();  // (the end-of-turn token)
-    EXPECT_EQ(r.tokens, expected) << r.text;
+    EXPECT_EQ(r.tokens, reply_ids(chat["transformers_generated_ids"], *tokenizer)) << r.text;
+    EXPECT_EQ(r.text, "The capital of France is Paris.");
   }
 }
 

@@ -19,12 +19,14 @@ using test::OpGraph;
 using Shape = Graph::Shape;
 
 std::vector<double> rope_reference(const std::vector<float>& x, Shape ne, const std::vector<int32_t>& pos,
-                                   int mode, int dims, double base, double freq_scale) {
+                                   int mode, int dims, double base, double freq_scale,
+                                   const std::vector<float>& factors = {}) {
   std::vector<double> y(x.begin(), x.end());
   for (int64_t t = 0; t < ne[2]; ++t)
     for (int64_t h = 0; h < ne[1]; ++h)
       for (int i = 0; i < dims / 2; ++i) {
-        const double theta = pos[static_cast<size_t>(t)] * freq_scale * std::pow(base, -2.0 * i / dims);
+        double theta = pos[static_cast<size_t>(t)] * freq_scale * std::pow(base, -2.0 * i / dims);
+        if (!factors.empty()) theta /= factors[static_cast<size_t>(i)];
         const int64_t a = mode == kRopeNeox ? i : 2 * i;
         const int64_t b = mode == kRopeNeox ? i + dims / 2 : 2 * i + 1;
         const double x0 = x[flat(ne, a, h, t)], x1 = x[flat(ne, b, h, t)];
@@ -77,6 +79,40 @@ INSTANTIATE_TEST_SUITE_P(Modes, Rope,
                          ::testing::Values(RopeCase{kRopeNormal, 16, 1.0f}, RopeCase{kRopeNormal, 12, 0.5f},
                                            RopeCase{kRopeNeox, 16, 1.0f}, RopeCase{kRopeNeox, 10, 0.25f}));
 
+// Llama 3 rope scaling: pair i turns pos * base^(-2i/dims) / factor_i.
+TEST(CpuRope, FrequencyFactorsDivideEachPairsFrequency) {
+  const std::vector<int32_t> positions = {0, 3, 40, 9000};
+  const std::vector<float> factors = {1.0f, 1.0f, 2.44f, 8.0f, 8.0f, 32.0f};
+  for (int mode : {kRopeNormal, kRopeNeox}) {
+    const Shape shape{12, 3, 4, 1};
+    OpGraph g;
+    const TensorId x = g.random_input("x", DType::F32, shape, 105, -2.0f, 2.0f);
+    const TensorId pos = g.ids("pos", {4, 1, 1, 1}, positions);
+    const TensorId f = g.weight("rope_freqs", DType::F32, {6, 1, 1, 1}, factors);
+    const TensorId y = ops::rope(g.graph(), x, pos, mode, 12, 500000.0f, 1.0f, f);
+    const TensorId plain = ops::rope(g.graph(), x, pos, mode, 12, 500000.0f);
+    g.finish({y, plain});
+    g.run_cpu();
+    const std::vector<float> xv = g.read(x), yv = g.read(y);
+    EXPECT_TRUE(nmse_below(yv, rope_reference(xv, shape, positions, mode, 12, 500000.0, 1.0, factors), 1e-13));
+    EXPECT_NE(yv, g.read(plain)) << "the factors must change the rotation";
+    EXPECT_TRUE(g.guards_intact());
+  }
+}
+
+TEST(CpuRope, FrequencyFactorsMustHaveOnePerPair) {
+  Graph g;
+  const TensorId x = g.input("x", DType::F32, {12, 2, 3, 1});
+  const TensorId pos = g.input("pos", DType::I32, {3, 1, 1, 1});
+  const TensorId wrong = g.weight("rope_freqs", DType::F32, {12, 1, 1, 1});
+  try {
+    ops::rope(g, x, pos, kRopeNormal, 12, 10000.0f, 1.0f, wrong);
+    FAIL() << "12 factors for 6 pairs were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rope: frequency factors"), std::string::npos) << e.what();
+  }
+}
+
 class CacheTypes : public ::testing::TestWithParam<DType> {};
 
 TEST_P(CacheTypes, KvWriteFillsTheListedSlotsOnly) {
@@ -108,18 +144,22 @@ TEST_P(CacheTypes, RopeKvWriteEqualsRopeThenKvWrite) {
   const DType type = GetParam();
   const Shape cache_shape{16, 2, 8, 1}, x_shape{16, 2, 3, 1};
   const std::vector<int32_t> positions = {7, 0, 3};
-  for (const RopeCase& c : {RopeCase{kRopeNormal, 16, 1.0f}, RopeCase{kRopeNeox, 10, 0.5f}}) {
+  for (const RopeCase& c : {RopeCase{kRopeNormal, 16, 1.0f}, RopeCase{kRopeNeox, 10, 0.5f}})
+  for (bool with_factors : {false, true}) {
     OpGraph g;
     const std::vector<float> initial = test::random_floats(16 * 2 * 8, 113);
     const TensorId x = g.random_input("x", DType::F32, x_shape, 114, -2.0f, 2.0f);
     const TensorId pos = g.ids("pos", {3, 1, 1, 1}, positions);
+    const TensorId factors =
+        with_factors ? g.random_weight("rope_freqs", DType::F32, {c.dims / 2, 1, 1, 1}, 115, 1.0f, 8.0f) : kNoTensor;
     const TensorId fused = ops::rope_kv_write(g.graph(), g.state("fused", type, cache_shape, initial), x, pos, c.mode,
-                                              c.dims, 10000.0f, c.freq_scale);
-    const TensorId rotated = ops::rope(g.graph(), x, pos, c.mode, c.dims, 10000.0f, c.freq_scale);
+                                              c.dims, 10000.0f, c.freq_scale, factors);
+    const TensorId rotated = ops::rope(g.graph(), x, pos, c.mode, c.dims, 10000.0f, c.freq_scale, factors);
     const TensorId apart = ops::kv_write(g.graph(), g.state("apart", type, cache_shape, initial), rotated, pos);
     g.finish({fused, apart});
     g.run_cpu();
-    EXPECT_EQ(g.read(fused), g.read(apart)) << name(type) << " " << testing::PrintToString(c);
+    EXPECT_EQ(g.read(fused), g.read(apart)) << name(type) << " " << testing::PrintToString(c) << " factors "
+                                            << with_factors;
     EXPECT_TRUE(g.guards_intact());
   }
 }

@@ -110,6 +110,51 @@ TEST(CudaOps, RopeBothModesFullAndPartial) {
   }
 }
 
+// Llama 3 rope scaling: pair i's frequency divided by factor i (a weight operand).
+std::vector<float> llama3_like_factors(int pairs) {
+  std::vector<float> f(static_cast<size_t>(pairs));
+  for (int i = 0; i < pairs; ++i) f[static_cast<size_t>(i)] = i < pairs / 3 ? 1.0f : i < pairs / 2 ? 2.5f : 8.0f;
+  return f;
+}
+
+TEST(CudaOps, RopeWithFrequencyFactorsBothModes) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (int mode : {kRopeNormal, kRopeNeox}) {
+    for (int dims : {64, 32}) {
+      Graph g;
+      const TensorId x = strided_input(g, "x", 64, 4, 5);
+      const TensorId pos = g.input("pos", DType::I32, {5, 1, 1, 1});
+      const TensorId factors = g.weight("rope_freqs", DType::F32, {dims / 2, 1, 1, 1});
+      OneNodeRunner runner(g, ops::rope(g, x, pos, mode, dims, 500000.0f, 1.0f, factors), 52);
+      runner.set_ints(pos, {0, 1, 17, 1000, 32000});
+      runner.set_floats(factors, llama3_like_factors(dims / 2));
+      SCOPED_TRACE("mode " + std::to_string(mode) + " dims " + std::to_string(dims));
+      test::expect_matches_reference(runner, 1e-6, cuda);
+    }
+  }
+}
+
+TEST(CudaOps, RopeKvWriteWithFrequencyFactors) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (DType type : {DType::F32, DType::F16}) {
+    for (int mode : {kRopeNormal, kRopeNeox}) {
+      Graph g;
+      const TensorId cache = g.state("cache", type, {64, 2, 1024, 1});
+      const TensorId x = strided_input(g, "x", 64, 2, 3);
+      const TensorId pos = g.input("pos", DType::I32, {3, 1, 1, 1});
+      const TensorId factors = g.weight("rope_freqs", DType::F32, {32, 1, 1, 1});
+      OneNodeRunner runner(
+          g, ops::rope_kv_write(g, cache, x, pos, mode, 64, 500000.0f, 1.0f, factors), 84);
+      runner.set_ints(pos, {5, 1000, 31});
+      runner.set_floats(factors, llama3_like_factors(32));
+      SCOPED_TRACE(std::string(name(type)) + (mode == kRopeNeox ? " neox" : " normal"));
+      test::expect_matches_reference(runner, 1e-12, cuda);  // the whole cache is compared
+    }
+  }
+}
+
 TEST(CudaOps, GetRowsEveryTableType) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;

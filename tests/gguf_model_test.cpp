@@ -203,15 +203,22 @@ TEST(GgufModel, UnsupportedFilesAreRefusedClearly) {
   EXPECT_TRUE(contains(load_error(path), "rope over part of the head"));
   rewrite(source, path, [](Metadata& m, TensorList&) { set_key(m, "llama.rope.scaling.factor", GgufValue::f32(8)); });
   EXPECT_TRUE(contains(load_error(path), "rope scaling"));
-  // An extra tensor that changes the computation (llama 3.1's rope frequencies).
-  const std::vector<float> freqs = test::random_floats(4, 5);
+  // Llama 3's rope frequency factors, one too many for the head size.
+  const int64_t pairs = load_gguf_model(source).config.head_dim() / 2;
+  const std::vector<float> freqs = test::random_floats(static_cast<size_t>(pairs + 1), 5);
   GgufTensorInfo rope_freqs;
   rope_freqs.name = "rope_freqs.weight";
-  rope_freqs.ne = {4, 1, 1, 1};
-  rope_freqs.bytes = 16;
+  rope_freqs.ne = {pairs + 1, 1, 1, 1};
+  rope_freqs.bytes = freqs.size() * sizeof(float);
   rope_freqs.data = reinterpret_cast<const uint8_t*>(freqs.data());
   rewrite(source, path, [&](Metadata&, TensorList& t) { t.push_back(rope_freqs); });
-  EXPECT_TRUE(contains(load_error(path), "unexpected tensor rope_freqs.weight"));
+  std::string message = load_error(path);
+  EXPECT_TRUE(contains(message, "tensor rope_freqs.weight has shape")) << message;
+  // An extra tensor that changes the computation (a bias braid's llama graph lacks).
+  GgufTensorInfo bias = rope_freqs;
+  bias.name = "blk.0.attn_q.bias";
+  rewrite(source, path, [&](Metadata&, TensorList& t) { t.push_back(bias); });
+  EXPECT_TRUE(contains(load_error(path), "unexpected tensor blk.0.attn_q.bias"));
   // A norm must be f32.
   rewrite(source, path, [](Metadata&, TensorList& t) {
     GgufTensorInfo& norm = tensor_in(t, "blk.1.ffn_norm.weight");

@@ -49,8 +49,8 @@ enum class Op : uint8_t {
   RmsNorm,     // (x [d, ...], weight [d] optional) -> x / rms(x) * weight; f[0] = eps
   MulMat,      // (w [k, m], x [k, n]) -> f32 [m, n]
   MulMatId,    // (w [k, m, experts], x [k, n], ids I32 [used, n]) -> f32 [m, n]; i[0] = slot
-  Rope,        // (x [head_dim, heads, n], positions I32 [n]) -> rotated; i[0] = mode, i[1] = dims rotated, f[0] = base, f[1] = freq scale
-  KvWrite,     // (cache [head_dim, kv_heads, ctx], x [head_dim, kv_heads, n], positions [n]) -> cache with x[:,:,i] at slot positions[i]
+  Rope,        // (x [head_dim, heads, n], positions I32 [n], freq factors f32 [dims/2] optional) -> rotated; i[0] = mode, i[1] = dims rotated, f[0] = base, f[1] = freq scale
+  KvWrite,     // (cache [head_dim, kv_heads, ctx], x [head_dim, kv_heads, n], positions [n], freq factors optional) -> cache with x[:,:,i] at slot positions[i]; rotated first when i[1] > 0 (Rope's params)
   Attention,   // (q [hd, heads, n], k cache, v cache, positions [n]) -> f32 [hd, heads, n]; causal; f[0] = scale
   Silu,        // (a) -> a * sigmoid(a)
   Swiglu,      // (a, b) -> silu(a) * b

@@ -1,8 +1,12 @@
 // Models: hyperparameters, weights in host memory, and the graph of one forward pass.
 //
 // Tensor names, shapes and conventions follow llama.cpp's LLaMA architecture (which
-// covers Mixtral through its expert tensors), so a GGUF file written by llama.cpp's
-// converter loads as it is and braid computes what llama.cpp computes.
+// covers Mixtral through its expert tensors, and Mistral, whose files say "llama"), so a
+// GGUF file written by llama.cpp's converter loads as it is and braid computes what
+// llama.cpp computes. The other architectures braid runs (Qwen2, Qwen3) are LLaMA with a
+// few differences; each difference is one named option of ModelConfig, set from the
+// architecture's name in one place (architecture.cpp), so the graph builder never
+// compares names.
 #pragma once
 
 #include <cstdint>
@@ -15,8 +19,19 @@
 
 namespace braid {
 
+// Llama 3's rope scaling (transformers' rope_type "llama3"): low frequencies are divided
+// by `factor`, high ones kept, the band between interpolated. It reaches the graph as
+// per-pair frequency factors (rope_freqs.weight), see llama3_rope_freq_factors.
+struct Llama3RopeScaling {
+  float factor = 0.0f;  // 0: none
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int original_context = 8192;
+};
+
 struct ModelConfig {
   std::string name = "model";
+  std::string architecture = "llama";  // GGUF general.architecture; its options below
   int n_embd = 0;       // d_model
   int n_ff = 0;         // feed-forward width (per expert for MoE)
   int n_head = 0;
@@ -35,7 +50,20 @@ struct ModelConfig {
   // is then the mix's base type (Q4_K for Q4_K_M).
   WeightMix weight_mix = WeightMix::None;
 
-  int head_dim() const { return n_embd / n_head; }
+  // Where architectures differ from LLaMA (set from `architecture` by
+  // apply_architecture, or by hand for presets and tests).
+  int n_head_dim = 0;             // per-head size; 0: n_embd / n_head (Qwen3 sets it)
+  bool qkv_bias = false;          // Qwen2: q, k and v projections add a bias (attn_q.bias, ...)
+  bool qk_norm = false;           // Qwen3: RMSNorm over each head of q and k before rope
+  bool tied_embeddings = false;   // no output.weight: the output projection is token_embd
+  // rope_freqs.weight [head_dim / 2]: pair i's rope frequency is divided by factor i
+  // (Llama 3 rope scaling). Random models compute it from rope_scaling.
+  bool rope_freq_factors = false;
+  Llama3RopeScaling rope_scaling;
+
+  int head_dim() const { return n_head_dim > 0 ? n_head_dim : n_embd / n_head; }
+  int q_dim() const { return n_head * head_dim(); }      // rows of attn_q, columns of attn_output
+  int kv_dim() const { return n_head_kv * head_dim(); }  // rows of attn_k and attn_v
   // Throws braid::Error when the numbers do not describe a model (zero sizes, heads
   // that do not divide, ...).
   void check() const;
@@ -70,7 +98,19 @@ class Model {
   std::vector<std::shared_ptr<const void>> storage_;
 };
 
-// Built-in presets with seeded random weights: tiny-256, llama-1b, llama-7b, moe-8x1b.
+// Sets the architecture-dependent options of `config` (rope mode, qkv_bias, qk_norm) from
+// its architecture name: "llama" (LLaMA, Llama 3, Mistral, Mixtral), "qwen2", "qwen3".
+// Throws braid::Error naming an unknown architecture.
+void apply_architecture(ModelConfig& config);
+std::vector<std::string> architecture_names();
+
+// The frequency factors of Llama 3 rope scaling, one per rotated pair (head_dim / 2):
+// 1 for high frequencies, scaling.factor for low ones, interpolated between, computed
+// as transformers computes its scaled inverse frequencies (factor = inv_freq / scaled).
+std::vector<float> llama3_rope_freq_factors(const Llama3RopeScaling& scaling, int head_dim, float rope_base);
+
+// Built-in presets with seeded random weights: tiny-256, llama-1b, llama-7b, moe-8x1b,
+// and the shapes of real models: llama3.2-1b, smollm2-135m.
 std::vector<std::string> preset_names();
 ModelConfig preset_config(const std::string& name);  // throws on an unknown name
 // Random weights (never zeros). layers > 0 overrides the preset's layer count.

@@ -35,14 +35,16 @@ TensorId mul_mat(Graph& g, TensorId w, TensorId x);
 // that streams could use is lost (the addition has to wait for the product anyway).
 TensorId mul_mat_add(Graph& g, TensorId w, TensorId x, TensorId plus);
 TensorId mul_mat_id(Graph& g, TensorId w, TensorId x, TensorId ids, int slot);
+// freq_factors (optional, f32 [dims/2], a weight): pair i's frequency is divided by
+// freq_factors[i] -- Llama 3's rope scaling, stored in GGUF files as rope_freqs.weight.
 TensorId rope(Graph& g, TensorId x, TensorId positions, int mode, int dims, float base,
-              float freq_scale = 1.0f);
+              float freq_scale = 1.0f, TensorId freq_factors = kNoTensor);
 TensorId kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions);
 // kv_write of rope(x, ...): a kv_write node whose parameters are rope's (dims > 0 says
 // rotate), one kernel instead of two for a layer's keys, whose rotated copy nothing
 // else reads. Equal to the two ops applied in turn.
 TensorId rope_kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions, int mode, int dims, float base,
-                       float freq_scale = 1.0f);
+                       float freq_scale = 1.0f, TensorId freq_factors = kNoTensor);
 TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,
                    float scale);
 TensorId silu(Graph& g, TensorId a);

@@ -209,7 +209,7 @@ namespace {
 
 // Checks rope's operands and parameters under the name `op`; the node's OpParams.
 OpParams rope_params(const Graph& g, TensorId x, TensorId positions, int mode, int dims, float base, float freq_scale,
-                     const char* op) {
+                     TensorId freq_factors, const char* op) {
   require_type(g, x, op, {DType::F32});
   require_type(g, positions, op, {DType::I32});
   require_rows_contiguous(g, x, op);
@@ -220,6 +220,12 @@ OpParams rope_params(const Graph& g, TensorId x, TensorId positions, int mode, i
           fmt::format("x {} must be [head_dim, heads, n] and positions {} [n]", describe(g, x),
                       describe(g, positions)));
   require(base > 0, op, "frequency base must be positive");
+  if (freq_factors != kNoTensor) {
+    require_type(g, freq_factors, op, {DType::F32});
+    require(g[freq_factors].is_contiguous() && g[freq_factors].dims() == 1 && g[freq_factors].ne[0] == dims / 2, op,
+            fmt::format("frequency factors {} must be a contiguous [{}] (one per rotated pair)",
+                        describe(g, freq_factors), dims / 2));
+  }
   OpParams p;
   p.i[0] = mode;
   p.i[1] = dims;
@@ -230,7 +236,7 @@ OpParams rope_params(const Graph& g, TensorId x, TensorId positions, int mode, i
 
 // kv_write's checks under the name `op`, then the node (params: rope's, or none).
 TensorId kv_write_node(Graph& g, TensorId cache, TensorId x, TensorId positions, const OpParams& params,
-                       const char* op) {
+                       TensorId freq_factors, const char* op) {
   require_type(g, cache, op, kFloat);
   require_type(g, x, op, {DType::F32});
   require_type(g, positions, op, {DType::I32});
@@ -244,24 +250,29 @@ TensorId kv_write_node(Graph& g, TensorId cache, TensorId x, TensorId positions,
           fmt::format("positions {} must have one entry per token of x {}", describe(g, positions),
                       describe(g, x)));
   require(g[x].ne[2] <= c.ne[2], op, fmt::format("{} tokens do not fit a cache of {}", g[x].ne[2], c.ne[2]));
-  return g.add_alias(Op::KvWrite, cache, c.ne, c.nb, 0, {cache, x, positions}, params);
+  std::vector<TensorId> src{cache, x, positions};
+  if (freq_factors != kNoTensor) src.push_back(freq_factors);
+  return g.add_alias(Op::KvWrite, cache, c.ne, c.nb, 0, std::move(src), params);
 }
 
 }  // namespace
 
-TensorId rope(Graph& g, TensorId x, TensorId positions, int mode, int dims, float base, float freq_scale) {
-  const OpParams p = rope_params(g, x, positions, mode, dims, base, freq_scale, "rope");
-  return g.add(Op::Rope, DType::F32, g[x].ne, {x, positions}, p);
+TensorId rope(Graph& g, TensorId x, TensorId positions, int mode, int dims, float base, float freq_scale,
+              TensorId freq_factors) {
+  const OpParams p = rope_params(g, x, positions, mode, dims, base, freq_scale, freq_factors, "rope");
+  std::vector<TensorId> src{x, positions};
+  if (freq_factors != kNoTensor) src.push_back(freq_factors);
+  return g.add(Op::Rope, DType::F32, g[x].ne, std::move(src), p);
 }
 
 TensorId kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions) {
-  return kv_write_node(g, cache, x, positions, OpParams{}, "kv_write");
+  return kv_write_node(g, cache, x, positions, OpParams{}, kNoTensor, "kv_write");
 }
 
 TensorId rope_kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions, int mode, int dims, float base,
-                       float freq_scale) {
-  const OpParams p = rope_params(g, x, positions, mode, dims, base, freq_scale, "rope_kv_write");
-  return kv_write_node(g, cache, x, positions, p, "rope_kv_write");
+                       float freq_scale, TensorId freq_factors) {
+  const OpParams p = rope_params(g, x, positions, mode, dims, base, freq_scale, freq_factors, "rope_kv_write");
+  return kv_write_node(g, cache, x, positions, p, freq_factors, "rope_kv_write");
 }
 
 TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,

@@ -1,10 +1,11 @@
-// LLaMA and Mixtral models to and from GGUF, with llama.cpp's key and tensor names.
+// Models to and from GGUF (LLaMA, Mixtral, Qwen2, Qwen3), with llama.cpp's key and
+// tensor names: keys under the architecture's name ("qwen2.embedding_length").
 //
 // Loading checks the file against the architecture before any weight is used: every
 // tensor braid's graph reads must be present with the shape the config implies and a
-// type braid computes with, and no tensor may be left over (a leftover such as
-// rope_freqs.weight means the file asks for computation braid does not do, and
-// ignoring it would give wrong results silently).
+// type braid computes with, and no tensor may be left over (a leftover such as a bias
+// in a LLaMA file means the file asks for computation braid does not do, and ignoring
+// it would give wrong results silently).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <set>
 
 #include "braid/gguf.h"
+#include "model/weight_names.h"
 
 namespace braid {
 namespace {
@@ -40,43 +42,76 @@ std::string describe(const ModelConfig& c) {
                      c.n_head_kv, c.n_vocab, c.n_expert);
 }
 
+// Llama 3 rope scaling from metadata, for files that name it ("llama3") but carry no
+// rope_freqs.weight; the factors are then computed as transformers computes them.
+Llama3RopeScaling read_llama3_scaling(const GgufFile& file, const std::string& arch) {
+  Llama3RopeScaling s;
+  s.factor = static_cast<float>(file.get_float(arch + ".rope.scaling.factor", 8.0));
+  s.low_freq_factor = static_cast<float>(file.get_float(arch + ".rope.scaling.low_freq_factor", s.low_freq_factor));
+  s.high_freq_factor = static_cast<float>(file.get_float(arch + ".rope.scaling.high_freq_factor", s.high_freq_factor));
+  s.original_context =
+      read_count(file, arch + ".rope.scaling.original_context_length", s.original_context, 1);
+  return s;
+}
+
 ModelConfig read_config(const GgufFile& file) {
-  const std::string arch = file.get_string("general.architecture");
-  if (arch != "llama") {
-    throw Error(fmt::format("{}: unsupported architecture '{}' (braid loads 'llama' files, Mixtral included)",
-                            file.source(), arch));
-  }
   ModelConfig c;
   c.name = file.get_string("general.name", std::filesystem::path(file.source()).stem().string());
-  c.n_embd = read_count(file, "llama.embedding_length", -1, 1);
-  c.n_ff = read_count(file, "llama.feed_forward_length", -1, 1);
-  c.n_layer = read_count(file, "llama.block_count", -1, 1);
-  c.n_head = read_count(file, "llama.attention.head_count", -1, 1);
-  c.n_head_kv = read_count(file, "llama.attention.head_count_kv", c.n_head, 1);
-  c.n_expert = read_count(file, "llama.expert_count", 0, 0);
-  c.n_expert_used = read_count(file, "llama.expert_used_count", c.n_expert > 0 ? -1 : 0, c.n_expert > 0 ? 1 : 0);
-  c.n_ctx = static_cast<int>(std::min<int64_t>(read_count(file, "llama.context_length", kMaxContext, 1), kMaxContext));
-  c.rms_eps = static_cast<float>(file.get_float("llama.attention.layer_norm_rms_epsilon", 1e-5));
-  c.rope_base = static_cast<float>(file.get_float("llama.rope.freq_base", 10000.0));
-  c.rope_mode = kRopeNormal;
+  c.architecture = file.get_string("general.architecture");
+  try {
+    apply_architecture(c);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", file.source(), e.what()));
+  }
+  const std::string& a = c.architecture;  // every key below is under the architecture's name
+  c.n_embd = read_count(file, a + ".embedding_length", -1, 1);
+  c.n_ff = read_count(file, a + ".feed_forward_length", -1, 1);
+  c.n_layer = read_count(file, a + ".block_count", -1, 1);
+  c.n_head = read_count(file, a + ".attention.head_count", -1, 1);
+  c.n_head_kv = read_count(file, a + ".attention.head_count_kv", c.n_head, 1);
+  c.n_expert = read_count(file, a + ".expert_count", 0, 0);
+  c.n_expert_used = read_count(file, a + ".expert_used_count", c.n_expert > 0 ? -1 : 0, c.n_expert > 0 ? 1 : 0);
+  c.n_ctx = static_cast<int>(std::min<int64_t>(read_count(file, a + ".context_length", kMaxContext, 1), kMaxContext));
+  c.rms_eps = static_cast<float>(file.get_float(a + ".attention.layer_norm_rms_epsilon", 1e-5));
+  c.rope_base = static_cast<float>(file.get_float(a + ".rope.freq_base", 10000.0));
 
   const auto fail = [&](const std::string& what) {
     throw Error(fmt::format("{}: {} ({})", file.source(), what, describe(c)));
   };
-  if (c.n_embd % c.n_head != 0) fail("embedding length is not a multiple of the head count");
+  // The head size is key_length when the file gives it (Qwen3: not n_embd / n_head).
+  const int64_t key_length = file.get_int(a + ".attention.key_length", 0);
+  if (key_length != 0) {
+    c.n_head_dim = read_count(file, a + ".attention.key_length", -1, 1);
+    if (c.n_head_dim == c.n_embd / c.n_head && c.n_embd % c.n_head == 0) c.n_head_dim = 0;  // the default
+  } else if (c.n_embd % c.n_head != 0) {
+    fail("embedding length is not a multiple of the head count");
+  }
   if (c.n_head % c.n_head_kv != 0) fail("head count is not a multiple of the KV head count");
   if (c.n_expert_used > c.n_expert) fail("more experts used than there are experts");
   if (!(c.rms_eps > 0) || !(c.rope_base > 0)) fail("rms epsilon and rope base must be positive");
   const int head_dim = c.head_dim();
-  if (read_count(file, "llama.rope.dimension_count", head_dim, 1) != head_dim) {
-    fail("rope over part of the head (llama.rope.dimension_count) is not supported");
+  if (read_count(file, a + ".rope.dimension_count", head_dim, 1) != head_dim) {
+    fail(fmt::format("rope over part of the head ({}.rope.dimension_count) is not supported", a));
   }
-  for (const char* key : {"llama.attention.key_length", "llama.attention.value_length"}) {
-    if (read_count(file, key, head_dim, 1) != head_dim) fail(fmt::format("{} differs from the head size", key));
+  if (read_count(file, a + ".attention.value_length", head_dim, 1) != head_dim) {
+    fail(fmt::format("{}.attention.value_length differs from the key length {}", a, head_dim));
   }
-  for (const char* key : {"llama.rope.scaling.factor", "llama.rope.scale_linear"}) {
-    const double factor = file.get_float(key, 1.0);
-    if (factor != 0.0 && factor != 1.0) fail(fmt::format("rope scaling ({} = {}) is not supported", key, factor));
+  // Llama 3 scaling arrives as rope_freqs.weight (llama.cpp's converter) or, failing
+  // that, as a scaling type "llama3" whose factors braid computes. Other scalings
+  // (linear, yarn) change the computation in ways braid does not do.
+  const std::string scaling_type = file.get_string(a + ".rope.scaling.type", "none");
+  if (file.find_tensor(kRopeFreqsName)) {
+    c.rope_freq_factors = true;
+  } else if (scaling_type == "llama3") {
+    c.rope_freq_factors = true;
+    c.rope_scaling = read_llama3_scaling(file, a);
+  } else if (scaling_type != "none") {
+    fail(fmt::format("rope scaling type '{}' is not supported (braid does llama3 scaling)", scaling_type));
+  } else {
+    for (const std::string& key : {a + ".rope.scaling.factor", a + ".rope.scale_linear"}) {
+      const double factor = file.get_float(key, 1.0);
+      if (factor != 0.0 && factor != 1.0) fail(fmt::format("rope scaling ({} = {}) is not supported", key, factor));
+    }
   }
   return c;
 }
@@ -148,31 +183,28 @@ Model load_gguf_model(const GgufFile& file) {
   }
   c.n_vocab = static_cast<int>(embedding.ne[1]);
 
-  const int64_t embd = c.n_embd, ff = c.n_ff, vocab = c.n_vocab, experts = c.n_expert;
-  const int64_t kv = static_cast<int64_t>(c.n_head_kv) * c.head_dim();
+  c.tied_embeddings = file.find_tensor(kOutputName) == nullptr;
+
+  // Every tensor the config implies (weight_specs), with the file's types: matrices may
+  // be any type braid computes with, the rest must be f32.
   TensorBinder binder(file, model);
-  binder.bind("token_embd.weight", {embd, vocab, 1, 1}, false);
+  binder.bind(kTokenEmbeddingName, {c.n_embd, c.n_vocab, 1, 1}, false);
   c.weight_type = model.tensors().back().type;
-  binder.bind("output_norm.weight", {embd, 1, 1, 1}, true);
-  binder.bind("output.weight", {embd, vocab, 1, 1}, false, /*optional=*/true);  // absent: tied to token_embd
-  for (int layer = 0; layer < c.n_layer; ++layer) {
-    const std::string p = fmt::format("blk.{}.", layer);
-    binder.bind(p + "attn_norm.weight", {embd, 1, 1, 1}, true);
-    binder.bind(p + "attn_q.weight", {embd, embd, 1, 1}, false);
-    binder.bind(p + "attn_k.weight", {embd, kv, 1, 1}, false);
-    binder.bind(p + "attn_v.weight", {embd, kv, 1, 1}, false);
-    binder.bind(p + "attn_output.weight", {embd, embd, 1, 1}, false);
-    binder.bind(p + "ffn_norm.weight", {embd, 1, 1, 1}, true);
-    if (experts == 0) {
-      binder.bind(p + "ffn_gate.weight", {embd, ff, 1, 1}, false);
-      binder.bind(p + "ffn_up.weight", {embd, ff, 1, 1}, false);
-      binder.bind(p + "ffn_down.weight", {ff, embd, 1, 1}, false);
-    } else {
-      binder.bind(p + "ffn_gate_inp.weight", {embd, experts, 1, 1}, false);
-      binder.bind(p + "ffn_gate_exps.weight", {embd, ff, experts, 1}, false);
-      binder.bind(p + "ffn_up_exps.weight", {embd, ff, experts, 1}, false);
-      binder.bind(p + "ffn_down_exps.weight", {ff, embd, experts, 1}, false);
+  if (c.rope_freq_factors && !file.find_tensor(kRopeFreqsName)) {
+    std::vector<float> factors;
+    try {
+      factors = llama3_rope_freq_factors(c.rope_scaling, c.head_dim(), c.rope_base);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", file.source(), e.what()));
     }
+    uint8_t* data = model.add_owned_tensor(kRopeFreqsName, DType::F32, {c.head_dim() / 2, 1, 1, 1});
+    from_f32(DType::F32, factors.data(), data, static_cast<int64_t>(factors.size()));
+  }
+  for (const WeightSpec& spec : weight_specs(c)) {
+    if (spec.name == kTokenEmbeddingName || (spec.role == WeightRole::RopeFreqs && model.find(spec.name))) continue;
+    const bool f32_only =
+        spec.role == WeightRole::Norm || spec.role == WeightRole::Bias || spec.role == WeightRole::RopeFreqs;
+    binder.bind(spec.name, spec.ne, f32_only);
   }
   binder.check_all_used();
   if (const WeightTensor* q = model.find("blk.0.attn_q.weight")) c.weight_type = q->type;
@@ -201,26 +233,36 @@ size_t token_count(const GgufFile& vocab) {
 void save_gguf_model(const Model& model, const std::string& path, const GgufFile* vocab_source) {
   const ModelConfig& c = model.config;
   GgufWriter writer;
-  writer.set("general.architecture", GgufValue::string("llama"));
+  ModelConfig expected = c;  // the options that the architecture's name implies
+  apply_architecture(expected);
+  if (expected.rope_mode != c.rope_mode || expected.qkv_bias != c.qkv_bias || expected.qk_norm != c.qk_norm) {
+    throw Error(fmt::format("model {}: its rope mode {}, q/k/v biases ({}) and q/k norms ({}) are not what '{}' files "
+                            "have",
+                            c.name, c.rope_mode, c.qkv_bias, c.qk_norm, c.architecture));
+  }
+  const std::string& a = c.architecture;
+  const auto u32 = [](int64_t v) { return GgufValue::u32(static_cast<uint32_t>(v)); };
+  writer.set("general.architecture", GgufValue::string(a));
   writer.set("general.name", GgufValue::string(c.name));
   writer.set("general.file_type", GgufValue::u32(llama_file_type(c.weight_type, c.weight_mix)));
   if (traits(c.weight_type).quantized) writer.set("general.quantization_version", GgufValue::u32(2));
-  writer.set("llama.vocab_size", GgufValue::u32(static_cast<uint32_t>(c.n_vocab)));
-  writer.set("llama.context_length", GgufValue::u32(static_cast<uint32_t>(c.n_ctx)));
-  writer.set("llama.embedding_length", GgufValue::u32(static_cast<uint32_t>(c.n_embd)));
-  writer.set("llama.block_count", GgufValue::u32(static_cast<uint32_t>(c.n_layer)));
-  writer.set("llama.feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.n_ff)));
-  writer.set("llama.rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.head_dim())));
-  writer.set("llama.attention.head_count", GgufValue::u32(static_cast<uint32_t>(c.n_head)));
-  writer.set("llama.attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(c.n_head_kv)));
-  writer.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_eps));
-  writer.set("llama.rope.freq_base", GgufValue::f32(c.rope_base));
-  if (c.n_expert > 0) {
-    writer.set("llama.expert_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert)));
-    writer.set("llama.expert_used_count", GgufValue::u32(static_cast<uint32_t>(c.n_expert_used)));
+  writer.set(a + ".vocab_size", u32(c.n_vocab));
+  writer.set(a + ".context_length", u32(c.n_ctx));
+  writer.set(a + ".embedding_length", u32(c.n_embd));
+  writer.set(a + ".block_count", u32(c.n_layer));
+  writer.set(a + ".feed_forward_length", u32(c.n_ff));
+  writer.set(a + ".rope.dimension_count", u32(c.head_dim()));
+  writer.set(a + ".attention.head_count", u32(c.n_head));
+  writer.set(a + ".attention.head_count_kv", u32(c.n_head_kv));
+  if (c.n_head_dim > 0) {
+    writer.set(a + ".attention.key_length", u32(c.head_dim()));
+    writer.set(a + ".attention.value_length", u32(c.head_dim()));
   }
-  if (c.rope_mode != kRopeNormal) {
-    throw Error(fmt::format("model {}: llama GGUF files use normal rope, this model uses mode {}", c.name, c.rope_mode));
+  writer.set(a + ".attention.layer_norm_rms_epsilon", GgufValue::f32(c.rms_eps));
+  writer.set(a + ".rope.freq_base", GgufValue::f32(c.rope_base));
+  if (c.n_expert > 0) {
+    writer.set(a + ".expert_count", u32(c.n_expert));
+    writer.set(a + ".expert_used_count", u32(c.n_expert_used));
   }
   if (vocab_source) {
     const size_t tokens = token_count(*vocab_source);

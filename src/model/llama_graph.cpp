@@ -12,6 +12,11 @@
 // an independent branch (gate, up, down for the expert in that slot), combined by the
 // router weights.
 //
+// The options of ModelConfig add, per layer: a bias after each of q, k, v (qkv_bias,
+// Qwen2); an RMSNorm over each head of q and of k before rope (qk_norm, Qwen3); and to
+// every rope, frequency factors (rope_freq_factors, Llama 3). A head size other than
+// n_embd / n_head (Qwen3) changes only the widths of q and of the attention output.
+//
 // With GraphOptions::fuse_projections, q/k/v is one mul_mat over attn_qkv and gate/up one
 // over ffn_gate_up (one mul_mat_id per slot over ffn_gate_up_exps); strided views split
 // the products, so the branches above become single, wider nodes.
@@ -70,12 +75,13 @@ class Builder {
 
     TensorId x = ops::get_rows(g_, spec_weight(kTokenEmbeddingName), mg.tokens);
     g_[x].name = "embedding";
+    rope_freqs_ = c_.rope_freq_factors ? spec_weight(kRopeFreqsName) : kNoTensor;
     for (int l = 0; l < c_.n_layer; ++l) x = layer(l, x, mg.positions, n);
 
     if (!options.all_logits && n > 1) x = ops::row(g_, x, n - 1);
     x = ops::rms_norm(g_, x, spec_weight(kOutputNormName), c_.rms_eps);
     g_[x].name = "output_norm";
-    mg.logits = ops::mul_mat(g_, spec_weight(kOutputName), x);
+    mg.logits = ops::mul_mat(g_, output_weight(), x);
     g_[mg.logits].name = "logits";
     g_.mark_output(mg.logits);
     g_.finalize();
@@ -92,6 +98,14 @@ class Builder {
     return weight(s.name, s.type, s.ne);
   }
   TensorId layer_weight(int l, const char* what) { return spec_weight(braid::layer_weight(l, what)); }
+
+  // The output projection: output.weight, or with tied embeddings a leaf of that name
+  // whose bytes are token_embd's (weight() finds them).
+  TensorId output_weight() {
+    if (!c_.tied_embeddings) return spec_weight(kOutputName);
+    const WeightSpec& embedding = spec(kTokenEmbeddingName);
+    return weight(kOutputName, embedding.type, embedding.ne);
+  }
 
   // When fusing, the group's concatenated weight; kNoTensor when not fusing or when the
   // model keeps the group's parts apart (they differ in type).
@@ -137,15 +151,23 @@ class Builder {
         TensorId p = named(ops::mul_mat(g_, layer_weight(l, kFusedQkv.parts[i].c_str()), h), l, names[i]);
         out[i] = ops::reshape(g_, p, {hd, heads[i], n, 1});
       }
-      return out;
+    } else {
+      const TensorId product = named(ops::mul_mat(g_, fused, h), l, "qkv");
+      const size_t f = g_[product].nb[0], row = g_[product].nb[1];
+      const std::array<size_t, kMaxDims> nb{f, static_cast<size_t>(hd) * f, row, row * static_cast<size_t>(n)};
+      size_t offset = 0;
+      for (size_t i = 0; i < 3; ++i) {
+        out[i] = named(ops::view(g_, product, {hd, heads[i], n, 1}, nb, offset), l, names[i]);
+        offset += static_cast<size_t>(hd * heads[i]) * f;
+      }
     }
-    const TensorId product = named(ops::mul_mat(g_, fused, h), l, "qkv");
-    const size_t f = g_[product].nb[0], row = g_[product].nb[1];
-    const std::array<size_t, kMaxDims> nb{f, static_cast<size_t>(hd) * f, row, row * static_cast<size_t>(n)};
-    size_t offset = 0;
-    for (size_t i = 0; i < 3; ++i) {
-      out[i] = named(ops::view(g_, product, {hd, heads[i], n, 1}, nb, offset), l, names[i]);
-      offset += static_cast<size_t>(hd * heads[i]) * f;
+    if (c_.qkv_bias) {
+      // The bias [hd * heads] seen as [hd, heads], repeated over the tokens.
+      const std::array<const char*, 3> biased{"q_bias", "k_bias", "v_bias"};
+      for (size_t i = 0; i < 3; ++i) {
+        const TensorId bias = spec_weight(layer_bias(l, kFusedQkv.parts[i].c_str()));
+        out[i] = named(ops::add(g_, out[i], ops::reshape(g_, bias, {hd, heads[i], 1, 1})), l, biased[i]);
+      }
     }
     return out;
   }
@@ -154,18 +176,23 @@ class Builder {
     const int64_t hd = c_.head_dim();
     TensorId h = named(ops::rms_norm(g_, x, layer_weight(l, "attn_norm"), c_.rms_eps), l, "attn_norm");
     auto [q, k, v] = qkv(l, h, n);
+    if (c_.qk_norm) {
+      q = named(ops::rms_norm(g_, q, layer_weight(l, "attn_q_norm"), c_.rms_eps), l, "q_norm");
+      k = named(ops::rms_norm(g_, k, layer_weight(l, "attn_k_norm"), c_.rms_eps), l, "k_norm");
+    }
     const int dims = static_cast<int>(hd);
-    q = named(ops::rope(g_, q, positions, c_.rope_mode, dims, c_.rope_base), l, "q_rope");
+    q = named(ops::rope(g_, q, positions, c_.rope_mode, dims, c_.rope_base, 1.0f, rope_freqs_), l, "q_rope");
 
     const Graph::Shape cache_shape{hd, c_.n_head_kv, c_.n_ctx, 1};
     TensorId k_cache = g_.state(fmt::format("cache_k.{}", l), c_.cache_type, cache_shape);
     TensorId v_cache = g_.state(fmt::format("cache_v.{}", l), c_.cache_type, cache_shape);
     // Only the cache reads the rotated keys: rotate them on the way in (one kernel).
-    k_cache = named(ops::rope_kv_write(g_, k_cache, k, positions, c_.rope_mode, dims, c_.rope_base), l, "k_cache");
+    k_cache = named(ops::rope_kv_write(g_, k_cache, k, positions, c_.rope_mode, dims, c_.rope_base, 1.0f, rope_freqs_),
+                    l, "k_cache");
     v_cache = named(ops::kv_write(g_, v_cache, v, positions), l, "v_cache");
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     TensorId a = named(ops::attention(g_, q, k_cache, v_cache, positions, scale), l, "attention");
-    a = ops::reshape(g_, a, {c_.n_embd, n, 1, 1});
+    a = ops::reshape(g_, a, {c_.q_dim(), n, 1, 1});
     // The residual additions ride on the output projections (mul_mat_add).
     x = named(ops::mul_mat_add(g_, layer_weight(l, "attn_output"), a, x), l, "attn_out");
 
@@ -225,6 +252,7 @@ class Builder {
   Graph& g_;
   std::vector<WeightSpec> specs_;
   bool fuse_ = false;
+  TensorId rope_freqs_ = kNoTensor;  // every rope's frequency factors, when the model has them
 };
 
 }  // namespace

@@ -12,8 +12,9 @@ void ModelConfig::check() const {
   require(n_embd > 0 && n_ff > 0 && n_head > 0 && n_layer > 0 && n_vocab > 0 && n_ctx > 0,
           fmt::format("sizes must be positive (embd {}, ff {}, heads {}, layers {}, vocab {}, ctx {})",
                       n_embd, n_ff, n_head, n_layer, n_vocab, n_ctx));
-  require(n_embd % n_head == 0, fmt::format("{} heads do not divide embedding {}", n_head, n_embd));
-  require(head_dim() % 2 == 0, fmt::format("head size {} must be even for rope", head_dim()));
+  require(n_head_dim >= 0, fmt::format("head size {} is negative", n_head_dim));
+  require(n_head_dim > 0 || n_embd % n_head == 0, fmt::format("{} heads do not divide embedding {}", n_head, n_embd));
+  require(head_dim() > 0 && head_dim() % 2 == 0, fmt::format("head size {} must be even for rope", head_dim()));
   require(n_head_kv > 0 && n_head % n_head_kv == 0,
           fmt::format("{} kv heads do not divide {} heads", n_head_kv, n_head));
   require(n_expert == 0 || (n_expert_used > 0 && n_expert_used <= n_expert),
@@ -23,9 +24,9 @@ void ModelConfig::check() const {
   // K-quant matrices whose rows are not a multiple of 256 fall back to a 32-element type
   // (weight_mix.h), so 32 is what every quantized type needs.
   const int block = traits(weight_type).quantized ? kQuantBlock : traits(weight_type).block_elements;
-  require(n_embd % block == 0 && n_ff % block == 0,
-          fmt::format("{} weights need embedding {} and ff {} divisible by {}", traits(weight_type).name,
-                      n_embd, n_ff, block));
+  require(n_embd % block == 0 && n_ff % block == 0 && q_dim() % block == 0,
+          fmt::format("{} weights need embedding {}, ff {} and q width {} divisible by {}", traits(weight_type).name,
+                      n_embd, n_ff, q_dim(), block));
   require(!traits(cache_type).quantized && cache_type != DType::I32,
           fmt::format("cache type {} is not supported", traits(cache_type).name));
 }

@@ -28,12 +28,35 @@ ModelConfig preset(const char* name, int embd, int ff, int heads, int kv_heads, 
   return c;
 }
 
+// Llama 3.2 1B's shapes: tied embeddings, a 128k vocabulary, and Llama 3 rope (base
+// 500000, scaled by 32 beyond an original context of 8192, as its config.json says).
+ModelConfig llama32_1b() {
+  ModelConfig c = preset("llama3.2-1b", 2048, 8192, 32, 8, 16);
+  c.n_vocab = 128256;
+  c.tied_embeddings = true;
+  c.rope_base = 500000.0f;
+  c.rope_freq_factors = true;
+  c.rope_scaling = Llama3RopeScaling{32.0f, 1.0f, 4.0f, 8192};
+  return c;
+}
+
+// SmolLM2-135M's shapes: 9 heads of 64 over 3 KV heads, tied embeddings.
+ModelConfig smollm2_135m() {
+  ModelConfig c = preset("smollm2-135m", 576, 1536, 9, 3, 30);
+  c.n_vocab = 49152;
+  c.tied_embeddings = true;
+  c.rope_base = 100000.0f;
+  return c;
+}
+
 const std::map<std::string, ModelConfig>& presets() {
   static const std::map<std::string, ModelConfig> table = {
       {"tiny-256", preset("tiny-256", 256, 768, 8, 8, 8)},
       {"llama-1b", preset("llama-1b", 2048, 8192, 32, 8, 16)},
       {"llama-7b", preset("llama-7b", 4096, 11008, 32, 32, 32)},
       {"moe-8x1b", preset("moe-8x1b", 2048, 5632, 32, 8, 16, 8, 2)},
+      {"llama3.2-1b", llama32_1b()},
+      {"smollm2-135m", smollm2_135m()},
   };
   return table;
 }
@@ -98,9 +121,15 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
   for (const WeightSpec& spec : weight_specs(config)) {
     uint8_t* data = model.add_owned_tensor(spec.name, spec.type, spec.ne);
     const int64_t elements = spec.ne[0] * spec.ne[1] * spec.ne[2] * spec.ne[3];
-    // Norm weights near 1; matrices with variance 1/fan_in so activations keep their scale.
-    const bool norm = spec.ne[1] == 1 && spec.ne[2] == 1;
-    const float spread = norm ? 0.1f : std::sqrt(3.0f / static_cast<float>(spec.ne[0]));
+    if (spec.role == WeightRole::RopeFreqs) {
+      const std::vector<float> factors = llama3_rope_freq_factors(config.rope_scaling, config.head_dim(), config.rope_base);
+      from_f32(DType::F32, factors.data(), data, elements);
+      continue;
+    }
+    // Norm weights near 1, biases near 0; matrices with variance 1/fan_in so activations
+    // keep their scale.
+    const bool norm = spec.role == WeightRole::Norm, bias = spec.role == WeightRole::Bias;
+    const float spread = norm || bias ? 0.1f : std::sqrt(3.0f / static_cast<float>(spec.ne[0]));
     fill_random(data, spec.type, elements, seed * 1000003ull + ++index, norm ? 1.0f : 0.0f,
                 spec.name == kTokenEmbeddingName ? 1.0f : spread);
   }

@@ -456,7 +456,7 @@ void launch_kv_write(const NodeLaunch& launch) {
   const dim3 grid = rope_grid(x.ne[1], x.ne[2]);
   cudaStream_t stream = launch.ctx.stream;
   const int64_t slots = cache.ne[2];
-  const RopeParams rope = rope_params(launch.node.params);
+  const RopeParams rope = rope_params(launch, 3);
   switch (cache.type) {
     case DType::F32:
       launch_kernel(kv_write_kernel<float>, grid, kRopeThreads, 0, stream, x, positions, rope,

@@ -21,7 +21,7 @@ __global__ void rope_kernel(StridedTensor x, const int32_t* positions, RopeParam
 
 void launch_rope(const NodeLaunch& launch) {
   const StridedTensor x = strided(launch.src(0), launch.src_data(0));
-  const RopeParams p = rope_params(launch.node.params);
+  const RopeParams p = rope_params(launch, 2);
   if (x.ne[1] == 0 || x.ne[2] == 0) return;
   if (x.ne[2] > 65535) throw Error(launch.label() + ": more than 65535 tokens");
   launch_kernel(rope_kernel, rope_grid(x.ne[1], x.ne[2]), kRopeThreads, 0, launch.ctx.stream, x,

@@ -1,6 +1,7 @@
 // Rotary position embedding. x is [head_dim, heads, n] (strided in dims 1..2), positions
 // [n] are read from device memory. Pair i (0 <= i < dims/2) turns by
-//   theta = position * base^(-2i/dims) * freq_scale;
+//   theta = position * base^(-2i/dims) * freq_scale / freq_factors[i]
+// (freq_factors: Llama 3's rope scaling, an optional f32 [dims/2] operand; 1 without it);
 // mode 0 pairs (x[2i], x[2i+1]), mode 2 (NeoX) pairs (x[i], x[i + dims/2]). Elements at
 // or beyond `dims` pass through. theta and its sine and cosine are computed in double:
 // at positions in the tens of thousands a float theta loses ~1e-3 radians.
@@ -10,16 +11,24 @@
 
 namespace braid::cuda {
 
-// Rope's parameters (OpParams i[0], i[1], f[0], f[1]); dims 0 means no rotation (a
-// plain kv_write).
+// Rope's parameters (OpParams i[0], i[1], f[0], f[1]) and the frequency factors' device
+// address (null when the node has none); dims 0 means no rotation (a plain kv_write).
 struct RopeParams {
   int mode;
   int dims;
   float base;
   float freq_scale;
+  const float* freq_factors;
 };
 
-inline RopeParams rope_params(const OpParams& p) { return {p.i[0], p.i[1], p.f[0], p.f[1]}; }
+// The node's rope parameters; its source `factors_src`, when present, is the factors.
+inline RopeParams rope_params(const NodeLaunch& launch, size_t factors_src) {
+  const OpParams& p = launch.node.params;
+  const float* factors = launch.node.src.size() > factors_src
+                             ? reinterpret_cast<const float*>(launch.src_data(factors_src))
+                             : nullptr;
+  return {p.i[0], p.i[1], p.f[0], p.f[1], factors};
+}
 
 // Heads a block of the rope and kv_write kernels covers: each thread's pair index then
 // repeats across the heads it visits, so it computes its angle (a double pow and sincos)
@@ -42,8 +51,9 @@ __device__ __forceinline__ void rope_heads(const RopeParams& p, double position,
     const int i = w % pairs;
     const int h = head0 + w / pairs;
     if (i != angle_of) {
-      const double theta =
+      double theta =
           position * pow(static_cast<double>(p.base), -2.0 * i / p.dims) * static_cast<double>(p.freq_scale);
+      if (p.freq_factors != nullptr) theta /= static_cast<double>(p.freq_factors[i]);
       sincos(theta, &sin_theta, &cos_theta);
       angle_of = i;
     }
