@@ -88,9 +88,11 @@ TEST(ChatSmolLM2, PromptIdsAndGreedyRepliesEqualTheReferences) {
   }
 }
 
-// `braid chat`'s path (ChatSession: template, special tokens, end of turn) under every
-// plan policy gives the reference reply: multi-stream plans compute the same bits.
-TEST(ChatSmolLM2, ChatSessionRepliesAlikeUnderEveryPolicy) {
+// `braid chat`'s path (ChatSession: template, special tokens, end of turn) under the
+// serial plan and two multi-stream plans (the pull request's rule and braid's cost model)
+// gives the reference reply: multi-stream plans compute the same bits. (auto picks one of
+// these plans; timing its candidates on the CPU reference would take minutes.)
+TEST(ChatSmolLM2, ChatSessionRepliesAlikeUnderSerialAndMultiStreamPlans) {
   const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
   if (path.empty()) return;
   const GgufFile file = GgufFile::open(path);
@@ -102,13 +104,11 @@ TEST(ChatSmolLM2, ChatSessionRepliesAlikeUnderEveryPolicy) {
   ASSERT_EQ(messages.size(), 1u);
   const ChatTemplate t =
       choose_chat_template("", file.get_string("tokenizer.chat_template", ""), tokenizer->vocabulary());
-  for (const Policy policy : {Policy::Serial, Policy::Branch, Policy::Levels, Policy::Chains, Policy::Cost,
-                              Policy::Auto}) {
+  for (const Policy policy : {Policy::Serial, Policy::Branch, Policy::Cost}) {
     SCOPED_TRACE(std::string(policy_name(policy)));
     auto backend = make_cpu_backend();
     RunnerOptions options;
     options.policy = policy;
-    options.autotune.use_cache = false;
     ModelRunner runner(model, *backend, options);
     ChatSession session(runner, *tokenizer, t, "");
     const GenerateResult r = session.send(messages[0].content, greedy(ref));
