@@ -101,12 +101,14 @@ def main():
     ap.add_argument("--rss-growth-mb", type=float, default=32, help="most resident growth allowed after warm-up")
     args = ap.parse_args()
 
+    # A client that hangs up holds its slot until the server's next step, and may already
+    # have sent its next request: a queue of twice the clients keeps 503 out of this test.
     proc = None
     if args.url:
         host, port = args.url.removeprefix("http://").split(":")
     else:
         proc = subprocess.Popen([args.braid, "serve", "-m", args.model, "--port", "0", "--parallel", str(args.parallel),
-                                 "--queue", str(args.clients), "--ctx", "256", "--chat-template", "chatml"],
+                                 "--queue", str(2 * args.clients), "--ctx", "256", "--chat-template", "chatml"],
                                 stdout=subprocess.PIPE, text=True)
         line = proc.stdout.readline()
         if "listening on" not in line:

@@ -41,9 +41,15 @@ Engine::Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions opt
   const std::vector<int> sizes = chunk_batch_sizes(options_.scheduler.chunk_size);
   for (int s = 0; s < options_.scheduler.slots; ++s) {
     Slot slot;
-    slot.backend = make_backend(options_.backend);
-    slot.runner = std::make_unique<ModelRunner>(model_, *slot.backend, options_.runner);
-    slot.runner->prepare(sizes);
+    try {
+      slot.backend = make_backend(options_.backend);
+      slot.runner = std::make_unique<ModelRunner>(model_, *slot.backend, options_.runner);
+      slot.runner->prepare(sizes);
+    } catch (const std::exception& e) {
+      // Out of device or host memory, most likely: say what to lower.
+      throw Error(fmt::format("serve: slot {} of {} could not be made on {} ({}): lower --parallel or --ctx", s + 1,
+                              options_.scheduler.slots, options_.backend, e.what()));
+    }
     slots_.push_back(std::move(slot));
   }
   pool_ = std::make_unique<StepPool>(std::max(1, std::min(options_.threads, options_.scheduler.slots)));
