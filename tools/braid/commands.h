@@ -51,6 +51,7 @@ void add_tokenize_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_make_model_command(CLI::App& app);
 void add_stress_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
   add_bench_command(app);
@@ -64,6 +65,7 @@ inline void register_commands(CLI::App& app) {
   add_info_command(app);
   add_make_model_command(app);
   add_stress_command(app);
+  add_serve_command(app);
 }
 
 }  // namespace braid::cli

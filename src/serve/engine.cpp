@@ -1,0 +1,205 @@
+// Engine: see Note [A step is not yet one batched graph] in engine.h.
+#include "serve/engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <span>
+
+#include "braid/graph.h"
+
+namespace braid::serve {
+
+using Clock = std::chrono::steady_clock;
+
+struct Engine::Active {
+  Active(RequestId id, Job j)
+      : handle(std::make_shared<RequestHandle>(id)), job(std::move(j)), sampler(job.sampling), text(job.stop) {
+    for (int32_t t : job.prompt) sampler.accept(t);  // (as generate_tokens does, for the repetition penalty)
+  }
+  std::shared_ptr<RequestHandle> handle;
+  Job job;
+  Sampler sampler;
+  TextStream text;
+  int slot = -1;
+  int32_t next = -1;  // the token sampled last, which the next decode step evaluates
+  int generated = 0;
+  std::vector<int32_t> tokens;  // generated
+  bool ended = false;
+  Clock::time_point arrived = Clock::now();
+  // This step's evaluation (written by a pool thread, read after the step).
+  std::vector<float> logits;
+  std::string error;
+};
+
+Engine::Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions options, Metrics* metrics)
+    : model_(model), tokenizer_(tokenizer), options_(options), metrics_(metrics), scheduler_(options.scheduler) {
+  if (tokenizer_.vocabulary().size() > model_.config.n_vocab) {
+    throw Error(fmt::format("the tokenizer has {} tokens but the model only {}", tokenizer_.vocabulary().size(),
+                            model_.config.n_vocab));
+  }
+  const std::vector<int> sizes = chunk_batch_sizes(options_.scheduler.chunk_size);
+  for (int s = 0; s < options_.scheduler.slots; ++s) {
+    Slot slot;
+    try {
+      slot.backend = make_backend(options_.backend);
+      slot.runner = std::make_unique<ModelRunner>(model_, *slot.backend, options_.runner);
+      slot.runner->prepare(sizes);
+    } catch (const std::exception& e) {
+      // Out of device or host memory, most likely: say what to lower.
+      throw Error(fmt::format("serve: slot {} of {} could not be made on {} ({}): lower --parallel or --ctx", s + 1,
+                              options_.scheduler.slots, options_.backend, e.what()));
+    }
+    slots_.push_back(std::move(slot));
+  }
+  pool_ = std::make_unique<StepPool>(std::max(1, std::min(options_.threads, options_.scheduler.slots)));
+  if (metrics_) metrics_->set_scheduler(0, 0, slots());
+  thread_ = std::thread(&Engine::loop, this);
+}
+
+Engine::~Engine() { stop(); }
+
+std::shared_ptr<RequestHandle> Engine::submit(Job job) {
+  std::shared_ptr<RequestHandle> handle;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return nullptr;
+    const RequestId id = next_id_;
+    if (!scheduler_.enqueue(id, static_cast<int>(job.prompt.size()))) return nullptr;
+    ++next_id_;
+    auto active = std::make_unique<Active>(id, std::move(job));
+    handle = active->handle;
+    arrived_.emplace(id, std::move(active));
+    if (metrics_) metrics_->set_scheduler(scheduler_.waiting(), scheduler_.running(), slots());
+  }
+  wake_.notify_all();
+  return handle;
+}
+
+void Engine::cancel(RequestId id) {
+  {
+    std::lock_guard lock(mutex_);
+    scheduler_.cancel(id);
+  }
+  wake_.notify_all();
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mutex_);
+  for (auto* requests : {&active_, &arrived_}) {
+    for (auto& [id, a] : *requests) a->handle->finish(FinishReason::Error, {}, "the server is stopping");
+    requests->clear();
+  }
+}
+
+void Engine::loop() {
+  while (true) {
+    StepPlan plan;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !scheduler_.idle(); });
+      if (stopping_) return;
+      for (auto& [id, a] : arrived_) active_.emplace(id, std::move(a));
+      arrived_.clear();
+      plan = scheduler_.schedule();
+      if (metrics_) metrics_->set_scheduler(scheduler_.waiting(), scheduler_.running(), slots());
+    }
+    run_step(plan);
+    std::lock_guard lock(mutex_);
+    scheduler_.completed(plan);
+    for (const SlotWork& w : plan.work) {
+      if (active_.at(w.id)->ended) scheduler_.finish(w.id);
+    }
+  }
+}
+
+void Engine::run_step(const StepPlan& plan) {
+  for (const Retired& r : plan.retired) {
+    auto it = active_.find(r.id);
+    if (it == active_.end()) continue;
+    if (r.cancelled) {
+      end(*it->second, FinishReason::Cancelled);
+      if (metrics_) metrics_->count_cancelled();
+    }
+    active_.erase(it);
+  }
+  for (const auto& [id, slot] : plan.admitted) {
+    active_.at(id)->slot = slot;
+    slots_[static_cast<size_t>(slot)].runner->reset();
+  }
+  if (plan.work.empty()) return;
+
+  // Each slot's evaluation, side by side: separate runners, backends and caches, so
+  // nothing is shared but the (read-only) model and the plan.
+  pool_->run(static_cast<int>(plan.work.size()), [&](int i) {
+    const SlotWork& w = plan.work[static_cast<size_t>(i)];
+    Active& a = *active_.at(w.id);
+    a.error.clear();
+    try {
+      ModelRunner& runner = *slots_[static_cast<size_t>(w.slot)].runner;
+      if (w.decode) {
+        a.logits = runner.eval({a.next});
+      } else {
+        const auto begin = a.job.prompt.begin() + w.begin;
+        a.logits = runner.eval(std::vector<int32_t>(begin, begin + w.count));
+      }
+    } catch (const std::exception& e) {
+      a.error = e.what();
+    }
+  });
+  if (metrics_) metrics_->count_step(plan.tokens());
+
+  for (const SlotWork& w : plan.work) {
+    Active& a = *active_.at(w.id);
+    if (!a.error.empty()) {
+      end(a, FinishReason::Error, a.error);
+      continue;
+    }
+    if (!w.decode && metrics_) metrics_->add_prompt_tokens(w.count);
+    if (!w.decode && !w.last_chunk) continue;
+    next_token(a, a.logits, slots_[static_cast<size_t>(w.slot)].runner->position());
+  }
+}
+
+// The steps of generate_tokens, one token at a time.
+void Engine::next_token(Active& a, const std::vector<float>& logits, int position) {
+  // A model may have more logits than pieces (a padded embedding): only pieces can be chosen.
+  const size_t pieces = static_cast<size_t>(tokenizer_.vocabulary().size());
+  const int32_t token = a.sampler.sample(std::span<const float>(logits.data(), std::min(pieces, logits.size())));
+  if (tokenizer_.is_end_of_generation(token)) {
+    end(a, FinishReason::Stop);
+    return;
+  }
+  a.sampler.accept(token);
+  ++a.generated;
+  a.tokens.push_back(token);
+  if (metrics_) {
+    metrics_->add_generated_tokens(1);
+    if (a.generated == 1) {
+      metrics_->observe_time_to_first_token(std::chrono::duration<double>(Clock::now() - a.arrived).count());
+    }
+  }
+  a.handle->push_text(a.text.push(tokenizer_.token_to_piece(token)));
+  if (a.text.stopped()) {
+    end(a, FinishReason::Stop);
+  } else if (a.generated >= a.job.max_tokens || position >= model_.config.n_ctx) {
+    end(a, FinishReason::Length);  // (no decode step for a token nobody will read)
+  } else {
+    a.next = token;
+  }
+}
+
+void Engine::end(Active& a, FinishReason reason, std::string error) {
+  if (a.ended) return;
+  a.ended = true;
+  if (reason == FinishReason::Stop || reason == FinishReason::Length) a.handle->push_text(a.text.finish());
+  a.handle->finish(reason, {static_cast<int>(a.job.prompt.size()), a.generated}, std::move(error), std::move(a.tokens));
+}
+
+}  // namespace braid::serve

@@ -1,0 +1,107 @@
+// The engine of `braid serve`: one thread that runs the scheduler's step plans.
+//
+// Note [A step is not yet one batched graph]
+// Continuous batching in its full form evaluates one graph per step whose batch is every
+// running sequence (per-sequence positions and KV regions inside the attention kernels).
+// braid has no such graph yet. Until it does, each slot owns a ModelRunner on its own
+// Backend -- its own KV cache; the CPU backend reads the weights in place, so a CPU slot
+// costs its cache and arenas only, while a CUDA slot uploads its own copy of the weights
+// (so `--backend cuda` defaults to one slot) -- and a step runs each running slot's
+// evaluation (a decode token or a prompt chunk) side by side on a small thread pool.
+// Sequences join and leave between steps as the scheduler decides; when the batched graph
+// comes, only Engine::run_step changes.
+//
+// Every slot runner prepares the batch sizes 1, 2, ..., chunk_size at start-up (see Note
+// [Prompt chunks are a function of the prompt alone] in scheduler.h), which the auto
+// policy needs: it tunes a batch size before a sequence starts or not at all.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "braid/backend.h"
+#include "braid/runner.h"
+#include "braid/sampling.h"
+#include "braid/tokenizer.h"
+#include "serve/metrics.h"
+#include "serve/request_handle.h"
+#include "serve/scheduler.h"
+#include "serve/step_pool.h"
+#include "serve/text_stream.h"
+
+namespace braid::serve {
+
+struct EngineOptions {
+  SchedulerOptions scheduler;
+  RunnerOptions runner;
+  std::string backend = "cpu";  // "cpu" or "cuda"
+  int threads = 1;              // slot evaluations run on this many threads per step
+};
+
+// A request ready to run: its prompt in tokens and how to sample and stop.
+struct Job {
+  std::vector<int32_t> prompt;
+  int max_tokens = 1;
+  SamplingOptions sampling;
+  std::vector<std::string> stop;
+};
+
+class Engine {
+ public:
+  // The model and tokenizer must outlive the engine. Makes one backend and runner per
+  // slot and prepares them (braid::Error when a backend cannot be made).
+  Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions options, Metrics* metrics = nullptr);
+  ~Engine();  // stop()
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a request; null when the queue is full. The prompt must fit the context with
+  // room for one token (the caller checks: check_prompt_length).
+  std::shared_ptr<RequestHandle> submit(Job job);
+  // Frees the request's slot at the next step (its client went away); its handle gets
+  // FinishReason::Cancelled.
+  void cancel(RequestId id);
+  // Ends every request (FinishReason::Error, "the server is stopping") and the thread.
+  void stop();
+
+  int slots() const { return options_.scheduler.slots; }
+  int n_ctx() const { return model_.config.n_ctx; }
+
+ private:
+  struct Active;
+  struct Slot {
+    std::unique_ptr<Backend> backend;
+    std::unique_ptr<ModelRunner> runner;
+  };
+  void loop();
+  void run_step(const StepPlan& plan);
+  // Samples from `logits` and hands the token to the client; false when the request ended.
+  void next_token(Active& a, const std::vector<float>& logits, int position);
+  void end(Active& a, FinishReason reason, std::string error = {});
+
+  const Model& model_;
+  const Tokenizer& tokenizer_;
+  EngineOptions options_;
+  Metrics* metrics_;
+  std::vector<Slot> slots_;
+  std::unique_ptr<StepPool> pool_;
+
+  std::mutex mutex_;  // guards scheduler_, arrived_, stopping_, next_id_
+  std::condition_variable wake_;
+  Scheduler scheduler_;
+  std::map<RequestId, std::unique_ptr<Active>> arrived_;  // submitted, not yet seen by the loop
+  RequestId next_id_ = 1;
+  bool stopping_ = false;
+
+  std::map<RequestId, std::unique_ptr<Active>> active_;  // the loop's own
+  std::thread thread_;
+};
+
+}  // namespace braid::serve
