@@ -66,9 +66,8 @@ class Executable {
   virtual double time_runs_ms(int runs);
   // Runs the plan once with the staged inputs, waits for it and returns its time in
   // milliseconds: a real step that is also a measurement (the auto policy's guard). The
-  // default uses the host clock (run + synchronize), on every backend for now: CUDA events
-  // around the run would leave out the launch; that version waits on branch
-  // cuda-kquant-int8 for a GPU to test it on.
+  // default uses the host clock (run + synchronize), on every backend for now; a CUDA
+  // version timed by events waits on branch cuda-kquant-int8 for a GPU to test it on.
   virtual double run_timed_ms();
 };
 

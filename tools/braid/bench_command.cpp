@@ -191,7 +191,7 @@ void add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Measure prompt (pp) and generation (tg) tokens/s for each plan policy; with no model, a built-in default");
   cmd->add_option("-m,--model", o->files, "GGUF model files");
-  cmd->add_option("--preset", o->presets, "Built-in models: tiny-256, llama-1b, llama-7b, moe-8x1b")->delimiter(',');
+  cmd->add_option("--preset", o->presets, "Built-in models: " + preset_list())->delimiter(',');
   cmd->add_option("--type", o->base.type, "Weight type of presets")->capture_default_str();
   cmd->add_option("--layers", o->base.layers, "Override presets' layer count")->check(positive());
   cmd->add_option("--ctx", o->base.context, "Context length")->check(positive());

@@ -8,6 +8,7 @@
 #include "braid/model.h"
 #include "braid/weight_mix.h"
 #include "commands.h"
+#include "model_source.h"
 
 namespace braid::cli {
 namespace {
@@ -63,7 +64,7 @@ void make_model(const MakeModelOptions& o) {
 void add_make_model_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("make-model", "Write a preset model with seeded random weights as GGUF");
   auto o = std::make_shared<MakeModelOptions>();
-  cmd->add_option("--preset", o->preset, "Preset: tiny-256, llama-1b, llama-7b, moe-8x1b")->required();
+  cmd->add_option("--preset", o->preset, "Preset: " + preset_list())->required();
   cmd->add_option("--out", o->out, "Output GGUF file")->required();
   cmd->add_option("--type", o->type, "Weight type of the matrices")
       ->check(CLI::IsMember({"f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k",

@@ -12,9 +12,15 @@ std::string ModelSource::label() const {
   return layers > 0 ? fmt::format("{} {} ({} layers)", preset, type, layers) : fmt::format("{} {}", preset, type);
 }
 
+std::string preset_list() {
+  std::string list;
+  for (const std::string& name : preset_names()) list += (list.empty() ? "" : ", ") + name;
+  return list;
+}
+
 void add_model_options(CLI::App& cmd, ModelSource& source, bool file_allowed) {
   if (file_allowed) cmd.add_option("-m,--model", source.file, "GGUF model file");
-  cmd.add_option("--preset", source.preset, "Built-in model with random weights: tiny-256, llama-1b, llama-7b, moe-8x1b");
+  cmd.add_option("--preset", source.preset, "Built-in model with random weights: " + preset_list());
   cmd.add_option("--type", source.type, "Weight type of a preset: " + std::string(kWeightTypeNames))
       ->capture_default_str();
   cmd.add_option("--layers", source.layers, "Override the preset's layer count")->check(positive());

@@ -22,6 +22,8 @@ struct ModelSource {
 };
 
 // Adds --preset/-m style options shared by several commands.
+// "tiny-256, llama-1b, ...": the built-in presets, for help texts.
+std::string preset_list();
 void add_model_options(CLI::App& cmd, ModelSource& source, bool file_allowed = true);
 std::unique_ptr<Model> load_model(const ModelSource& source);
 // The config load_model would give, without making a preset's weights (a file is mapped

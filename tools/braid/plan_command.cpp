@@ -8,6 +8,7 @@
 #include "braid/model.h"
 #include "braid/plan.h"
 #include "commands.h"
+#include "model_source.h"
 
 namespace braid::cli {
 namespace {
@@ -75,7 +76,7 @@ void run_plan(const PlanCommandOptions& o) {
 void add_plan_command(CLI::App& app) {
   auto o = std::make_shared<PlanCommandOptions>();
   CLI::App* cmd = app.add_subcommand("plan", "Plan a preset's graph with a stream policy and show streams, events and arena peak");
-  cmd->add_option("--preset", o->preset, "tiny-256, llama-1b, llama-7b, moe-8x1b")->capture_default_str();
+  cmd->add_option("--preset", o->preset, preset_list())->capture_default_str();
   cmd->add_option("--batch", o->batch, "Tokens per step (1: decode)")->capture_default_str()->check(positive());
   cmd->add_option("--policy", o->policy, "serial, branch, levels, chains, cost, auto or all")->capture_default_str();
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
