@@ -25,6 +25,7 @@ struct BenchOptions {
   std::vector<int> fuse{0};
   std::string backend;
   int streams = 4;
+  bool auto_guard = true;  // auto: keep checking the choice at run time (PlanGuard)
   std::string output = "md";
 };
 
@@ -130,6 +131,7 @@ void run_bench(const BenchOptions& o) {
           ro.plan.max_streams = o.streams;
           ro.exec.cuda_graph = graph != 0;
           ro.fuse = fuse != 0;
+          ro.guard.enabled = o.auto_guard;
           ModelRunner runner(fuse ? *fused_model : *model, *backend, ro);
           auto test = [&](bool is_prompt, int n) {
             if (n <= 0) return;
@@ -207,6 +209,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
+  cmd->add_flag("!--no-auto-guard", o->auto_guard, "auto: keep the tuned plan even if it falls behind serial later");
   cmd->add_option("-o,--output", o->output, "md, json or csv")->capture_default_str()->check(CLI::IsMember({"md", "json", "csv"}));
   cmd->callback([o] { run_bench(*o); });
 }

@@ -34,6 +34,7 @@ void add_generation_options(CLI::App& cmd, GenerationOptions& o) {
   cmd.add_option("--graph", o.graph, "CUDA graph capture off/on: 0 or 1")->capture_default_str()
       ->check(CLI::Range(0, 1));
   cmd.add_flag("--fuse", o.fuse, "Fuse sibling projections (q/k/v, gate/up) into one mul_mat each");
+  cmd.add_flag("!--no-auto-guard", o.auto_guard, "auto: keep the tuned plan even if it falls behind serial later");
   cmd.add_option("--ctx", o.context, "Context length (default: the model's)")->check(positive());
   cmd.add_option("--backend", o.backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
@@ -47,6 +48,7 @@ LoadedGenerator::LoadedGenerator(const GenerationOptions& o)
   runner_options.plan.max_streams = o.streams;
   runner_options.exec.cuda_graph = o.graph != 0;
   runner_options.fuse = o.fuse;
+  runner_options.guard.enabled = o.auto_guard;
   backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
   backend = make_backend(backend_name);
   runner = std::make_unique<ModelRunner>(model, *backend, runner_options);

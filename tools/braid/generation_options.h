@@ -24,6 +24,7 @@ struct GenerationOptions {
   int streams = 4;
   int graph = 1;
   bool fuse = false;
+  bool auto_guard = true;  // auto: keep checking the choice at run time (PlanGuard)
   int context = 0;
   std::string backend;
 
