@@ -85,7 +85,9 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
   std::map<Key, Pair> groups;
   std::vector<Key> order;
   for (const BenchRow& r : rows) {
-    Key key{r.model, r.test, r.graph, r.fused};
+    // Reference-kernel rows of the CPU compare with their own serial row.
+    const std::string model = r.backend == "cpu-reference" ? r.model + " (cpu-reference)" : r.model;
+    Key key{model, r.test, r.graph, r.fused};
     if (!groups.count(key)) order.push_back(key);
     Pair& p = groups[key];
     if (r.policy == "serial") {
