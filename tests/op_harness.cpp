@@ -79,10 +79,10 @@ void OpGraph::run_cpu() {
   for (TensorId node : graph_.compute_nodes()) cpu::compute(graph_, node, addresses_);
 }
 
-void OpGraph::run_cpu_fast(bool simd) {
+void OpGraph::run_cpu_fast(const cpu::FastKernelOptions& options) {
   BRAID_ASSERT(graph_.finalized());
   for (TensorId node : graph_.compute_nodes()) {
-    cpu::compute_fast(graph_, node, addresses_, cpu::ThreadPool::shared(), simd);
+    cpu::compute_fast(graph_, node, addresses_, cpu::ThreadPool::shared(), options);
   }
 }
 

@@ -35,6 +35,10 @@ struct ExecOptions {
   // fast ones (int8 dot products, rows split over a thread pool). BRAID_CPU_REFERENCE=1 in
   // the environment forces the reference for every executable.
   bool cpu_reference = false;
+  // CPU fast kernels, quantized weights: activations rounded to int8 blocks and integer
+  // dot products (ggml's scheme: faster, but logits move by about 1e-3 nmse, enough to
+  // change greedy text) instead of f32 activations. BRAID_CPU_INT8=1 forces it.
+  bool cpu_int8_activations = false;
   // CUDA, for debugging: issue the plan without a CUDA graph and synchronize after every
   // node, so that an asynchronous kernel fault is reported with the node that caused it.
   bool sync_each_node = false;

@@ -10,7 +10,8 @@
 //
 //     d * (scale[0] * sum_lo(q * xq) + scale[1] * sum_hi(q * xq)) + offset[0] * s[0] + offset[1] * s[1]
 //
-// with s[h] = d * sum of xq over half h, stored in the activation block. The integer sums
+// with s[h] = d * sum of xq over half h, stored in the activation block (the legacy
+// formats, whose two offsets are one, use the whole block's sum instead, as ggml does). The integer sums
 // are what SIMD code computes (src/backend/cpu/fast_dot_avx2.cpp); QuantDot<T>::ints is the
 // portable unpacking it must equal, and both use QuantDot<T>::affine for the scales, which
 // decode the same bits as quant/dequantize.h (tests/quant_dot_test.cpp checks that
@@ -24,30 +25,36 @@
 
 namespace braid {
 
-// One block of 32 activations rounded to int8: x[i] ~ d * qs[i], |qs[i]| <= 127.
+// One block of 32 activations rounded to int8: x[i] ~ d * qs[i], |qs[i]| <= 127. As in
+// ggml's Q8_0 / Q8_1 blocks, the scale is rounded to f16 while the integers are rounded
+// with the exact scale, so that the products equal ggml's CPU results (see
+// quantize_activations).
 struct BlockQ8Act {
-  float d;
+  float d;            // an f16 value
+  float sum;          // ggml's Q8_1 s: f16(exact d * (qs[0] + ... + qs[31]))
   float half_sum[2];  // d * (qs[0] + ... + qs[15]), d * (qs[16] + ... + qs[31])
   int8_t qs[kQuantBlock];
 };
 
-// Rounds k floats (k a multiple of 32) to k / 32 activation blocks, one scale per block
-// (max |x| / 127, the rounding ggml's quantize_row_q8_0 uses).
+// Rounds k floats (k a multiple of 32) to k / 32 activation blocks, one scale per block:
+// max |x| / 127 stored as f16, and x * (127 / max |x|) rounded to nearest even: ggml's
+// quantize_row_q8_0 / q8_1 (AVX2 version), whose integer sums its dot products use.
 inline void quantize_activations(const float* x, BlockQ8Act* out, int64_t k) {
   for (int64_t b = 0; b < k / kQuantBlock; ++b, x += kQuantBlock) {
     float amax = 0;
     for (int i = 0; i < kQuantBlock; ++i) amax = std::fmax(amax, std::fabs(x[i]));
     const float d = amax / 127.0f;
-    const float inverse = d != 0 ? 1.0f / d : 0.0f;
+    const float inverse = amax != 0 ? 127.0f / amax : 0.0f;
     int sums[2] = {0, 0};
     for (int i = 0; i < kQuantBlock; ++i) {
       const int q = static_cast<int>(std::nearbyint(x[i] * inverse));
       out[b].qs[i] = static_cast<int8_t>(q);
       sums[i / 16] += q;
     }
-    out[b].d = d;
-    out[b].half_sum[0] = d * static_cast<float>(sums[0]);
-    out[b].half_sum[1] = d * static_cast<float>(sums[1]);
+    out[b].d = f16_to_f32(f32_to_f16(d));
+    out[b].sum = f16_to_f32(f32_to_f16(d * static_cast<float>(sums[0] + sums[1])));
+    out[b].half_sum[0] = out[b].d * static_cast<float>(sums[0]);
+    out[b].half_sum[1] = out[b].d * static_cast<float>(sums[1]);
   }
 }
 
@@ -235,7 +242,9 @@ inline float dot_part(const typename QuantDot<T>::Block& b, int part, const Bloc
   int sums[2] = {0, 0};
   for (int i = 0; i < kQuantBlock; ++i) sums[i / 16] += q[i] * x.qs[i];
   float result = x.d * (scale[0] * static_cast<float>(sums[0]) + scale[1] * static_cast<float>(sums[1]));
-  if (QuantDot<T>::kOffsets) result += offset[0] * x.half_sum[0] + offset[1] * x.half_sum[1];
+  if (QuantDot<T>::kOffsets) {
+    result += QuantDot<T>::kParts == 1 ? offset[0] * x.sum : offset[0] * x.half_sum[0] + offset[1] * x.half_sum[1];
+  }
   return result;
 }
 

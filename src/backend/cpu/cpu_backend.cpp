@@ -50,7 +50,7 @@ class CpuExecutable final : public Executable {
   void run_all();
   void run_stream(int stream);
   void compute(TensorId node) {
-    if (fast_) return cpu::compute_fast(graph_, node, memory_, cpu::ThreadPool::shared());
+    if (fast_) return cpu::compute_fast(graph_, node, memory_, cpu::ThreadPool::shared(), fast_options_);
     cpu::compute(graph_, node, memory_);
   }
   const Tensor& checked(TensorId id, size_t bytes, TensorFlag flag, const char* what) const;
@@ -60,6 +60,7 @@ class CpuExecutable final : public Executable {
   Plan plan_;
   ExecOptions options_;
   bool fast_;
+  cpu::FastKernelOptions fast_options_;
   HostBuffer arena_;
   std::map<TensorId, HostBuffer> inputs_;
   size_t inputs_bytes_ = 0;
@@ -127,6 +128,7 @@ CpuExecutable::CpuExecutable(CpuBackend& backend, const Graph& graph, const Plan
       plan_(plan),
       options_(options),
       fast_(!options.cpu_reference && !cpu::reference_forced_by_environment()) {
+  fast_options_.int8_activations = options.cpu_int8_activations || cpu::int8_forced_by_environment();
   BRAID_ASSERT(graph_.finalized());
   BRAID_ASSERT(static_cast<int>(plan_.arena_offset.size()) == graph_.tensor_count());
   arena_ = allocate(plan_.arena_bytes, false);

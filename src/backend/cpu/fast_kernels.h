@@ -11,6 +11,7 @@ namespace braid::cpu {
 struct FastContext {
   ThreadPool& pool;
   bool simd;
+  bool int8_activations;
 };
 
 // MulMat (and mul_mat_add), MulMatId.

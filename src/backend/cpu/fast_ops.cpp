@@ -6,9 +6,10 @@
 
 namespace braid::cpu {
 
-void compute_fast(const Graph& graph, TensorId node, const Addresses& memory, ThreadPool& pool, bool simd) {
+void compute_fast(const Graph& graph, TensorId node, const Addresses& memory, ThreadPool& pool,
+                  const FastKernelOptions& options) {
   const NodeArgs args = bind_node(graph, node, memory);
-  const FastContext context{pool, simd};
+  const FastContext context{pool, options.simd, options.int8_activations};
   bool done = false;
   switch (args.node.op) {
     case Op::MulMat:
@@ -30,9 +31,14 @@ void compute_fast(const Graph& graph, TensorId node, const Addresses& memory, Th
   if (!done) compute(graph, node, memory);
 }
 
-bool reference_forced_by_environment() {
-  const char* env = std::getenv("BRAID_CPU_REFERENCE");
+namespace {
+bool environment_flag(const char* name) {
+  const char* env = std::getenv(name);
   return env && *env && std::strcmp(env, "0") != 0;
 }
+}  // namespace
+
+bool reference_forced_by_environment() { return environment_flag("BRAID_CPU_REFERENCE"); }
+bool int8_forced_by_environment() { return environment_flag("BRAID_CPU_INT8"); }
 
 }  // namespace braid::cpu

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "backend/cpu/fast_product.h"
+#include "braid/quant/dot.h"
 
 namespace braid::cpu {
 
@@ -19,11 +20,11 @@ bool simd_supported() {
   return supported;
 }
 
-ProductKernel product_kernel(DType type, bool simd) {
+ProductKernel product_kernel(DType type, bool simd, bool int8_activations) {
   if (simd && simd_supported()) {
-    if (ProductKernel k = detail::avx2_product_kernel(type)) return k;
+    if (ProductKernel k = detail::avx2_product_kernel(type, int8_activations)) return k;
   }
-  return detail::scalar_product_kernel(type);
+  return detail::scalar_product_kernel(type, int8_activations);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
@@ -33,6 +34,15 @@ float dot_f32(const float* a, const float* b, int64_t n) {
 void axpy_f32(float* y, float a, const float* x, int64_t n) {
   if (simd_supported()) return detail::axpy_f32_avx2(y, a, x, n);
   detail::axpy_f32_scalar(y, a, x, n);
+}
+
+}  // namespace braid::cpu
+
+namespace braid::cpu {
+
+void quantize_activations(const float* x, BlockQ8Act* out, int64_t k, bool simd) {
+  if (simd && simd_supported()) return detail::quantize_activations_avx2(x, out, k);
+  braid::quantize_activations(x, out, k);
 }
 
 }  // namespace braid::cpu

@@ -3,8 +3,16 @@
 // chosen at run time by what the processor supports.
 //
 // A kernel computes y[t][j] = w[j] . x[t] for weight rows j in [begin, end) and the n
-// tokens given. Quantized weights take activations rounded to BlockQ8Act (quant/dot.h);
-// f32, f16 and bf16 weights take f32 activations. Within the rows given, a kernel reads
+// tokens given. Quantized weights come in two kinds of kernel:
+//  - int8 activations (ggml's scheme): activations rounded to BlockQ8Act (quant/dot.h),
+//    integer dot products. The fastest; its rounding of the activations (relative error
+//    about 1/250 per element) changes logits by about 1e-3 (nmse), enough to change a
+//    greedy token where two candidates are close.
+//  - f32 activations (the default): each weight part is unpacked to integers as above,
+//    widened to f32 in registers and multiplied with the f32 activations; the per-part
+//    offsets use the sums of each 16 activations (RowProduct::x_sums). As exact as the
+//    reference up to f32 rounding, so greedy text stays the reference's.
+// f32, f16 and bf16 weights always take f32 activations. Within the rows given, a kernel reads
 // each weight row once per tile of up to 4 tokens, and the caller hands it row ranges
 // small enough that the tiles after the first find the rows in cache: prompt-sized
 // products read the weights from memory about once.
@@ -18,6 +26,10 @@
 
 #include "braid/types.h"
 
+namespace braid {
+struct BlockQ8Act;
+}
+
 namespace braid::cpu {
 
 struct RowProduct {
@@ -27,16 +39,20 @@ struct RowProduct {
   const void* const* x = nullptr;  // per token: its activation row (BlockQ8Act[k / 32] or float[k])
   float* const* y = nullptr;       // per token: its output row, indexed by weight row
   int n = 0;                       // tokens
+  // Quantized weights with f32 activations: per token, the sum of every 16 activations.
+  const float* const* x_sums = nullptr;
 };
 
 using ProductKernel = void (*)(const RowProduct& p, int64_t begin, int64_t end);
 
 // Whether kernels of `type` take quantized activations (BlockQ8Act) rather than f32.
-inline bool takes_quantized_activations(DType type) { return traits(type).quantized; }
+inline bool takes_quantized_activations(DType type, bool int8_activations) {
+  return int8_activations && traits(type).quantized;
+}
 
 // The kernel for weights of `type`, or nullptr where there is none (I32). simd: the AVX2
 // version where the processor has AVX2, FMA and F16C; false: the portable one.
-ProductKernel product_kernel(DType type, bool simd);
+ProductKernel product_kernel(DType type, bool simd, bool int8_activations);
 
 // Whether this processor runs the AVX2 kernels (and BRAID_CPU_SIMD=0 does not forbid them).
 bool simd_supported();
@@ -45,14 +61,17 @@ bool simd_supported();
 float dot_f32(const float* a, const float* b, int64_t n);
 // y += a * x
 void axpy_f32(float* y, float a, const float* x, int64_t n);
+// quantize_activations of quant/dot.h, vectorized where simd (the same results).
+void quantize_activations(const float* x, BlockQ8Act* out, int64_t k, bool simd);
 
 namespace detail {
-ProductKernel scalar_product_kernel(DType type);
-ProductKernel avx2_product_kernel(DType type);
+ProductKernel scalar_product_kernel(DType type, bool int8_activations);
+ProductKernel avx2_product_kernel(DType type, bool int8_activations);
 float dot_f32_scalar(const float* a, const float* b, int64_t n);
 float dot_f32_avx2(const float* a, const float* b, int64_t n);
 void axpy_f32_scalar(float* y, float a, const float* x, int64_t n);
 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n);
+void quantize_activations_avx2(const float* x, BlockQ8Act* out, int64_t k);
 }  // namespace detail
 
 }  // namespace braid::cpu

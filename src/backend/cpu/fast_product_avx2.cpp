@@ -1,9 +1,10 @@
-// The AVX2 product kernels. A weight part of 32 elements is unpacked in registers to
+// The AVX2 product kernels. With int8 activations, a weight part of 32 elements is unpacked in registers to
 // signed int8 (the integers of QuantDot<T>::ints, quant/dot.h), multiplied with the
 // activation block by maddubs (unsigned |q| times x with q's sign, pairs summed to int16,
 // no overflow: |q| <= 128, |x| <= 127) and madd (to int32, eight sums: lanes 0-3 cover
 // elements 0-15, lanes 4-7 elements 16-31, the two halves of quant/dot.h). The sums are
-// scaled per half and accumulated in f32. f16 weights are widened by F16C, bf16 by a shift.
+// scaled per half and accumulated in f32. With f32 activations, the part's integers are
+// widened to f32 and multiplied with the activations by FMA. f16 weights are widened by F16C, bf16 by a shift.
 //
 // Compiled for every x86-64 (the functions carry the target attribute), called only
 // where simd_supported().
@@ -102,6 +103,12 @@ BRAID_AVX2 inline void part_affine(const typename QuantDot<T>::Block& b, int par
   }
 }
 
+// Formats whose integers are never negative: maddubs takes them as they are, without the
+// sign transfer that signed ones need.
+template <DType T>
+constexpr bool kUnsignedInts = T == DType::Q4_1 || T == DType::Q5_1 || T == DType::Q2_K || T == DType::Q4_K ||
+                               T == DType::Q5_K;
+
 // Row j against tokens t0 .. t0 + N - 1.
 template <DType T, int N>
 BRAID_AVX2 void quantized_tile(const RowProduct& p, int64_t j, int t0) {
@@ -121,16 +128,69 @@ BRAID_AVX2 void quantized_tile(const RowProduct& p, int64_t j, int t0) {
     const auto& block = blocks[part / D::kParts];
     const int sub = static_cast<int>(part % D::kParts);
     const __m256i q = part_ints<T>(block, sub);
-    const __m256i magnitude = _mm256_sign_epi8(q, q);
+    const __m256i magnitude = kUnsignedInts<T> ? q : _mm256_sign_epi8(q, q);
     float scale[2], offset[2] = {0, 0};
     part_affine<T>(block, sub, scale, offset);
-    const __m256 scales = _mm256_set_m128(_mm_set1_ps(scale[1]), _mm_set1_ps(scale[0]));
+    const bool one_scale = D::kParts == 1;  // the legacy formats scale all 32 alike
+    const __m256 scales = one_scale ? _mm256_set1_ps(scale[0])
+                                    : _mm256_set_m128(_mm_set1_ps(scale[1]), _mm_set1_ps(scale[0]));
     for (int t = 0; t < N; ++t) {
       const BlockQ8Act& a = x[t][part];
-      const __m256i signed_x = _mm256_sign_epi8(load32(a.qs), q);
-      const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed_x), ones);
+      const __m256i xs = kUnsignedInts<T> ? load32(a.qs) : _mm256_sign_epi8(load32(a.qs), q);
+      const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, xs), ones);
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(scales, _mm256_set1_ps(a.d)), acc[t]);
-      if constexpr (D::kOffsets) offsets[t] += offset[0] * a.half_sum[0] + offset[1] * a.half_sum[1];
+      if constexpr (D::kOffsets) {
+        if (one_scale) {
+          offsets[t] += offset[0] * a.sum;
+        } else {
+          offsets[t] += offset[0] * a.half_sum[0] + offset[1] * a.half_sum[1];
+        }
+      }
+    }
+  }
+  for (int t = 0; t < N; ++t) p.y[t0 + t][j] = horizontal_sum(acc[t]) + offsets[t];
+}
+
+// Row j against tokens t0 .. t0 + N - 1, f32 activations: the part's integers widened
+// to f32 (elements 0-15 in w[0], w[1], 16-31 in w[2], w[3]), each half's products
+// summed, then scaled; the offsets multiply the sums of the activations.
+template <DType T, int N>
+BRAID_AVX2 void dequantized_tile(const RowProduct& p, int64_t j, int t0) {
+  using D = QuantDot<T>;
+  const auto* blocks = reinterpret_cast<const typename D::Block*>(p.w + static_cast<size_t>(j) * p.w_stride);
+  const float* x[N];
+  const float* x_sums[N];
+  __m256 acc[N];
+  float offsets[N];
+  for (int t = 0; t < N; ++t) {
+    x[t] = static_cast<const float*>(p.x[t0 + t]);
+    if constexpr (D::kOffsets) x_sums[t] = p.x_sums[t0 + t];
+    acc[t] = _mm256_setzero_ps();
+    offsets[t] = 0;
+  }
+  const int64_t parts = p.k / kQuantBlock;
+  for (int64_t part = 0; part < parts; ++part) {
+    const auto& block = blocks[part / D::kParts];
+    const int sub = static_cast<int>(part % D::kParts);
+    const __m256i q = part_ints<T>(block, sub);
+    const __m128i low = _mm256_castsi256_si128(q), high = _mm256_extracti128_si256(q, 1);
+    const __m256 w[4] = {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(low)),
+                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(low, low))),
+                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(high)),
+                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(high, high)))};
+    float scale[2], offset[2] = {0, 0};
+    part_affine<T>(block, sub, scale, offset);
+    const __m256 scale0 = _mm256_set1_ps(scale[0]), scale1 = _mm256_set1_ps(scale[1]);
+    for (int t = 0; t < N; ++t) {
+      const float* xp = x[t] + part * kQuantBlock;
+      __m256 h0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(xp));
+      __m256 h1 = _mm256_mul_ps(w[2], _mm256_loadu_ps(xp + 16));
+      h0 = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xp + 8), h0);
+      h1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xp + 24), h1);
+      acc[t] = _mm256_fmadd_ps(h1, scale1, _mm256_fmadd_ps(h0, scale0, acc[t]));
+      if constexpr (D::kOffsets) {
+        offsets[t] += offset[0] * x_sums[t][2 * part] + offset[1] * x_sums[t][2 * part + 1];
+      }
     }
   }
   for (int t = 0; t < N; ++t) p.y[t0 + t][j] = horizontal_sum(acc[t]) + offsets[t];
@@ -200,6 +260,10 @@ struct QuantizedTile {
   BRAID_AVX2 static void run(const RowProduct& p, int64_t j, int t0) { quantized_tile<T, N>(p, j, t0); }
 };
 template <DType T, int N>
+struct DequantizedTile {
+  BRAID_AVX2 static void run(const RowProduct& p, int64_t j, int t0) { dequantized_tile<T, N>(p, j, t0); }
+};
+template <DType T, int N>
 struct FloatTile {
   BRAID_AVX2 static void run(const RowProduct& p, int64_t j, int t0) { float_tile<T, N>(p, j, t0); }
 };
@@ -218,6 +282,46 @@ BRAID_AVX2 float dot_f32_avx2(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
+BRAID_AVX2 inline int sum8(__m256i s) {
+  __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+  return _mm_cvtsi128_si32(h);
+}
+
+// quantize_activations (quant/dot.h), the same roundings: x * (127 / max |x|) rounded to
+// nearest even (the default rounding mode of cvtps), scales rounded to f16 by F16C.
+BRAID_AVX2 void quantize_activations_avx2(const float* x, BlockQ8Act* out, int64_t k) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < k / kQuantBlock; ++b, x += kQuantBlock) {
+    __m256 v[4];
+    __m256 largest = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(x + 8 * i);
+      largest = _mm256_max_ps(largest, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(largest), _mm256_extractf128_ps(largest, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax = _mm_cvtss_f32(m);
+    const float d = amax / 127.0f;
+    const __m256 inverse = _mm256_set1_ps(amax != 0 ? 127.0f / amax : 0.0f);
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], inverse));
+    const __m256i low = _mm256_add_epi32(q[0], q[1]), high = _mm256_add_epi32(q[2], q[3]);
+    // packs interleave the 128-bit lanes; the permutation puts the 32 bytes in order.
+    const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs),
+                        _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    const int low_sum = sum8(low), high_sum = sum8(high);
+    const float d16 = _cvtsh_ss(_cvtss_sh(d, 0));
+    out[b].d = d16;
+    out[b].sum = _cvtsh_ss(_cvtss_sh(d * static_cast<float>(low_sum + high_sum), 0));
+    out[b].half_sum[0] = d16 * static_cast<float>(low_sum);
+    out[b].half_sum[1] = d16 * static_cast<float>(high_sum);
+  }
+}
+
 BRAID_AVX2 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n) {
   const __m256 va = _mm256_set1_ps(a);
   int64_t i = 0;
@@ -225,7 +329,22 @@ BRAID_AVX2 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-ProductKernel avx2_product_kernel(DType type) {
+ProductKernel avx2_product_kernel(DType type, bool int8_activations) {
+  if (!int8_activations) {
+    switch (type) {
+      case DType::Q8_0: return tiled_rows<DequantizedTile, DType::Q8_0>;
+      case DType::Q4_0: return tiled_rows<DequantizedTile, DType::Q4_0>;
+      case DType::Q4_1: return tiled_rows<DequantizedTile, DType::Q4_1>;
+      case DType::Q5_0: return tiled_rows<DequantizedTile, DType::Q5_0>;
+      case DType::Q5_1: return tiled_rows<DequantizedTile, DType::Q5_1>;
+      case DType::Q2_K: return tiled_rows<DequantizedTile, DType::Q2_K>;
+      case DType::Q3_K: return tiled_rows<DequantizedTile, DType::Q3_K>;
+      case DType::Q4_K: return tiled_rows<DequantizedTile, DType::Q4_K>;
+      case DType::Q5_K: return tiled_rows<DequantizedTile, DType::Q5_K>;
+      case DType::Q6_K: return tiled_rows<DequantizedTile, DType::Q6_K>;
+      default: break;
+    }
+  }
   switch (type) {
     case DType::F32: return tiled_rows<FloatTile, DType::F32>;
     case DType::F16: return tiled_rows<FloatTile, DType::F16>;
@@ -249,10 +368,13 @@ ProductKernel avx2_product_kernel(DType type) {
 
 #else  // not x86-64: only the portable kernels
 
+#include "braid/quant/dot.h"
+
 namespace braid::cpu::detail {
-ProductKernel avx2_product_kernel(DType) { return nullptr; }
+ProductKernel avx2_product_kernel(DType, bool) { return nullptr; }
 float dot_f32_avx2(const float* a, const float* b, int64_t n) { return dot_f32_scalar(a, b, n); }
 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n) { axpy_f32_scalar(y, a, x, n); }
+void quantize_activations_avx2(const float* x, BlockQ8Act* out, int64_t k) { quantize_activations(x, out, k); }
 }  // namespace braid::cpu::detail
 
 #endif

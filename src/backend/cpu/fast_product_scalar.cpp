@@ -30,6 +30,8 @@ float load(const uint16_t* w, int64_t i, DType type) {
   return type == DType::F16 ? half_to_float(w[i]) : bf16_to_f32(w[i]);
 }
 
+// Any weight type with f32 activations: the row dequantized (quant/dequantize.h through
+// to_f32), then f32 dot products.
 template <DType T>
 void float_rows(const RowProduct& p, int64_t begin, int64_t end) {
   std::vector<float> row(static_cast<size_t>(p.k));
@@ -37,9 +39,11 @@ void float_rows(const RowProduct& p, int64_t begin, int64_t end) {
     const uint8_t* w = p.w + static_cast<size_t>(j) * p.w_stride;
     if constexpr (T == DType::F32) {
       std::memcpy(row.data(), w, row.size() * sizeof(float));
-    } else {
+    } else if constexpr (T == DType::F16 || T == DType::BF16) {
       const auto* h = reinterpret_cast<const uint16_t*>(w);
       for (int64_t i = 0; i < p.k; ++i) row[static_cast<size_t>(i)] = load(h, i, T);
+    } else {
+      to_f32(T, w, row.data(), p.k);
     }
     for (int t = 0; t < p.n; ++t) p.y[t][j] = dot_f32_scalar(row.data(), static_cast<const float*>(p.x[t]), p.k);
   }
@@ -61,7 +65,25 @@ void axpy_f32_scalar(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-ProductKernel scalar_product_kernel(DType type) {
+ProductKernel scalar_product_kernel(DType type, bool int8_activations) {
+  if (!int8_activations || !traits(type).quantized) {
+    switch (type) {
+      case DType::F32: return float_rows<DType::F32>;
+      case DType::F16: return float_rows<DType::F16>;
+      case DType::BF16: return float_rows<DType::BF16>;
+      case DType::Q8_0: return float_rows<DType::Q8_0>;
+      case DType::Q4_0: return float_rows<DType::Q4_0>;
+      case DType::Q4_1: return float_rows<DType::Q4_1>;
+      case DType::Q5_0: return float_rows<DType::Q5_0>;
+      case DType::Q5_1: return float_rows<DType::Q5_1>;
+      case DType::Q2_K: return float_rows<DType::Q2_K>;
+      case DType::Q3_K: return float_rows<DType::Q3_K>;
+      case DType::Q4_K: return float_rows<DType::Q4_K>;
+      case DType::Q5_K: return float_rows<DType::Q5_K>;
+      case DType::Q6_K: return float_rows<DType::Q6_K>;
+      case DType::I32: return nullptr;
+    }
+  }
   switch (type) {
     case DType::F32: return float_rows<DType::F32>;
     case DType::F16: return float_rows<DType::F16>;

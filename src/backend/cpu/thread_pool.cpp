@@ -8,14 +8,15 @@
 
 namespace braid::cpu {
 
+// Shared by the caller and the workers that joined it, so that a worker that joins late
+// (after the last task was taken) may still look at `next`. The caller waits only for the
+// tasks taken, never for a worker that took none: on a busy machine that worker may not
+// run again for a whole time slice.
 struct ThreadPool::Job {
-  const std::function<void(int64_t)>* task = nullptr;
+  const std::function<void(int64_t)>* task = nullptr;  // called only for a task taken
   int64_t tasks = 0;
   std::atomic<int64_t> next{0};
-  // Workers inside run_tasks. It grows only under the pool's lock while the job is queued,
-  // so once the caller has taken the job off the queue it only falls, and at zero every
-  // task is done (a helper's last act is the release-decrement).
-  std::atomic<int> helpers{0};
+  std::atomic<int64_t> done{0};  // release-incremented after each task: its writes are visible
   std::mutex error_mutex;
   std::exception_ptr error;
 };
@@ -53,9 +54,16 @@ void ThreadPool::run_tasks(Job& job) {
     } catch (...) {
       std::lock_guard lock(job.error_mutex);
       if (!job.error) job.error = std::current_exception();
-      job.next.store(job.tasks, std::memory_order_relaxed);  // skip the rest
     }
+    job.done.fetch_add(1, std::memory_order_release);
   }
+}
+
+void ThreadPool::remove(const Job* job) {
+  std::lock_guard lock(mutex_);
+  const auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const auto& j) { return j.get() == job; });
+  if (it != jobs_.end()) jobs_.erase(it);
+  pending_.store(static_cast<int>(jobs_.size()), std::memory_order_relaxed);
 }
 
 void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t)>& task) {
@@ -64,24 +72,20 @@ void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t)>&
     for (int64_t i = 0; i < tasks; ++i) task(i);
     return;
   }
-  Job job;
-  job.task = &task;
-  job.tasks = tasks;
+  auto job = std::make_shared<Job>();
+  job->task = &task;
+  job->tasks = tasks;
   {
     std::lock_guard lock(mutex_);
-    jobs_.push_back(&job);
+    jobs_.push_back(job);
     pending_.store(static_cast<int>(jobs_.size()), std::memory_order_relaxed);
   }
   wake_.notify_all();
-  run_tasks(job);
-  {
-    std::lock_guard lock(mutex_);
-    const auto it = std::find(jobs_.begin(), jobs_.end(), &job);
-    if (it != jobs_.end()) jobs_.erase(it);
-    pending_.store(static_cast<int>(jobs_.size()), std::memory_order_relaxed);
-  }
-  while (job.helpers.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-  if (job.error) std::rethrow_exception(job.error);
+  run_tasks(*job);
+  remove(job.get());
+  while (job->done.load(std::memory_order_acquire) != tasks) std::this_thread::yield();
+  std::lock_guard lock(job->error_mutex);
+  if (job->error) std::rethrow_exception(job->error);
 }
 
 // Between nodes a worker spins briefly before it sleeps: decode runs hundreds of small
@@ -96,22 +100,15 @@ void ThreadPool::work() {
       __builtin_ia32_pause();
 #endif
     }
-    Job* job;
+    std::shared_ptr<Job> job;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
       if (stopping_) return;
       job = jobs_.front();
-      job->helpers.fetch_add(1, std::memory_order_relaxed);
     }
     run_tasks(*job);
-    {
-      std::lock_guard lock(mutex_);  // every task is taken: let nobody else join it
-      const auto it = std::find(jobs_.begin(), jobs_.end(), job);
-      if (it != jobs_.end()) jobs_.erase(it);
-      pending_.store(static_cast<int>(jobs_.size()), std::memory_order_relaxed);
-    }
-    job->helpers.fetch_sub(1, std::memory_order_release);
+    remove(job.get());  // every task is taken: let nobody else join it
   }
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -40,11 +41,12 @@ class ThreadPool {
  private:
   struct Job;
   void work();
+  void remove(const Job* job);
   static void run_tasks(Job& job);
 
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Job*> jobs_;  // jobs that still have tasks nobody has taken
+  std::deque<std::shared_ptr<Job>> jobs_;  // jobs that still have tasks nobody has taken
   std::atomic<int> pending_{0};  // jobs_.size(), read without the lock by spinning workers
   bool stopping_ = false;
   std::vector<std::thread> workers_;
