@@ -95,7 +95,7 @@ TEST(CpuFast, EveryOpCaseMatchesTheReference) {
 TEST(CpuFast, MulMatEveryWeightTypeAtDecodeAndPromptSizes) {
   for (const auto &variant : kVariants) {
     for (DType type : kWeightTypes) {
-      for (int64_t n : {1, 3, 4, 5, 64}) {
+      for (int64_t n : {1, 3, 5, 64}) {
         SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) +
                      variant_name(variant));
         expect_fast_matches_reference(
