@@ -27,10 +27,9 @@ namespace {
 using test::nmse_below;
 using test::OpGraph;
 
-constexpr DType kWeightTypes[] = {
-    DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
-    DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
-    DType::Q4_K, DType::Q5_K, DType::Q6_K};
+constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                                  DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                                  DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // Activations rounded to int8 with one scale per 32: for x uniform in [-1, 1]
 // the output's normalized squared error is about 1.5e-5
@@ -41,31 +40,23 @@ constexpr DType kWeightTypes[] = {
 constexpr double kInt8Activations = 2e-4;
 constexpr double kF32Arithmetic = 1e-10;
 
-double tolerance(const Graph &g, TensorId node,
-                 const cpu::FastKernelOptions &options) {
+double tolerance(const Graph &g, TensorId node, const cpu::FastKernelOptions &options) {
   const Tensor &t = g[node];
   const bool product = t.op == Op::MulMat || t.op == Op::MulMatId;
-  return product && options.int8_activations &&
-                 traits(g[t.src[0]].type).quantized
-             ? kInt8Activations
-             : kF32Arithmetic;
+  return product && options.int8_activations && traits(g[t.src[0]].type).quantized ? kInt8Activations : kF32Arithmetic;
 }
 
 // Every variant of the fast kernels: AVX2 and portable, f32 and int8
 // activations.
-constexpr cpu::FastKernelOptions kVariants[] = {
-    {true, false}, {false, false}, {true, true}, {false, true}};
+constexpr cpu::FastKernelOptions kVariants[] = {{true, false}, {false, false}, {true, true}, {false, true}};
 std::string variant_name(const cpu::FastKernelOptions &o) {
-  return std::string(o.simd ? " simd" : " portable") +
-         (o.int8_activations ? " int8" : " f32");
+  return std::string(o.simd ? " simd" : " portable") + (o.int8_activations ? " int8" : " f32");
 }
 
 // Builds the graph twice (same seeds, same data), runs one on the reference and
 // one on the fast path, and compares the node's output.
 template <typename Build>
-void expect_fast_matches_reference(Build build,
-                                   const cpu::FastKernelOptions &options,
-                                   double limit = -1) {
+void expect_fast_matches_reference(Build build, const cpu::FastKernelOptions &options, double limit = -1) {
   OpGraph reference, fast;
   const TensorId node = build(reference);
   ASSERT_EQ(build(fast), node);
@@ -74,8 +65,7 @@ void expect_fast_matches_reference(Build build,
   reference.run_cpu();
   fast.run_cpu_fast(options);
   EXPECT_TRUE(fast.guards_intact());
-  if (limit < 0)
-    limit = tolerance(fast.graph(), node, options);
+  if (limit < 0) limit = tolerance(fast.graph(), node, options);
   if (fast.graph()[node].type == DType::I32) {
     EXPECT_EQ(fast.read_i32(node), reference.read_i32(node));
   } else {
@@ -96,14 +86,12 @@ TEST(CpuFast, MulMatEveryWeightTypeAtDecodeAndPromptSizes) {
   for (const auto &variant : kVariants) {
     for (DType type : kWeightTypes) {
       for (int64_t n : {1, 3, 5, 64}) {
-        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) +
-                     variant_name(variant));
+        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + variant_name(variant));
         expect_fast_matches_reference(
             [&](OpGraph &g) {
               // 136 rows: several chunks of 16 and a partial one.
-              return ops::mul_mat(
-                  g.graph(), g.random_weight("w", type, {512, 136, 1, 1}, 31),
-                  g.random_input("x", DType::F32, {512, n, 1, 1}, 32));
+              return ops::mul_mat(g.graph(), g.random_weight("w", type, {512, 136, 1, 1}, 31),
+                                  g.random_input("x", DType::F32, {512, n, 1, 1}, 32));
             },
             variant);
       }
@@ -115,18 +103,15 @@ TEST(CpuFast, MulMatEveryWeightTypeAtDecodeAndPromptSizes) {
 // way for int8) and differ only in the order of f32 additions: any difference
 // in unpacking would show far above this.
 TEST(CpuFast, SimdAndPortableKernelsAgree) {
-  if (!cpu::simd_supported())
-    GTEST_SKIP() << "no AVX2 here";
+  if (!cpu::simd_supported()) GTEST_SKIP() << "no AVX2 here";
   for (bool int8 : {false, true}) {
     for (DType type : kWeightTypes) {
       SCOPED_TRACE(std::string(name(type)) + (int8 ? " int8" : " f32"));
       std::vector<float> results[2];
       for (bool simd : {true, false}) {
         OpGraph g;
-        const TensorId y = ops::mul_mat(
-            g.graph(),
-            g.random_weight("w", type, {768, 40, 1, 1}, 41, -2.0f, 3.0f),
-            g.random_input("x", DType::F32, {768, 6, 1, 1}, 42));
+        const TensorId y = ops::mul_mat(g.graph(), g.random_weight("w", type, {768, 40, 1, 1}, 41, -2.0f, 3.0f),
+                                        g.random_input("x", DType::F32, {768, 6, 1, 1}, 42));
         g.finish({y});
         g.run_cpu_fast({simd, int8});
         results[simd] = g.read(y);
@@ -138,29 +123,19 @@ TEST(CpuFast, SimdAndPortableKernelsAgree) {
 
 TEST(CpuFast, MulMatAddStridedRowsAndOffsetActivations) {
   for (const auto &variant : kVariants) {
-    for (DType type :
-         {DType::F32, DType::F16, DType::Q8_0, DType::Q4_1, DType::Q6_K}) {
+    for (DType type : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_1, DType::Q6_K}) {
       for (int64_t n : {1, 3, 12}) {
-        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) +
-                     variant_name(variant));
-        const int64_t k = type == DType::F32
-                              ? 262
-                              : 256; // f32: a tail after the groups of 16
+        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + variant_name(variant));
+        const int64_t k = type == DType::F32 ? 262 : 256;  // f32: a tail after the groups of 16
         expect_fast_matches_reference(
             [&](OpGraph &g) {
-              const TensorId w_full =
-                  g.random_weight("w", type, {k, 70, 1, 1}, 51);
+              const TensorId w_full = g.random_weight("w", type, {k, 70, 1, 1}, 51);
               const Tensor &wf = g.graph()[w_full];
-              const TensorId w = ops::view(
-                  g.graph(), w_full, {k, 33, 1, 1},
-                  {wf.nb[0], 2 * wf.nb[1], wf.nb[2], wf.nb[3]}, 2 * wf.nb[1]);
-              const TensorId x_full =
-                  g.random_input("x", DType::F32, {k + 4, n, 1, 1}, 52);
-              const TensorId x = ops::view(g.graph(), x_full, {k, n, 1, 1},
-                                           g.graph()[x_full].nb, 4);
-              return ops::mul_mat_add(
-                  g.graph(), w, x,
-                  g.random_input("plus", DType::F32, {33, n, 1, 1}, 53));
+              const TensorId w = ops::view(g.graph(), w_full, {k, 33, 1, 1},
+                                           {wf.nb[0], 2 * wf.nb[1], wf.nb[2], wf.nb[3]}, 2 * wf.nb[1]);
+              const TensorId x_full = g.random_input("x", DType::F32, {k + 4, n, 1, 1}, 52);
+              const TensorId x = ops::view(g.graph(), x_full, {k, n, 1, 1}, g.graph()[x_full].nb, 4);
+              return ops::mul_mat_add(g.graph(), w, x, g.random_input("plus", DType::F32, {33, n, 1, 1}, 53));
             },
             variant);
       }
@@ -174,10 +149,9 @@ TEST(CpuFast, MulMatIdGroupsTokensByExpert) {
       SCOPED_TRACE(std::string(name(type)) + variant_name(variant));
       expect_fast_matches_reference(
           [&](OpGraph &g) {
-            return ops::mul_mat_id(
-                g.graph(), g.random_weight("w", type, {256, 40, 4, 1}, 61),
-                g.random_input("x", DType::F32, {256, 5, 1, 1}, 62),
-                g.ids("ids", {2, 5, 1, 1}, {3, 0, 1, 3, 2, 2, 0, 1, 3, 3}), 1);
+            return ops::mul_mat_id(g.graph(), g.random_weight("w", type, {256, 40, 4, 1}, 61),
+                                   g.random_input("x", DType::F32, {256, 5, 1, 1}, 62),
+                                   g.ids("ids", {2, 5, 1, 1}, {3, 0, 1, 3, 2, 2, 0, 1, 3, 3}), 1);
           },
           variant);
     }
@@ -190,28 +164,21 @@ TEST(CpuFast, ProductsOfABatchEqualProductsOfEachTokenBitForBit) {
   for (const auto &variant : kVariants) {
     for (DType type : {DType::F16, DType::Q4_1, DType::Q5_K}) {
       OpGraph batch;
-      const TensorId y = ops::mul_mat(
-          batch.graph(), batch.random_weight("w", type, {512, 100, 1, 1}, 71),
-          batch.random_input("x", DType::F32, {512, 7, 1, 1}, 72));
+      const TensorId y = ops::mul_mat(batch.graph(), batch.random_weight("w", type, {512, 100, 1, 1}, 71),
+                                      batch.random_input("x", DType::F32, {512, 7, 1, 1}, 72));
       batch.finish({y});
       batch.run_cpu_fast(variant);
       const std::vector<float> together = batch.read(y);
       const std::vector<float> x = batch.read(batch.graph()[y].src[1]);
       for (int64_t t = 0; t < 7; ++t) {
         OpGraph single;
-        const std::vector<float> column(x.begin() + t * 512,
-                                        x.begin() + (t + 1) * 512);
-        const TensorId w =
-            single.random_weight("w", type, {512, 100, 1, 1}, 71);
-        const TensorId y1 =
-            ops::mul_mat(single.graph(), w,
-                         single.input("x", DType::F32, {512, 1, 1, 1}, column));
+        const std::vector<float> column(x.begin() + t * 512, x.begin() + (t + 1) * 512);
+        const TensorId w = single.random_weight("w", type, {512, 100, 1, 1}, 71);
+        const TensorId y1 = ops::mul_mat(single.graph(), w, single.input("x", DType::F32, {512, 1, 1, 1}, column));
         single.finish({y1});
         single.run_cpu_fast(variant);
         const std::vector<float> alone = single.read(y1);
-        EXPECT_EQ(std::memcmp(alone.data(), together.data() + t * 100,
-                              100 * sizeof(float)),
-                  0)
+        EXPECT_EQ(std::memcmp(alone.data(), together.data() + t * 100, 100 * sizeof(float)), 0)
             << name(type) << " token " << t << variant_name(variant);
       }
     }
@@ -221,22 +188,18 @@ TEST(CpuFast, ProductsOfABatchEqualProductsOfEachTokenBitForBit) {
 TEST(CpuFast, AttentionOverLongCachesInEveryCacheType) {
   for (DType cache_type : {DType::F32, DType::F16}) {
     for (int64_t queries : {1, 20}) {
-      SCOPED_TRACE(std::string(name(cache_type)) +
-                   " queries=" + std::to_string(queries));
+      SCOPED_TRACE(std::string(name(cache_type)) + " queries=" + std::to_string(queries));
       expect_fast_matches_reference(
           [&](OpGraph &g) {
             const int64_t ctx = 96;
             const std::vector<float> k = test::random_floats(64 * 2 * ctx, 81),
                                      v = test::random_floats(64 * 2 * ctx, 82);
             std::vector<int32_t> positions;
-            for (int64_t i = 0; i < queries; ++i)
-              positions.push_back(static_cast<int32_t>(ctx - queries + i));
-            return ops::attention(
-                g.graph(),
-                g.random_input("q", DType::F32, {64, 6, queries, 1}, 83),
-                g.state("k", cache_type, {64, 2, ctx, 1}, k),
-                g.state("v", cache_type, {64, 2, ctx, 1}, v),
-                g.ids("pos", {queries, 1, 1, 1}, positions), 0.125f);
+            for (int64_t i = 0; i < queries; ++i) positions.push_back(static_cast<int32_t>(ctx - queries + i));
+            return ops::attention(g.graph(), g.random_input("q", DType::F32, {64, 6, queries, 1}, 83),
+                                  g.state("k", cache_type, {64, 2, ctx, 1}, k),
+                                  g.state("v", cache_type, {64, 2, ctx, 1}, v),
+                                  g.ids("pos", {queries, 1, 1, 1}, positions), 0.125f);
           },
           {});
     }
@@ -247,21 +210,18 @@ TEST(CpuFast, RopeAndRotatingKvWriteInBothModes) {
   for (int mode : {kRopeNormal, kRopeNeox}) {
     expect_fast_matches_reference(
         [&](OpGraph &g) {
-          return ops::rope(g.graph(),
-                           g.random_input("x", DType::F32, {64, 3, 4, 1}, 91),
-                           g.ids("pos", {4, 1, 1, 1}, {0, 7, 100, 2000}), mode,
-                           48, 10000.0f);
+          return ops::rope(g.graph(), g.random_input("x", DType::F32, {64, 3, 4, 1}, 91),
+                           g.ids("pos", {4, 1, 1, 1}, {0, 7, 100, 2000}), mode, 48, 10000.0f);
         },
         {});
     expect_fast_matches_reference(
         [&](OpGraph &g) {
-          return ops::rope_kv_write(
-              g.graph(), g.state("cache", DType::F16, {64, 3, 8, 1}),
-              g.random_input("x", DType::F32, {64, 3, 2, 1}, 92),
-              g.ids("pos", {2, 1, 1, 1}, {5, 1}), mode, 64, 500000.0f);
+          return ops::rope_kv_write(g.graph(), g.state("cache", DType::F16, {64, 3, 8, 1}),
+                                    g.random_input("x", DType::F32, {64, 3, 2, 1}, 92),
+                                    g.ids("pos", {2, 1, 1, 1}, {5, 1}), mode, 64, 500000.0f);
         },
-        {}, 1e-6); // the cache is f16: both round the same rotation, to one f16
-                   // step at most
+        {}, 1e-6);  // the cache is f16: both round the same rotation, to one f16
+                    // step at most
   }
 }
 
@@ -271,11 +231,8 @@ TEST(CpuFast, QuantDotIntegersAndScalesReproduceTheDequantizer) {
     using D = QuantDot<T>;
     const int64_t k = 4 * kSuperBlock;
     std::vector<uint8_t> row(row_bytes(T, k));
-    from_f32(
-        T, test::random_floats(static_cast<size_t>(k), 101, -3.0f, 2.0f).data(),
-        row.data(), k);
-    const auto *blocks =
-        reinterpret_cast<const typename D::Block *>(row.data());
+    from_f32(T, test::random_floats(static_cast<size_t>(k), 101, -3.0f, 2.0f).data(), row.data(), k);
+    const auto *blocks = reinterpret_cast<const typename D::Block *>(row.data());
     for (int64_t part = 0; part < k / kQuantBlock; ++part) {
       const auto &b = blocks[part / D::kParts];
       const int sub = static_cast<int>(part % D::kParts);
@@ -284,10 +241,8 @@ TEST(CpuFast, QuantDotIntegersAndScalesReproduceTheDequantizer) {
       D::ints(b, sub, q);
       D::affine(b, sub, scale, offset);
       for (int i = 0; i < kQuantBlock; ++i) {
-        const float expected =
-            QuantFormat<T>::element(b, static_cast<int>(sub * kQuantBlock + i));
-        ASSERT_EQ(scale[i / 16] * static_cast<float>(q[i]) + offset[i / 16],
-                  expected)
+        const float expected = QuantFormat<T>::element(b, static_cast<int>(sub * kQuantBlock + i));
+        ASSERT_EQ(scale[i / 16] * static_cast<float>(q[i]) + offset[i / 16], expected)
             << name(T) << " part " << part << " element " << i;
       }
     }
@@ -313,17 +268,12 @@ TEST(CpuFast, ActivationBlocksRoundWithinHalfAStep) {
     for (int i = 0; i < kQuantBlock; ++i) {
       // half a step, and the scale's f16 rounding (relative 2^-11) over up to
       // 127 steps
-      EXPECT_LE(std::fabs(blocks[b].d * blocks[b].qs[i] -
-                          x[static_cast<size_t>(b * 32 + i)]),
-                blocks[b].d * 0.57f);
+      EXPECT_LE(std::fabs(blocks[b].d * blocks[b].qs[i] - x[static_cast<size_t>(b * 32 + i)]), blocks[b].d * 0.57f);
       sums[i / 16] += blocks[b].qs[i];
     }
-    EXPECT_FLOAT_EQ(blocks[b].half_sum[0],
-                    blocks[b].d * static_cast<float>(sums[0]));
-    EXPECT_FLOAT_EQ(blocks[b].half_sum[1],
-                    blocks[b].d * static_cast<float>(sums[1]));
-    EXPECT_NEAR(blocks[b].sum,
-                blocks[b].d * static_cast<float>(sums[0] + sums[1]),
+    EXPECT_FLOAT_EQ(blocks[b].half_sum[0], blocks[b].d * static_cast<float>(sums[0]));
+    EXPECT_FLOAT_EQ(blocks[b].half_sum[1], blocks[b].d * static_cast<float>(sums[1]));
+    EXPECT_NEAR(blocks[b].sum, blocks[b].d * static_cast<float>(sums[0] + sums[1]),
                 1e-3 * std::fabs(blocks[b].sum) + 1e-6);
     EXPECT_EQ(blocks[b].d, f16_to_f32(f32_to_f16(blocks[b].d)));
   }
@@ -340,22 +290,17 @@ TEST(CpuThreadPool, EveryTaskRunsOnceFromConcurrentCallers) {
   cpu::ThreadPool pool(3);
   std::vector<std::thread> callers;
   std::vector<std::vector<std::atomic<int>>> counts(4);
-  for (auto &c : counts)
-    c = std::vector<std::atomic<int>>(1000);
+  for (auto &c : counts) c = std::vector<std::atomic<int>>(1000);
   for (int caller = 0; caller < 4; ++caller) {
     callers.emplace_back([&, caller] {
       for (int round = 0; round < 20; ++round) {
-        pool.parallel_for(50, [&](int64_t i) {
-          counts[caller][static_cast<size_t>(round * 50 + i)]++;
-        });
+        pool.parallel_for(50, [&](int64_t i) { counts[caller][static_cast<size_t>(round * 50 + i)]++; });
       }
     });
   }
-  for (auto &c : callers)
-    c.join();
+  for (auto &c : callers) c.join();
   for (auto &c : counts) {
-    for (auto &v : c)
-      EXPECT_EQ(v.load(), 1);
+    for (auto &v : c) EXPECT_EQ(v.load(), 1);
   }
 }
 
@@ -363,20 +308,18 @@ TEST(CpuThreadPool, ATaskExceptionReachesTheCaller) {
   cpu::ThreadPool pool(2);
   EXPECT_THROW(pool.parallel_for(100,
                                  [](int64_t i) {
-                                   if (i == 37)
-                                     throw std::runtime_error("task 37");
+                                   if (i == 37) throw std::runtime_error("task 37");
                                  }),
                std::runtime_error);
   std::atomic<int> ran{0};
-  pool.parallel_for(10, [&](int64_t) { ran++; }); // still usable
+  pool.parallel_for(10, [&](int64_t) { ran++; });  // still usable
   EXPECT_EQ(ran.load(), 10);
 }
 
 // Greedy stories from the trained fixture: the same tokens on the fast (f32 and
 // int8 activations) and the reference kernels, on one stream and on several.
 TEST(CpuFast, GreedyStoriesAreTheSameOnBothPaths) {
-  if (!test::have_fixture("stories260K.gguf"))
-    return;
+  if (!test::have_fixture("stories260K.gguf")) return;
   const GgufFile file = GgufFile::open(test::fixture("stories260K.gguf"));
   const auto tokenizer = load_tokenizer(file);
   const Model model = load_gguf_model(file);
@@ -391,9 +334,7 @@ TEST(CpuFast, GreedyStoriesAreTheSameOnBothPaths) {
     GenerateOptions options;
     options.max_tokens = 48;
     options.sampling.temperature = 0;
-    return generate(runner, *tokenizer,
-                    "Once upon a time, there was a little girl", options)
-        .tokens;
+    return generate(runner, *tokenizer, "Once upon a time, there was a little girl", options).tokens;
   };
   const auto expected = greedy(true, Policy::Serial);
   EXPECT_EQ(greedy(false, Policy::Serial), expected);
@@ -401,5 +342,5 @@ TEST(CpuFast, GreedyStoriesAreTheSameOnBothPaths) {
   EXPECT_EQ(greedy(false, Policy::Serial, true), expected);
 }
 
-} // namespace
-} // namespace braid
+}  // namespace
+}  // namespace braid

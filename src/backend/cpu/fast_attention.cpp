@@ -79,7 +79,8 @@ bool fast_attention(const NodeArgs& args, const FastContext& context) {
       max = std::fmax(max, score);
     }
     float sum = 0;
-    for (int64_t s = 0; s <= last; ++s) sum += weights[static_cast<size_t>(s)] = std::exp(weights[static_cast<size_t>(s)] - max);
+    for (int64_t s = 0; s <= last; ++s)
+      sum += weights[static_cast<size_t>(s)] = std::exp(weights[static_cast<size_t>(s)] - max);
     auto* out = reinterpret_cast<float*>(args.out.row(h, i));
     std::fill(out, out + head_dim, 0.0f);
     for (int64_t s = 0; s <= last; ++s) axpy_f32(out, weights[static_cast<size_t>(s)], values.row(s, kv), head_dim);

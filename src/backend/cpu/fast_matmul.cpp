@@ -1,8 +1,7 @@
 // Fast matrix products: MulMat (with mul_mat_add) and MulMatId.
 //
-// The activations are converted to f32 once and, for quantized weights, either summed
-// per 16 (for the offsets of the f32-activation kernels) or rounded once to int8 blocks
-// (quant/dot.h, int8 activations); then the weight rows are split into chunks, one pool task
+// The activations are converted to f32 once and, for quantized weights with int8
+// activations, rounded once to int8 blocks (quant/dot.h); then the weight rows are split into chunks, one pool task
 // per chunk. A chunk is small (16 rows) so that decode spreads evenly over the cores,
 // and a kernel runs every token of the product over its chunk while the chunk is in
 // cache, so a prompt reads the weights from memory once (fast_product.h).
@@ -28,9 +27,7 @@ constexpr int64_t kParallelWork = int64_t{1} << 18;
 struct Activations {
   std::vector<float> f32;
   std::vector<BlockQ8Act> q8;
-  std::vector<float> sums;  // per token, the sum of every 16 activations
   std::vector<const void*> rows;  // per token
-  std::vector<const float*> sum_rows;  // per token
 
   void prepare(const TensorView& x, DType weights, const FastContext& context) {
     const int64_t k = x.ne[0], n = x.ne[1];
@@ -39,7 +36,6 @@ struct Activations {
     rows.resize(static_cast<size_t>(n));
     if (!takes_quantized_activations(weights, context.int8_activations)) {
       for (int64_t t = 0; t < n; ++t) rows[static_cast<size_t>(t)] = f32.data() + t * k;
-      if (traits(weights).quantized) sum_halves(k, n);
       return;
     }
     const int64_t blocks = k / kQuantBlock;
@@ -47,22 +43,6 @@ struct Activations {
     for (int64_t t = 0; t < n; ++t) {
       quantize_activations(f32.data() + t * k, q8.data() + t * blocks, k, context.simd);
       rows[static_cast<size_t>(t)] = q8.data() + t * blocks;
-    }
-  }
-
-  void sum_halves(int64_t k, int64_t n) {
-    const int64_t halves = k / 16;
-    sums.resize(static_cast<size_t>(halves * n));
-    sum_rows.resize(static_cast<size_t>(n));
-    for (int64_t t = 0; t < n; ++t) {
-      const float* x = f32.data() + t * k;
-      float* s = sums.data() + t * halves;
-      for (int64_t h = 0; h < halves; ++h) {
-        float total = 0;
-        for (int i = 0; i < 16; ++i) total += x[h * 16 + i];
-        s[h] = total;
-      }
-      sum_rows[static_cast<size_t>(t)] = s;
     }
   }
 };
@@ -98,7 +78,7 @@ bool mul_mat(const NodeArgs& args, const FastContext& context) {
   const int64_t n = x.ne[1], m = w.ne[1];
   std::vector<float*> y(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) y[static_cast<size_t>(t)] = reinterpret_cast<float*>(args.out.row(t));
-  const RowProduct p{w.data, w.nb[1], w.ne[0], a.rows.data(), y.data(), static_cast<int>(n), a.sum_rows.data()};
+  const RowProduct p{w.data, w.nb[1], w.ne[0], a.rows.data(), y.data(), static_cast<int>(n)};
   const bool add = args.src.size() > 2;  // mul_mat_add: the product rounded to f32, then the addition
   run_chunks(context, kernel, p, m, [&](int64_t begin, int64_t end) {
     if (!add) return;
@@ -130,21 +110,17 @@ bool mul_mat_id(const NodeArgs& args, const FastContext& context) {
   Activations& a = activations_of_this_thread();
   a.prepare(x, w.type, context);
   std::vector<const void*> xs;
-  std::vector<const float*> x_sums;
   std::vector<float*> ys;
   for (int64_t e = 0; e < experts; ++e) {
     const std::vector<int64_t>& tokens = tokens_of[static_cast<size_t>(e)];
     if (tokens.empty()) continue;
     xs.clear();
-    x_sums.clear();
     ys.clear();
     for (int64_t t : tokens) {
       xs.push_back(a.rows[static_cast<size_t>(t)]);
-      x_sums.push_back(a.sum_rows.empty() ? nullptr : a.sum_rows[static_cast<size_t>(t)]);
       ys.push_back(reinterpret_cast<float*>(args.out.row(t)));
     }
-    const RowProduct p{w.row(0, e), w.nb[1], w.ne[0], xs.data(), ys.data(), static_cast<int>(tokens.size()),
-                       x_sums.data()};
+    const RowProduct p{w.row(0, e), w.nb[1], w.ne[0], xs.data(), ys.data(), static_cast<int>(tokens.size())};
     run_chunks(context, kernel, p, w.ne[1], [](int64_t, int64_t) {});
   }
   return true;

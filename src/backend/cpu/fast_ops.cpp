@@ -13,20 +13,13 @@ void compute_fast(const Graph& graph, TensorId node, const Addresses& memory, Th
   bool done = false;
   switch (args.node.op) {
     case Op::MulMat:
-    case Op::MulMatId:
-      done = fast_matmul(args, context);
-      break;
+    case Op::MulMatId: done = fast_matmul(args, context); break;
     case Op::RmsNorm:
     case Op::Swiglu:
     case Op::Rope:
-    case Op::KvWrite:
-      done = fast_rowwise(args, context);
-      break;
-    case Op::Attention:
-      done = fast_attention(args, context);
-      break;
-    default:
-      break;
+    case Op::KvWrite: done = fast_rowwise(args, context); break;
+    case Op::Attention: done = fast_attention(args, context); break;
+    default: break;
   }
   if (!done) compute(graph, node, memory);
 }

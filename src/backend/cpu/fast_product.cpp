@@ -1,8 +1,9 @@
 // Run-time choice between the AVX2 and the portable kernels.
+#include "backend/cpu/fast_product.h"
+
 #include <cstdlib>
 #include <cstring>
 
-#include "backend/cpu/fast_product.h"
 #include "braid/quant/dot.h"
 
 namespace braid::cpu {

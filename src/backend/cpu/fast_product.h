@@ -9,9 +9,9 @@
 //    about 1/250 per element) changes logits by about 1e-3 (nmse), enough to change a
 //    greedy token where two candidates are close.
 //  - f32 activations (the default): each weight part is unpacked to integers as above,
-//    widened to f32 in registers and multiplied with the f32 activations; the per-part
-//    offsets use the sums of each 16 activations (RowProduct::x_sums). As exact as the
-//    reference up to f32 rounding, so greedy text stays the reference's.
+//    widened to f32 in registers, mapped to the weights' values (scale * q + offset) and
+//    multiplied with the f32 activations. As exact as the reference up to f32 rounding,
+//    so greedy text stays the reference's.
 // f32, f16 and bf16 weights always take f32 activations. Within the rows given, a kernel reads
 // each weight row once per tile of up to 4 tokens, and the caller hands it row ranges
 // small enough that the tiles after the first find the rows in cache: prompt-sized
@@ -33,14 +33,12 @@ struct BlockQ8Act;
 namespace braid::cpu {
 
 struct RowProduct {
-  const uint8_t* w = nullptr;  // row 0 of the weights
-  size_t w_stride = 0;         // bytes from one weight row to the next
-  int64_t k = 0;               // elements of a row
+  const uint8_t* w = nullptr;      // row 0 of the weights
+  size_t w_stride = 0;             // bytes from one weight row to the next
+  int64_t k = 0;                   // elements of a row
   const void* const* x = nullptr;  // per token: its activation row (BlockQ8Act[k / 32] or float[k])
   float* const* y = nullptr;       // per token: its output row, indexed by weight row
   int n = 0;                       // tokens
-  // Quantized weights with f32 activations: per token, the sum of every 16 activations.
-  const float* const* x_sums = nullptr;
 };
 
 using ProductKernel = void (*)(const RowProduct& p, int64_t begin, int64_t end);

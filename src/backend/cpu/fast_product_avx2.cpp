@@ -4,7 +4,8 @@
 // no overflow: |q| <= 128, |x| <= 127) and madd (to int32, eight sums: lanes 0-3 cover
 // elements 0-15, lanes 4-7 elements 16-31, the two halves of quant/dot.h). The sums are
 // scaled per half and accumulated in f32. With f32 activations, the part's integers are
-// widened to f32 and multiplied with the activations by FMA. f16 weights are widened by F16C, bf16 by a shift.
+// widened to f32, mapped to the weights' values and multiplied with the activations by FMA. f16 weights are widened by
+// F16C, bf16 by a shift.
 //
 // Compiled for every x86-64 (the functions carry the target attribute), called only
 // where simd_supported().
@@ -106,8 +107,8 @@ BRAID_AVX2 inline void part_affine(const typename QuantDot<T>::Block& b, int par
 // Formats whose integers are never negative: maddubs takes them as they are, without the
 // sign transfer that signed ones need.
 template <DType T>
-constexpr bool kUnsignedInts = T == DType::Q4_1 || T == DType::Q5_1 || T == DType::Q2_K || T == DType::Q4_K ||
-                               T == DType::Q5_K;
+constexpr bool kUnsignedInts =
+    T == DType::Q4_1 || T == DType::Q5_1 || T == DType::Q2_K || T == DType::Q4_K || T == DType::Q5_K;
 
 // Row j against tokens t0 .. t0 + N - 1.
 template <DType T, int N>
@@ -132,8 +133,8 @@ BRAID_AVX2 void quantized_tile(const RowProduct& p, int64_t j, int t0) {
     float scale[2], offset[2] = {0, 0};
     part_affine<T>(block, sub, scale, offset);
     const bool one_scale = D::kParts == 1;  // the legacy formats scale all 32 alike
-    const __m256 scales = one_scale ? _mm256_set1_ps(scale[0])
-                                    : _mm256_set_m128(_mm_set1_ps(scale[1]), _mm_set1_ps(scale[0]));
+    const __m256 scales =
+        one_scale ? _mm256_set1_ps(scale[0]) : _mm256_set_m128(_mm_set1_ps(scale[1]), _mm_set1_ps(scale[0]));
     for (int t = 0; t < N; ++t) {
       const BlockQ8Act& a = x[t][part];
       const __m256i xs = kUnsignedInts<T> ? load32(a.qs) : _mm256_sign_epi8(load32(a.qs), q);
@@ -152,48 +153,53 @@ BRAID_AVX2 void quantized_tile(const RowProduct& p, int64_t j, int t0) {
 }
 
 // Row j against tokens t0 .. t0 + N - 1, f32 activations: the part's integers widened
-// to f32 (elements 0-15 in w[0], w[1], 16-31 in w[2], w[3]), each half's products
-// summed, then scaled; the offsets multiply the sums of the activations.
+// to f32 and mapped to the weights' values (scale * q + offset, by FMA: elements 0-15 in
+// w[0], w[1], 16-31 in w[2], w[3]), once per tile, then multiplied with each token's
+// activations into two accumulators per token (even and odd groups of 8).
 template <DType T, int N>
 BRAID_AVX2 void dequantized_tile(const RowProduct& p, int64_t j, int t0) {
   using D = QuantDot<T>;
   const auto* blocks = reinterpret_cast<const typename D::Block*>(p.w + static_cast<size_t>(j) * p.w_stride);
   const float* x[N];
-  const float* x_sums[N];
-  __m256 acc[N];
-  float offsets[N];
+  __m256 even[N], odd[N];
   for (int t = 0; t < N; ++t) {
     x[t] = static_cast<const float*>(p.x[t0 + t]);
-    if constexpr (D::kOffsets) x_sums[t] = p.x_sums[t0 + t];
-    acc[t] = _mm256_setzero_ps();
-    offsets[t] = 0;
+    even[t] = odd[t] = _mm256_setzero_ps();
   }
   const int64_t parts = p.k / kQuantBlock;
   for (int64_t part = 0; part < parts; ++part) {
     const auto& block = blocks[part / D::kParts];
     const int sub = static_cast<int>(part % D::kParts);
     const __m256i q = part_ints<T>(block, sub);
-    const __m128i low = _mm256_castsi256_si128(q), high = _mm256_extracti128_si256(q, 1);
-    const __m256 w[4] = {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(low)),
-                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(low, low))),
-                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(high)),
-                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(high, high)))};
     float scale[2], offset[2] = {0, 0};
     part_affine<T>(block, sub, scale, offset);
     const __m256 scale0 = _mm256_set1_ps(scale[0]), scale1 = _mm256_set1_ps(scale[1]);
+    const __m128i low = _mm256_castsi256_si128(q), high = _mm256_extracti128_si256(q, 1);
+    __m256 w[4] = {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(low)),
+                   _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(low, low))),
+                   _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(high)),
+                   _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(high, high)))};
+    if constexpr (D::kOffsets) {
+      const __m256 offset0 = _mm256_set1_ps(offset[0]), offset1 = _mm256_set1_ps(offset[1]);
+      w[0] = _mm256_fmadd_ps(w[0], scale0, offset0);
+      w[1] = _mm256_fmadd_ps(w[1], scale0, offset0);
+      w[2] = _mm256_fmadd_ps(w[2], scale1, offset1);
+      w[3] = _mm256_fmadd_ps(w[3], scale1, offset1);
+    } else {
+      w[0] = _mm256_mul_ps(w[0], scale0);
+      w[1] = _mm256_mul_ps(w[1], scale0);
+      w[2] = _mm256_mul_ps(w[2], scale1);
+      w[3] = _mm256_mul_ps(w[3], scale1);
+    }
     for (int t = 0; t < N; ++t) {
       const float* xp = x[t] + part * kQuantBlock;
-      __m256 h0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(xp));
-      __m256 h1 = _mm256_mul_ps(w[2], _mm256_loadu_ps(xp + 16));
-      h0 = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xp + 8), h0);
-      h1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xp + 24), h1);
-      acc[t] = _mm256_fmadd_ps(h1, scale1, _mm256_fmadd_ps(h0, scale0, acc[t]));
-      if constexpr (D::kOffsets) {
-        offsets[t] += offset[0] * x_sums[t][2 * part] + offset[1] * x_sums[t][2 * part + 1];
-      }
+      even[t] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xp), even[t]);
+      odd[t] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xp + 8), odd[t]);
+      even[t] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xp + 16), even[t]);
+      odd[t] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xp + 24), odd[t]);
     }
   }
-  for (int t = 0; t < N; ++t) p.y[t0 + t][j] = horizontal_sum(acc[t]) + offsets[t];
+  for (int t = 0; t < N; ++t) p.y[t0 + t][j] = horizontal_sum(_mm256_add_ps(even[t], odd[t]));
 }
 
 template <DType T>
@@ -325,7 +331,8 @@ BRAID_AVX2 void quantize_activations_avx2(const float* x, BlockQ8Act* out, int64
 BRAID_AVX2 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n) {
   const __m256 va = _mm256_set1_ps(a);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
   for (; i < n; ++i) y[i] += a * x[i];
 }
 

@@ -47,7 +47,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> jobs_;  // jobs that still have tasks nobody has taken
-  std::atomic<int> pending_{0};  // jobs_.size(), read without the lock by spinning workers
+  std::atomic<int> pending_{0};            // jobs_.size(), read without the lock by spinning workers
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };
