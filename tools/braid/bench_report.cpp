@@ -104,7 +104,7 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
     const Pair& p = groups[key];
     if (!p.serial || !p.best) continue;
     out += fmt::format("| {} | {} | {} | {} | {:.2f} | {:.2f} | {} | {:.3f}x | {} / {} | {} / {} |\n",
-                       p.serial->model, p.serial->test, p.serial->graph ? 1 : 0, p.serial->fused ? 1 : 0,
+                       std::get<0>(key), p.serial->test, p.serial->graph ? 1 : 0, p.serial->fused ? 1 : 0,
                        p.serial->tps_mean, p.best->tps_mean, p.best->policy,
                        p.best->tps_mean / p.serial->tps_mean, mib(p.serial->memory.arena_bytes),
                        mib(p.serial->memory.total()), mib(p.best->memory.arena_bytes), mib(p.best->memory.total()));
