@@ -40,8 +40,8 @@ constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::
 constexpr double kInt8Activations = 2e-4;
 constexpr double kF32Arithmetic = 1e-10;
 
-double tolerance(const Graph &g, TensorId node, const cpu::FastKernelOptions &options) {
-  const Tensor &t = g[node];
+double tolerance(const Graph& g, TensorId node, const cpu::FastKernelOptions& options) {
+  const Tensor& t = g[node];
   const bool product = t.op == Op::MulMat || t.op == Op::MulMatId;
   return product && options.int8_activations && traits(g[t.src[0]].type).quantized ? kInt8Activations : kF32Arithmetic;
 }
@@ -49,14 +49,14 @@ double tolerance(const Graph &g, TensorId node, const cpu::FastKernelOptions &op
 // Every variant of the fast kernels: AVX2 and portable, f32 and int8
 // activations.
 constexpr cpu::FastKernelOptions kVariants[] = {{true, false}, {false, false}, {true, true}, {false, true}};
-std::string variant_name(const cpu::FastKernelOptions &o) {
+std::string variant_name(const cpu::FastKernelOptions& o) {
   return std::string(o.simd ? " simd" : " portable") + (o.int8_activations ? " int8" : " f32");
 }
 
 // Builds the graph twice (same seeds, same data), runs one on the reference and
 // one on the fast path, and compares the node's output.
 template <typename Build>
-void expect_fast_matches_reference(Build build, const cpu::FastKernelOptions &options, double limit = -1) {
+void expect_fast_matches_reference(Build build, const cpu::FastKernelOptions& options, double limit = -1) {
   OpGraph reference, fast;
   const TensorId node = build(reference);
   ASSERT_EQ(build(fast), node);
@@ -74,8 +74,8 @@ void expect_fast_matches_reference(Build build, const cpu::FastKernelOptions &op
 }
 
 TEST(CpuFast, EveryOpCaseMatchesTheReference) {
-  for (const auto &variant : kVariants) {
-    for (const auto &[op, build] : test::one_node_graphs()) {
+  for (const auto& variant : kVariants) {
+    for (const auto& [op, build] : test::one_node_graphs()) {
       SCOPED_TRACE(std::string(op_name(op)) + variant_name(variant));
       expect_fast_matches_reference(build, variant);
     }
@@ -83,12 +83,12 @@ TEST(CpuFast, EveryOpCaseMatchesTheReference) {
 }
 
 TEST(CpuFast, MulMatEveryWeightTypeAtDecodeAndPromptSizes) {
-  for (const auto &variant : kVariants) {
+  for (const auto& variant : kVariants) {
     for (DType type : kWeightTypes) {
       for (int64_t n : {1, 3, 5, 64}) {
         SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + variant_name(variant));
         expect_fast_matches_reference(
-            [&](OpGraph &g) {
+            [&](OpGraph& g) {
               // 136 rows: several chunks of 16 and a partial one.
               return ops::mul_mat(g.graph(), g.random_weight("w", type, {512, 136, 1, 1}, 31),
                                   g.random_input("x", DType::F32, {512, n, 1, 1}, 32));
@@ -122,15 +122,15 @@ TEST(CpuFast, SimdAndPortableKernelsAgree) {
 }
 
 TEST(CpuFast, MulMatAddStridedRowsAndOffsetActivations) {
-  for (const auto &variant : kVariants) {
+  for (const auto& variant : kVariants) {
     for (DType type : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_1, DType::Q6_K}) {
       for (int64_t n : {1, 3, 12}) {
         SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + variant_name(variant));
         const int64_t k = type == DType::F32 ? 262 : 256;  // f32: a tail after the groups of 16
         expect_fast_matches_reference(
-            [&](OpGraph &g) {
+            [&](OpGraph& g) {
               const TensorId w_full = g.random_weight("w", type, {k, 70, 1, 1}, 51);
-              const Tensor &wf = g.graph()[w_full];
+              const Tensor& wf = g.graph()[w_full];
               const TensorId w = ops::view(g.graph(), w_full, {k, 33, 1, 1},
                                            {wf.nb[0], 2 * wf.nb[1], wf.nb[2], wf.nb[3]}, 2 * wf.nb[1]);
               const TensorId x_full = g.random_input("x", DType::F32, {k + 4, n, 1, 1}, 52);
@@ -144,11 +144,11 @@ TEST(CpuFast, MulMatAddStridedRowsAndOffsetActivations) {
 }
 
 TEST(CpuFast, MulMatIdGroupsTokensByExpert) {
-  for (const auto &variant : kVariants) {
+  for (const auto& variant : kVariants) {
     for (DType type : {DType::F16, DType::Q4_0, DType::Q4_K}) {
       SCOPED_TRACE(std::string(name(type)) + variant_name(variant));
       expect_fast_matches_reference(
-          [&](OpGraph &g) {
+          [&](OpGraph& g) {
             return ops::mul_mat_id(g.graph(), g.random_weight("w", type, {256, 40, 4, 1}, 61),
                                    g.random_input("x", DType::F32, {256, 5, 1, 1}, 62),
                                    g.ids("ids", {2, 5, 1, 1}, {3, 0, 1, 3, 2, 2, 0, 1, 3, 3}), 1);
@@ -161,7 +161,7 @@ TEST(CpuFast, MulMatIdGroupsTokensByExpert) {
 // A token's result does not depend on the batch it is in, nor on the thread
 // split.
 TEST(CpuFast, ProductsOfABatchEqualProductsOfEachTokenBitForBit) {
-  for (const auto &variant : kVariants) {
+  for (const auto& variant : kVariants) {
     for (DType type : {DType::F16, DType::Q4_1, DType::Q5_K}) {
       OpGraph batch;
       const TensorId y = ops::mul_mat(batch.graph(), batch.random_weight("w", type, {512, 100, 1, 1}, 71),
@@ -190,7 +190,7 @@ TEST(CpuFast, AttentionOverLongCachesInEveryCacheType) {
     for (int64_t queries : {1, 20}) {
       SCOPED_TRACE(std::string(name(cache_type)) + " queries=" + std::to_string(queries));
       expect_fast_matches_reference(
-          [&](OpGraph &g) {
+          [&](OpGraph& g) {
             const int64_t ctx = 96;
             const std::vector<float> k = test::random_floats(64 * 2 * ctx, 81),
                                      v = test::random_floats(64 * 2 * ctx, 82);
@@ -206,22 +206,30 @@ TEST(CpuFast, AttentionOverLongCachesInEveryCacheType) {
   }
 }
 
+// Both modes, with and without Llama 3's frequency factors.
 TEST(CpuFast, RopeAndRotatingKvWriteInBothModes) {
   for (int mode : {kRopeNormal, kRopeNeox}) {
-    expect_fast_matches_reference(
-        [&](OpGraph &g) {
-          return ops::rope(g.graph(), g.random_input("x", DType::F32, {64, 3, 4, 1}, 91),
-                           g.ids("pos", {4, 1, 1, 1}, {0, 7, 100, 2000}), mode, 48, 10000.0f);
-        },
-        {});
-    expect_fast_matches_reference(
-        [&](OpGraph &g) {
-          return ops::rope_kv_write(g.graph(), g.state("cache", DType::F16, {64, 3, 8, 1}),
-                                    g.random_input("x", DType::F32, {64, 3, 2, 1}, 92),
-                                    g.ids("pos", {2, 1, 1, 1}, {5, 1}), mode, 64, 500000.0f);
-        },
-        {}, 1e-6);  // the cache is f16: both round the same rotation, to one f16
-                    // step at most
+    for (bool factors : {false, true}) {
+      SCOPED_TRACE(std::to_string(mode) + (factors ? " with factors" : ""));
+      expect_fast_matches_reference(
+          [&](OpGraph& g) {
+            const TensorId f =
+                factors ? g.random_weight("factors", DType::F32, {24, 1, 1, 1}, 93, 1.0f, 8.0f) : kNoTensor;
+            return ops::rope(g.graph(), g.random_input("x", DType::F32, {64, 3, 4, 1}, 91),
+                             g.ids("pos", {4, 1, 1, 1}, {0, 7, 100, 2000}), mode, 48, 10000.0f, 1.0f, f);
+          },
+          {});
+      // The cache is f16: both round the same rotation, to one f16 step at most.
+      expect_fast_matches_reference(
+          [&](OpGraph& g) {
+            const TensorId f =
+                factors ? g.random_weight("factors", DType::F32, {32, 1, 1, 1}, 94, 1.0f, 8.0f) : kNoTensor;
+            return ops::rope_kv_write(g.graph(), g.state("cache", DType::F16, {64, 3, 8, 1}),
+                                      g.random_input("x", DType::F32, {64, 3, 2, 1}, 92),
+                                      g.ids("pos", {2, 1, 1, 1}, {5, 1}), mode, 64, 500000.0f, 1.0f, f);
+          },
+          {}, 1e-6);
+    }
   }
 }
 
@@ -232,9 +240,9 @@ TEST(CpuFast, QuantDotIntegersAndScalesReproduceTheDequantizer) {
     const int64_t k = 4 * kSuperBlock;
     std::vector<uint8_t> row(row_bytes(T, k));
     from_f32(T, test::random_floats(static_cast<size_t>(k), 101, -3.0f, 2.0f).data(), row.data(), k);
-    const auto *blocks = reinterpret_cast<const typename D::Block *>(row.data());
+    const auto* blocks = reinterpret_cast<const typename D::Block*>(row.data());
     for (int64_t part = 0; part < k / kQuantBlock; ++part) {
-      const auto &b = blocks[part / D::kParts];
+      const auto& b = blocks[part / D::kParts];
       const int sub = static_cast<int>(part % D::kParts);
       int8_t q[kQuantBlock];
       float scale[2], offset[2];
@@ -290,7 +298,7 @@ TEST(CpuThreadPool, EveryTaskRunsOnceFromConcurrentCallers) {
   cpu::ThreadPool pool(3);
   std::vector<std::thread> callers;
   std::vector<std::vector<std::atomic<int>>> counts(4);
-  for (auto &c : counts) c = std::vector<std::atomic<int>>(1000);
+  for (auto& c : counts) c = std::vector<std::atomic<int>>(1000);
   for (int caller = 0; caller < 4; ++caller) {
     callers.emplace_back([&, caller] {
       for (int round = 0; round < 20; ++round) {
@@ -298,9 +306,9 @@ TEST(CpuThreadPool, EveryTaskRunsOnceFromConcurrentCallers) {
       }
     });
   }
-  for (auto &c : callers) c.join();
-  for (auto &c : counts) {
-    for (auto &v : c) EXPECT_EQ(v.load(), 1);
+  for (auto& c : callers) c.join();
+  for (auto& c : counts) {
+    for (auto& v : c) EXPECT_EQ(v.load(), 1);
   }
 }
 

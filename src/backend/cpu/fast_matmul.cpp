@@ -1,10 +1,11 @@
 // Fast matrix products: MulMat (with mul_mat_add) and MulMatId.
 //
 // The activations are converted to f32 once and, for quantized weights with int8
-// activations, rounded once to int8 blocks (quant/dot.h); then the weight rows are split into chunks, one pool task
-// per chunk. A chunk is small (16 rows) so that decode spreads evenly over the cores,
-// and a kernel runs every token of the product over its chunk while the chunk is in
-// cache, so a prompt reads the weights from memory once (fast_product.h).
+// activations, rounded once to int8 blocks (quant/dot.h); then the weight rows are split
+// into chunks, one pool task per chunk. A chunk is small (16 rows) so that decode spreads
+// evenly over the cores, and a kernel runs every token of the product over its chunk
+// while the chunk is in cache, so a prompt reads the weights from memory once
+// (fast_product.h).
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -57,16 +57,21 @@ bool swiglu(const NodeArgs& args) {
   return true;
 }
 
-// Rope's parameters (see cpu_attention.cpp), and the cosines and sines of one position.
+// Rope's parameters and optional frequency factors (the node's source `factors_src`),
+// as the reference reads them (cpu_attention.cpp), and the cosines and sines of one
+// position.
 struct RotationTable {
   int mode;
   int64_t dims;
   std::vector<double> frequency, cosine, sine;
 
-  explicit RotationTable(const OpParams& p) : mode(p.i[0]), dims(p.i[1]) {
-    const double base = p.f[0], freq_scale = p.f[1];
+  RotationTable(const NodeArgs& args, size_t factors_src) : mode(args.node.params.i[0]), dims(args.node.params.i[1]) {
+    const double base = args.node.params.f[0], freq_scale = args.node.params.f[1];
+    const TensorView* factors = args.src.size() > factors_src ? &args.src[factors_src] : nullptr;
     for (int64_t i = 0; i < dims / 2; ++i) {
-      frequency.push_back(freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims)));
+      double f = freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
+      if (factors) f /= factors->f32(i);
+      frequency.push_back(f);
     }
     cosine.resize(frequency.size());
     sine.resize(frequency.size());
@@ -96,7 +101,7 @@ struct RotationTable {
 bool rope(const NodeArgs& args) {
   const TensorView& x = args.src[0];
   const TensorView& positions = args.src[1];
-  RotationTable rotation(args.node.params);
+  RotationTable rotation(args, 2);
   for (int64_t t = 0; t < x.ne[2]; ++t) {
     rotation.set_position(positions.i32(t));
     for (int64_t h = 0; h < x.ne[1]; ++h) {
@@ -110,7 +115,7 @@ bool kv_write(const NodeArgs& args) {
   const TensorView& cache = args.out;
   const TensorView& x = args.src[1];
   const TensorView& positions = args.src[2];
-  RotationTable rotation(args.node.params);
+  RotationTable rotation(args, 3);
   if (rotation.dims == 0) return false;  // a plain copy: the reference does it as well
   for (int64_t i = 0; i < positions.ne[0]; ++i) {
     const int32_t p = positions.i32(i);
