@@ -42,5 +42,21 @@ TEST(BenchCommand, MarkdownAndCsvCarryTheHostTime) {
   EXPECT_TRUE(contains(csv.out, ",tps_mean,tps_sd,host_us,arena_bytes,")) << csv.out;
 }
 
+// --cpu-kernels fast,reference: one run times both kernel sets, the reference rows named
+// by their backend column and summarized against their own serial row.
+TEST(BenchCommand, CpuKernelsFastAndReferenceInOneRun) {
+  const test::CliResult r = run_cli(kTiny + " --cpu-kernels fast,reference -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 8u) << r.out;
+  int reference = 0;
+  for (const auto& row : rows) reference += row["backend"] == "cpu-reference";
+  EXPECT_EQ(reference, 4);
+  const test::CliResult md = run_cli(kTiny + " --cpu-kernels reference");
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_TRUE(contains(md.out, "(cpu-reference)")) << md.out;  // the summary's model column
+  EXPECT_NE(run_cli(kTiny + " --cpu-kernels slow").exit_code, 0);
+}
+
 }  // namespace
 }  // namespace braid

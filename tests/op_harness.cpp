@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "backend/cpu/thread_pool.h"
 #include "test_support.h"
 
 namespace braid::test {
@@ -76,6 +77,13 @@ void OpGraph::finish(const std::vector<TensorId>& outputs) {
 void OpGraph::run_cpu() {
   BRAID_ASSERT(graph_.finalized());
   for (TensorId node : graph_.compute_nodes()) cpu::compute(graph_, node, addresses_);
+}
+
+void OpGraph::run_cpu_fast(const cpu::FastKernelOptions& options) {
+  BRAID_ASSERT(graph_.finalized());
+  for (TensorId node : graph_.compute_nodes()) {
+    cpu::compute_fast(graph_, node, addresses_, cpu::ThreadPool::shared(), options);
+  }
 }
 
 void OpGraph::write(TensorId id, const std::vector<float>& values) {

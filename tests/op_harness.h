@@ -52,6 +52,8 @@ class OpGraph {
   void finish(const std::vector<TensorId>& outputs);
   // Runs every compute node of the graph, in order, on the CPU reference kernels.
   void run_cpu();
+  // The same on the fast CPU kernels (cpu::compute_fast) over the shared thread pool.
+  void run_cpu_fast(const cpu::FastKernelOptions& options = {});
 
   // Overwrites a leaf (inputs between runs, a cache slot); the leaf is contiguous.
   void write(TensorId id, const std::vector<float>& values);

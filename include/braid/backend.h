@@ -31,6 +31,14 @@ struct MemoryReport {
 struct ExecOptions {
   bool cuda_graph = true;  // CUDA: capture the plan into one CUDA graph and replay it
   bool threads = true;     // CPU: one worker thread per plan stream (false: run steps in order)
+  // CPU: the reference kernels (double accumulation, one thread per stream) instead of the
+  // fast ones (int8 dot products, rows split over a thread pool). BRAID_CPU_REFERENCE=1 in
+  // the environment forces the reference for every executable.
+  bool cpu_reference = false;
+  // CPU fast kernels, quantized weights: activations rounded to int8 blocks and integer
+  // dot products (ggml's scheme: faster, but logits move by about 1e-3 nmse, enough to
+  // change greedy text) instead of f32 activations. BRAID_CPU_INT8=1 forces it.
+  bool cpu_int8_activations = false;
   // CUDA, for debugging: issue the plan without a CUDA graph and synchronize after every
   // node, so that an asynchronous kernel fault is reported with the node that caused it.
   bool sync_each_node = false;

@@ -24,6 +24,7 @@ struct BenchOptions {
   std::vector<int> graph{1};
   std::vector<int> fuse{0};
   std::string backend;
+  std::vector<std::string> cpu_kernels{"fast"};  // CPU: fast, reference or both
   int streams = 4;
   bool auto_guard = true;  // auto: keep checking the choice at run time (PlanGuard)
   std::string output = "md";
@@ -125,51 +126,54 @@ void run_bench(const BenchOptions& o) {
       // so the memory columns compare like with like.
       auto backend = make_backend(backend_name);
       for (int graph : o.graph) {
-        for (Policy policy : policies) {
-          RunnerOptions ro;
-          ro.policy = policy;
-          ro.plan.max_streams = o.streams;
-          ro.exec.cuda_graph = graph != 0;
-          ro.fuse = fuse != 0;
-          ro.guard.enabled = o.auto_guard;
-          ModelRunner runner(fuse ? *fused_model : *model, *backend, ro);
-          auto test = [&](bool is_prompt, int n) {
-            if (n <= 0) return;
-            fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {}{}\n", source.label(), policy_name(policy),
-                       graph, fuse, is_prompt ? "pp" : "tg", n);
-            const size_t fallbacks_before = runner.guard_fallbacks().size();
-            const TestTimes times = time_test(runner, is_prompt, n, o.repetitions);
-            const std::vector<double>& tps = times.tps;
-            BenchRow row;
-            row.model = source.label();
-            row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
-            row.params = model->parameter_count();
-            row.backend = backend_name;
-            row.device = backend->device_name();
-            row.policy = std::string(policy_name(policy));
-            row.streams = runner.plan(is_prompt ? n : 1).stream_count;
-            row.graph = graph != 0;
-            row.fused = fuse != 0;
-            row.test = fmt::format("{}{}", is_prompt ? "pp" : "tg", n);
-            row.tokens = n;
-            row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
-            double var = 0;
-            for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
-            row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
-            row.host_us = median(times.host_us);
-            row.memory = runner.memory(is_prompt ? n : 1);
-            if (policy == Policy::Auto) {
-              row.auto_choice = runner.plan(is_prompt ? n : 1).policy;
-              for (size_t i = fallbacks_before; i < runner.guard_fallbacks().size(); ++i) {
-                const GuardFallback& f = runner.guard_fallbacks()[i];
-                row.auto_choice = fmt::format("{}, guard -> serial at run {} ({:.3f}x serial's time)", f.policy,
-                                              f.run, f.ratio);
+        for (const std::string& kernels : o.cpu_kernels) {
+          for (Policy policy : policies) {
+            RunnerOptions ro;
+            ro.exec.cpu_reference = kernels == "reference";
+            ro.policy = policy;
+            ro.plan.max_streams = o.streams;
+            ro.exec.cuda_graph = graph != 0;
+            ro.fuse = fuse != 0;
+            ro.guard.enabled = o.auto_guard;
+            ModelRunner runner(fuse ? *fused_model : *model, *backend, ro);
+            auto test = [&](bool is_prompt, int n) {
+              if (n <= 0) return;
+              fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {}{}\n", source.label(), policy_name(policy),
+                         graph, fuse, is_prompt ? "pp" : "tg", n);
+              const size_t fallbacks_before = runner.guard_fallbacks().size();
+              const TestTimes times = time_test(runner, is_prompt, n, o.repetitions);
+              const std::vector<double>& tps = times.tps;
+              BenchRow row;
+              row.model = source.label();
+              row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
+              row.params = model->parameter_count();
+              row.backend = backend_name == "cpu" && kernels == "reference" ? "cpu-reference" : backend_name;
+              row.device = backend->device_name();
+              row.policy = std::string(policy_name(policy));
+              row.streams = runner.plan(is_prompt ? n : 1).stream_count;
+              row.graph = graph != 0;
+              row.fused = fuse != 0;
+              row.test = fmt::format("{}{}", is_prompt ? "pp" : "tg", n);
+              row.tokens = n;
+              row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
+              double var = 0;
+              for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
+              row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
+              row.host_us = median(times.host_us);
+              row.memory = runner.memory(is_prompt ? n : 1);
+              if (policy == Policy::Auto) {
+                row.auto_choice = runner.plan(is_prompt ? n : 1).policy;
+                for (size_t i = fallbacks_before; i < runner.guard_fallbacks().size(); ++i) {
+                  const GuardFallback& f = runner.guard_fallbacks()[i];
+                  row.auto_choice = fmt::format("{}, guard -> serial at run {} ({:.3f}x serial's time)", f.policy,
+                                                f.run, f.ratio);
+                }
               }
-            }
-            rows.push_back(row);
-          };
-          for (int n : prompt) test(true, n);
-          for (int n : generate) test(false, n);
+              rows.push_back(row);
+            };
+            for (int n : prompt) test(true, n);
+            for (int n : generate) test(false, n);
+          }
         }
       }
     }
@@ -208,6 +212,9 @@ void add_bench_command(CLI::App& app) {
       ->delimiter(',')->capture_default_str()->check(CLI::Range(0, 1));
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
+  cmd->add_option("--cpu-kernels", o->cpu_kernels,
+                  "CPU kernels: fast, reference (the simple f64-accumulating ones) or fast,reference")
+      ->delimiter(',')->capture_default_str()->check(CLI::IsMember({"fast", "reference"}));
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
   cmd->add_flag("!--no-auto-guard", o->auto_guard, "auto: keep the tuned plan even if it falls behind serial later");
   cmd->add_option("-o,--output", o->output, "md, json or csv")->capture_default_str()->check(CLI::IsMember({"md", "json", "csv"}));

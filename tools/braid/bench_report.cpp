@@ -85,7 +85,9 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
   std::map<Key, Pair> groups;
   std::vector<Key> order;
   for (const BenchRow& r : rows) {
-    Key key{r.model, r.test, r.graph, r.fused};
+    // Reference-kernel rows of the CPU compare with their own serial row.
+    const std::string model = r.backend == "cpu-reference" ? r.model + " (cpu-reference)" : r.model;
+    Key key{model, r.test, r.graph, r.fused};
     if (!groups.count(key)) order.push_back(key);
     Pair& p = groups[key];
     if (r.policy == "serial") {
@@ -102,7 +104,7 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
     const Pair& p = groups[key];
     if (!p.serial || !p.best) continue;
     out += fmt::format("| {} | {} | {} | {} | {:.2f} | {:.2f} | {} | {:.3f}x | {} / {} | {} / {} |\n",
-                       p.serial->model, p.serial->test, p.serial->graph ? 1 : 0, p.serial->fused ? 1 : 0,
+                       std::get<0>(key), p.serial->test, p.serial->graph ? 1 : 0, p.serial->fused ? 1 : 0,
                        p.serial->tps_mean, p.best->tps_mean, p.best->policy,
                        p.best->tps_mean / p.serial->tps_mean, mib(p.serial->memory.arena_bytes),
                        mib(p.serial->memory.total()), mib(p.best->memory.arena_bytes), mib(p.best->memory.total()));

@@ -1,7 +1,8 @@
-// The CPU backend: the reference kernels of cpu_ops.h driven by a plan. Each plan stream
-// is a worker thread and each plan event a HostEvent, so a plan that misses a wait or
-// reuses memory too early shows up here as a wrong result or a ThreadSanitizer report,
-// not only on a GPU.
+// The CPU backend: the kernels of cpu_ops.h driven by a plan. Each plan stream is a worker
+// thread and each plan event a HostEvent, so a plan that misses a wait or reuses memory
+// too early shows up here as a wrong result or a ThreadSanitizer report, not only on a
+// GPU. The fast kernels (the default) split a node's rows over the shared ThreadPool, to
+// which every stream thread submits; ExecOptions::cpu_reference selects the reference.
 #include <fmt/format.h>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/host_event.h"
+#include "backend/cpu/thread_pool.h"
 #include "braid/backend.h"
 
 namespace braid {
@@ -47,12 +49,18 @@ class CpuExecutable final : public Executable {
  private:
   void run_all();
   void run_stream(int stream);
+  void compute(TensorId node) {
+    if (fast_) return cpu::compute_fast(graph_, node, memory_, cpu::ThreadPool::shared(), fast_options_);
+    cpu::compute(graph_, node, memory_);
+  }
   const Tensor& checked(TensorId id, size_t bytes, TensorFlag flag, const char* what) const;
 
   CpuBackend& backend_;
   Graph graph_;
   Plan plan_;
   ExecOptions options_;
+  bool fast_;
+  cpu::FastKernelOptions fast_options_;
   HostBuffer arena_;
   std::map<TensorId, HostBuffer> inputs_;
   size_t inputs_bytes_ = 0;
@@ -115,7 +123,12 @@ class CpuBackend final : public Backend {
 
 CpuExecutable::CpuExecutable(CpuBackend& backend, const Graph& graph, const Plan& plan,
                              const ExecOptions& options)
-    : backend_(backend), graph_(graph), plan_(plan), options_(options) {
+    : backend_(backend),
+      graph_(graph),
+      plan_(plan),
+      options_(options),
+      fast_(!options.cpu_reference && !cpu::reference_forced_by_environment()) {
+  fast_options_.int8_activations = options.cpu_int8_activations || cpu::int8_forced_by_environment();
   BRAID_ASSERT(graph_.finalized());
   BRAID_ASSERT(static_cast<int>(plan_.arena_offset.size()) == graph_.tensor_count());
   arena_ = allocate(plan_.arena_bytes, false);
@@ -172,7 +185,7 @@ void CpuExecutable::run_stream(int stream) {
       for (int e : step.waits) events_[static_cast<size_t>(e)]->wait();
       if (failed_) return;
       const auto start = std::chrono::steady_clock::now();
-      cpu::compute(graph_, step.node, memory_);
+      compute(step.node);
       if (timings_) {
         auto us = [&](auto t) { return std::chrono::duration<double, std::micro>(t - trace_start_).count(); };
         (*timings_)[static_cast<size_t>(index)] =
@@ -192,7 +205,7 @@ void CpuExecutable::run_stream(int stream) {
 
 void CpuExecutable::run() {
   if (!options_.threads || plan_.stream_count == 1) {
-    for (const PlanStep& step : plan_.steps) cpu::compute(graph_, step.node, memory_);
+    for (const PlanStep& step : plan_.steps) compute(step.node);
     return;
   }
   run_all();

@@ -47,6 +47,9 @@ struct NodeArgs {
   [[noreturn]] void fail(const std::string& what) const;
 };
 
+// The node with its output and sources resolved through `memory`.
+NodeArgs bind_node(const Graph& graph, TensorId node, const Addresses& memory);
+
 // Element-wise and row-wise ops: Add, Mul, Scale, Silu, Swiglu, Softmax, RmsNorm, Copy.
 void compute_elementwise(const NodeArgs& args);
 // Weight-reading ops: MulMat, MulMatId, GetRows.

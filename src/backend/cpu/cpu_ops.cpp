@@ -41,11 +41,17 @@ TensorView view_of(const Tensor& t, const Addresses& memory) {
 
 }  // namespace
 
-void compute(const Graph& graph, TensorId node, const Addresses& memory) {
+NodeArgs bind_node(const Graph& graph, TensorId node, const Addresses& memory) {
   const Tensor& t = graph[node];
   BRAID_ASSERT(is_compute_op(t.op));
   NodeArgs args{graph, t, view_of(t, memory), {}};
   for (TensorId s : t.src) args.src.push_back(view_of(graph[s], memory));
+  return args;
+}
+
+void compute(const Graph& graph, TensorId node, const Addresses& memory) {
+  const NodeArgs args = bind_node(graph, node, memory);
+  const Tensor& t = args.node;
 
   switch (t.op) {
     case Op::Add:

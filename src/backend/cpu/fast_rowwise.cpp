@@ -1,0 +1,150 @@
+// Fast row-wise ops: RmsNorm, Swiglu (f32 accumulation, loops the compiler vectorizes),
+// Rope and rotating KvWrite (the reference's arithmetic, with each token's cosines and
+// sines computed once for all heads instead of once per head).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/fast_kernels.h"
+#include "backend/cpu/fast_product.h"
+
+namespace braid::cpu {
+namespace {
+
+template <typename Fn>
+void for_each_row(const TensorView& out, Fn&& fn) {
+  for (int64_t i3 = 0; i3 < out.ne[3]; ++i3) {
+    for (int64_t i2 = 0; i2 < out.ne[2]; ++i2) {
+      for (int64_t i1 = 0; i1 < out.ne[1]; ++i1) fn(reinterpret_cast<float*>(out.row(i1, i2, i3)), i1, i2, i3);
+    }
+  }
+}
+
+const float* f32_row(const TensorView& t, int64_t i1, int64_t i2, int64_t i3) {
+  return reinterpret_cast<const float*>(t.row(i1, i2, i3));
+}
+
+bool rms_norm(const NodeArgs& args) {
+  const TensorView& x = args.src[0];
+  const bool has_weight = args.src.size() > 1;
+  if (x.type != DType::F32 || (has_weight && args.src[1].type != DType::F32)) return false;
+  const float* w = has_weight ? f32_row(args.src[1], 0, 0, 0) : nullptr;
+  const double eps = args.node.params.f[0];
+  const int64_t n = x.ne[0];
+  for_each_row(args.out, [&](float* y, int64_t i1, int64_t i2, int64_t i3) {
+    const float* r = f32_row(x, i1, i2, i3);
+    const double squares = dot_f32(r, r, n);
+    const auto inv_rms = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(n) + eps));
+    if (has_weight) {
+      for (int64_t i = 0; i < n; ++i) y[i] = r[i] * inv_rms * w[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) y[i] = r[i] * inv_rms;
+    }
+  });
+  return true;
+}
+
+bool swiglu(const NodeArgs& args) {
+  const TensorView& a = args.src[0];
+  const TensorView& b = args.src[1];
+  if (a.type != DType::F32 || b.type != DType::F32) return false;
+  for_each_row(args.out, [&](float* y, int64_t i1, int64_t i2, int64_t i3) {
+    const float* x = f32_row(a, i1, i2, i3);
+    const float* g = f32_row(b, i1, i2, i3);
+    for (int64_t i = 0; i < a.ne[0]; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i])) * g[i];
+  });
+  return true;
+}
+
+// Rope's parameters and optional frequency factors (the node's source `factors_src`),
+// as the reference reads them (cpu_attention.cpp), and the cosines and sines of one
+// position.
+struct RotationTable {
+  int mode;
+  int64_t dims;
+  std::vector<double> frequency, cosine, sine;
+
+  RotationTable(const NodeArgs& args, size_t factors_src) : mode(args.node.params.i[0]), dims(args.node.params.i[1]) {
+    const double base = args.node.params.f[0], freq_scale = args.node.params.f[1];
+    const TensorView* factors = args.src.size() > factors_src ? &args.src[factors_src] : nullptr;
+    for (int64_t i = 0; i < dims / 2; ++i) {
+      double f = freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
+      if (factors) f /= factors->f32(i);
+      frequency.push_back(f);
+    }
+    cosine.resize(frequency.size());
+    sine.resize(frequency.size());
+  }
+  void set_position(double pos) {
+    for (size_t i = 0; i < frequency.size(); ++i) {
+      const double theta = pos * frequency[i];
+      cosine[i] = std::cos(theta);
+      sine[i] = std::sin(theta);
+    }
+  }
+  void apply(const float* in, float* out, int64_t head_dim) const {
+    for (int64_t i = dims; i < head_dim; ++i) out[i] = in[i];
+    const int64_t half = dims / 2;
+    const bool neox = mode == kRopeNeox;
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t a = neox ? i : 2 * i;
+      const int64_t b = neox ? i + half : 2 * i + 1;
+      const double c = cosine[static_cast<size_t>(i)], s = sine[static_cast<size_t>(i)];
+      const double x0 = in[a], x1 = in[b];
+      out[a] = static_cast<float>(x0 * c - x1 * s);
+      out[b] = static_cast<float>(x0 * s + x1 * c);
+    }
+  }
+};
+
+bool rope(const NodeArgs& args) {
+  const TensorView& x = args.src[0];
+  const TensorView& positions = args.src[1];
+  RotationTable rotation(args, 2);
+  for (int64_t t = 0; t < x.ne[2]; ++t) {
+    rotation.set_position(positions.i32(t));
+    for (int64_t h = 0; h < x.ne[1]; ++h) {
+      rotation.apply(f32_row(x, h, t, 0), reinterpret_cast<float*>(args.out.row(h, t)), x.ne[0]);
+    }
+  }
+  return true;
+}
+
+bool kv_write(const NodeArgs& args) {
+  const TensorView& cache = args.out;
+  const TensorView& x = args.src[1];
+  const TensorView& positions = args.src[2];
+  RotationTable rotation(args, 3);
+  if (rotation.dims == 0) return false;  // a plain copy: the reference does it as well
+  for (int64_t i = 0; i < positions.ne[0]; ++i) {
+    const int32_t p = positions.i32(i);
+    if (p < 0 || p >= cache.ne[2]) {
+      args.fail(fmt::format("position {} of token {} is outside the cache of {} slots", p, i, cache.ne[2]));
+    }
+  }
+  std::vector<float> rotated(static_cast<size_t>(x.ne[0]));
+  for (int64_t t = 0; t < x.ne[2]; ++t) {
+    const int32_t slot = positions.i32(t);
+    rotation.set_position(slot);
+    for (int64_t h = 0; h < x.ne[1]; ++h) {
+      rotation.apply(f32_row(x, h, t, 0), rotated.data(), x.ne[0]);
+      from_f32(cache.type, rotated.data(), cache.row(h, slot), x.ne[0]);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool fast_rowwise(const NodeArgs& args, const FastContext&) {
+  switch (args.node.op) {
+    case Op::RmsNorm: return rms_norm(args);
+    case Op::Swiglu: return swiglu(args);
+    case Op::Rope: return rope(args);
+    case Op::KvWrite: return kv_write(args);
+    default: return false;
+  }
+}
+
+}  // namespace braid::cpu
