@@ -75,7 +75,7 @@ class Executable {
   // Runs the plan once with the staged inputs, waits for it and returns its time in
   // milliseconds: a real step that is also a measurement (the auto policy's guard). The
   // default uses the host clock (run + synchronize), on every backend for now; a CUDA
-  // version timed by events waits on branch cuda-kquant-int8 for a GPU to test it on.
+  // version timed by events waits in docs/pending/ for a GPU to test it on.
   virtual double run_timed_ms();
 };
 
