@@ -174,6 +174,15 @@ struct QuantDot<DType::Q3_K> {
   }
 };
 
+// Q4_K and Q5_K share their scales: part p is d * sc_p * q - dmin * m_p.
+template <typename Block>
+inline void k_scale_min_affine(const Block& b, int part, float* scale, float* offset) {
+  int sc, m;
+  quant_detail::k_scale_min(b.scales, part, &sc, &m);
+  scale[0] = scale[1] = half_to_float(b.d) * static_cast<float>(sc);
+  offset[0] = offset[1] = -(half_to_float(b.dmin) * static_cast<float>(m));
+}
+
 template <>
 struct QuantDot<DType::Q4_K> {
   using Block = BlockQ4_K;
@@ -183,10 +192,7 @@ struct QuantDot<DType::Q4_K> {
     for (int i = 0; i < kQuantBlock; ++i) q[i] = static_cast<int8_t>(QuantFormat<DType::Q4_K>::q(b.qs, part * 32 + i));
   }
   static void affine(const Block& b, int part, float* scale, float* offset) {
-    int sc, m;
-    quant_detail::k_scale_min(b.scales, part, &sc, &m);
-    scale[0] = scale[1] = half_to_float(b.d) * static_cast<float>(sc);
-    offset[0] = offset[1] = -(half_to_float(b.dmin) * static_cast<float>(m));
+    k_scale_min_affine(b, part, scale, offset);
   }
 };
 
@@ -202,10 +208,7 @@ struct QuantDot<DType::Q5_K> {
     }
   }
   static void affine(const Block& b, int part, float* scale, float* offset) {
-    int sc, m;
-    quant_detail::k_scale_min(b.scales, part, &sc, &m);
-    scale[0] = scale[1] = half_to_float(b.d) * static_cast<float>(sc);
-    offset[0] = offset[1] = -(half_to_float(b.dmin) * static_cast<float>(m));
+    k_scale_min_affine(b, part, scale, offset);
   }
 };
 

@@ -8,16 +8,6 @@
 namespace braid::cpu {
 namespace {
 
-// Calls fn(out_row, i1, i2, i3) for every row of the output, in memory order.
-template <typename Fn>
-void for_each_row(const TensorView& out, Fn&& fn) {
-  for (int64_t i3 = 0; i3 < out.ne[3]; ++i3) {
-    for (int64_t i2 = 0; i2 < out.ne[2]; ++i2) {
-      for (int64_t i1 = 0; i1 < out.ne[1]; ++i1) fn(reinterpret_cast<float*>(out.row(i1, i2, i3)), i1, i2, i3);
-    }
-  }
-}
-
 const float* f32_row(const TensorView& t, int64_t i1, int64_t i2, int64_t i3) {
   BRAID_ASSERT(t.type == DType::F32);
   return reinterpret_cast<const float*>(t.row(i1, i2, i3));

@@ -47,6 +47,20 @@ struct NodeArgs {
   [[noreturn]] void fail(const std::string& what) const;
 };
 
+// Calls fn(out_row, i1, i2, i3) for every row of the output, in memory order.
+template <typename Fn>
+void for_each_row(const TensorView& out, Fn&& fn) {
+  for (int64_t i3 = 0; i3 < out.ne[3]; ++i3) {
+    for (int64_t i2 = 0; i2 < out.ne[2]; ++i2) {
+      for (int64_t i1 = 0; i1 < out.ne[1]; ++i1) fn(reinterpret_cast<float*>(out.row(i1, i2, i3)), i1, i2, i3);
+    }
+  }
+}
+
+// MulMatId (w, x, ids): the tokens that chose each expert in the node's slot, in token
+// order; fails the node on an expert id outside the weights.
+std::vector<std::vector<int64_t>> tokens_by_expert(const NodeArgs& args);
+
 // The node with its output and sources resolved through `memory`.
 NodeArgs bind_node(const Graph& graph, TensorId node, const Addresses& memory);
 

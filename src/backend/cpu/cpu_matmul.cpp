@@ -73,17 +73,8 @@ void mul_mat(const NodeArgs& args) {
 void mul_mat_id(const NodeArgs& args) {
   const TensorView& w = args.src[0];
   const TensorView& x = args.src[1];
-  const TensorView& ids = args.src[2];
-  const int slot = args.node.params.i[0];
   const int64_t experts = w.ne[2];
-  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(experts));
-  for (int64_t t = 0; t < x.ne[1]; ++t) {
-    const int32_t e = ids.i32(slot, t);
-    if (e < 0 || e >= experts) {
-      args.fail(fmt::format("token {} selects expert {}, but there are {} experts", t, e, experts));
-    }
-    tokens_of[static_cast<size_t>(e)].push_back(t);
-  }
+  const std::vector<std::vector<int64_t>> tokens_of = tokens_by_expert(args);
   const std::vector<float> tokens = gather_tokens(x);
   for (int64_t e = 0; e < experts; ++e) {
     if (tokens_of[static_cast<size_t>(e)].empty()) continue;
@@ -93,6 +84,21 @@ void mul_mat_id(const NodeArgs& args) {
 }
 
 }  // namespace
+
+std::vector<std::vector<int64_t>> tokens_by_expert(const NodeArgs& args) {
+  const TensorView& ids = args.src[2];
+  const int slot = args.node.params.i[0];
+  const int64_t experts = args.src[0].ne[2];
+  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(experts));
+  for (int64_t t = 0; t < args.src[1].ne[1]; ++t) {
+    const int32_t e = ids.i32(slot, t);
+    if (e < 0 || e >= experts) {
+      args.fail(fmt::format("token {} selects expert {}, but there are {} experts", t, e, experts));
+    }
+    tokens_of[static_cast<size_t>(e)].push_back(t);
+  }
+  return tokens_of;
+}
 
 void compute_matmul(const NodeArgs& args) {
   if (args.node.op == Op::MulMat) return mul_mat(args);

@@ -95,19 +95,10 @@ bool mul_mat(const NodeArgs& args, const FastContext& context) {
 bool mul_mat_id(const NodeArgs& args, const FastContext& context) {
   const TensorView& w = args.src[0];
   const TensorView& x = args.src[1];
-  const TensorView& ids = args.src[2];
   const ProductKernel kernel = product_kernel(w.type, context.simd, context.int8_activations);
   if (!kernel) return false;
-  const int slot = args.node.params.i[0];
   const int64_t experts = w.ne[2];
-  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(experts));
-  for (int64_t t = 0; t < x.ne[1]; ++t) {
-    const int32_t e = ids.i32(slot, t);
-    if (e < 0 || e >= experts) {
-      args.fail(fmt::format("token {} selects expert {}, but there are {} experts", t, e, experts));
-    }
-    tokens_of[static_cast<size_t>(e)].push_back(t);
-  }
+  const std::vector<std::vector<int64_t>> tokens_of = tokens_by_expert(args);
   Activations& a = activations_of_this_thread();
   a.prepare(x, w.type, context);
   std::vector<const void*> xs;
