@@ -20,7 +20,9 @@
 #include "braid/tokenizer.h"
 #include "commands.h"
 #include "serve/engine.h"
+#if BRAID_SERVE_HTTP
 #include "serve/http/server.h"
+#endif
 
 namespace braid::cli {
 namespace {
@@ -44,6 +46,11 @@ struct ServeOptions {
 };
 
 void run_serve(const ServeOptions& o) {
+#if !BRAID_SERVE_HTTP
+  (void)o;
+  throw Error("this braid was built with BRAID_SERVE_HTTP=OFF (no cpp-httplib): install libcpp-httplib-dev and "
+              "configure again to serve");
+#else
   // SIGINT and SIGTERM go to one thread that waits for them (every thread made from here
   // on inherits the mask); a client that hangs up must not kill the server with SIGPIPE.
   sigset_t stop_signals;
@@ -110,6 +117,7 @@ void run_serve(const ServeOptions& o) {
   signal_thread.join();
   engine.stop();
   fmt::print(stderr, "braid serve: stopped\n");
+#endif
 }
 
 }  // namespace
