@@ -166,20 +166,21 @@ TEST_P(CacheTypes, RopeKvWriteEqualsRopeThenKvWrite) {
 
 std::vector<double> attention_reference(const std::vector<float>& q, Shape qn, const std::vector<float>& k,
                                         const std::vector<float>& v, Shape cn, const std::vector<int32_t>& pos,
-                                        double scale) {
+                                        double scale, int region = 0) {
   std::vector<double> out(q.size());
   const int64_t group = qn[1] / cn[1];
   for (int64_t i = 0; i < qn[2]; ++i)
     for (int64_t h = 0; h < qn[1]; ++h) {
       const int64_t last = pos[static_cast<size_t>(i)];
-      std::vector<double> score(static_cast<size_t>(last + 1));
-      for (int64_t s = 0; s <= last; ++s) {
-        for (int64_t d = 0; d < qn[0]; ++d) score[static_cast<size_t>(s)] += scale * q[flat(qn, d, h, i)] * k[flat(cn, d, h / group, s)];
+      const int64_t first = region > 0 ? last / region * region : 0;
+      std::vector<double> score(static_cast<size_t>(last + 1 - first));
+      for (int64_t s = first; s <= last; ++s) {
+        for (int64_t d = 0; d < qn[0]; ++d) score[static_cast<size_t>(s - first)] += scale * q[flat(qn, d, h, i)] * k[flat(cn, d, h / group, s)];
       }
       double total = 0;
       for (double& e : score) total += e = std::exp(e);  // small scores: no overflow
-      for (int64_t s = 0; s <= last; ++s)
-        for (int64_t d = 0; d < qn[0]; ++d) out[flat(qn, d, h, i)] += score[static_cast<size_t>(s)] / total * v[flat(cn, d, h / group, s)];
+      for (int64_t s = first; s <= last; ++s)
+        for (int64_t d = 0; d < qn[0]; ++d) out[flat(qn, d, h, i)] += score[static_cast<size_t>(s - first)] / total * v[flat(cn, d, h / group, s)];
     }
   return out;
 }
@@ -201,6 +202,34 @@ TEST_P(CacheTypes, AttentionMatchesReference) {
   const auto expected = attention_reference(g.read(q), qn, g.read(k), g.read(v), cn, positions, 0.25);
   EXPECT_TRUE(nmse_below(g.read(y), expected, 1e-12)) << name(type);
   EXPECT_TRUE(g.guards_intact());
+}
+
+// A cache of three sequences' regions (8 rows each): each query attends within the region
+// of its row alone, on the reference and the fast kernels.
+TEST_P(CacheTypes, AttentionStaysWithinEachQuerysRegion) {
+  const DType type = GetParam();
+  const Shape qn{16, 4, 5, 1}, cn{16, 2, 24, 1};
+  const std::vector<int32_t> rows = {3, 8, 9, 23, 16};  // regions 0, 1, 1, 2, 2
+  for (const bool fast : {false, true}) {
+    OpGraph g;
+    const TensorId q = g.random_input("q", DType::F32, qn, 131, -1.5f, 1.5f);
+    const TensorId k = g.state("k", type, cn, test::random_floats(16 * 2 * 24, 132, -1.5f, 1.5f));
+    const TensorId v = g.state("v", type, cn, test::random_floats(16 * 2 * 24, 133));
+    const TensorId y = ops::attention(g.graph(), q, k, v, g.ids("rows", {5, 1, 1, 1}, rows), 0.25f, 8);
+    g.finish({y});
+    fast ? g.run_cpu_fast() : g.run_cpu();
+    const auto expected = attention_reference(g.read(q), qn, g.read(k), g.read(v), cn, rows, 0.25, 8);
+    EXPECT_TRUE(nmse_below(g.read(y), expected, 1e-12)) << name(type) << (fast ? " fast" : " reference");
+  }
+}
+
+TEST(CpuAttention, ARegionMustDivideTheCache) {
+  OpGraph g;
+  const TensorId q = g.random_input("q", DType::F32, {16, 2, 1, 1}, 1);
+  const TensorId k = g.state("k", DType::F32, {16, 2, 24, 1});
+  const TensorId rows = g.ids("rows", {1, 1, 1, 1}, {0});
+  EXPECT_THROW(ops::attention(g.graph(), q, k, k, rows, 1.0f, 7), Error);
+  EXPECT_THROW(ops::attention(g.graph(), q, k, k, rows, 1.0f, -1), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, CacheTypes, ::testing::Values(DType::F32, DType::F16, DType::BF16),

@@ -123,6 +123,9 @@ struct ModelGraph {
   TensorId tokens = kNoTensor;     // I32 [n_tokens]
   TensorId positions = kNoTensor;  // I32 [n_tokens]
   TensorId logits = kNoTensor;     // f32 [n_vocab, 1] for the last token, or [n_vocab, n_tokens]
+  // A batch of sequences (GraphOptions::sequences), else kNoTensor:
+  TensorId cache_rows = kNoTensor;  // I32 [n_tokens]: each token's row of the KV caches
+  TensorId logit_rows = kNoTensor;  // I32 [min(n_tokens, sequences)]: the tokens whose logits come out
 };
 struct GraphOptions {
   bool all_logits = false;  // logits for every token, not only the last
@@ -130,6 +133,12 @@ struct GraphOptions {
   // expert slot for MoE) become one mul_mat over their concatenated weights, split by
   // views. Needs a model from fuse_projections (shapes-only graphs need nothing).
   bool fuse_projections = false;
+  // A batch of up to this many sequences (continuous batching; 0: one sequence). The KV
+  // caches hold sequences + 1 regions of n_ctx rows: sequence s owns region s, and the
+  // last is scratch for padding tokens. Token i of the batch sits at positions[i] of its
+  // sequence (rope) and at cache_rows[i] = region * n_ctx + positions[i] of the caches
+  // (kv_write, attention over its region alone); logits come out for logit_rows.
+  int sequences = 0;
 };
 // Builds the graph from the model's config and weights (or shapes only, when the model
 // has no tensors: see build_graph_shapes).

@@ -45,8 +45,12 @@ TensorId kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions);
 // else reads. Equal to the two ops applied in turn.
 TensorId rope_kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions, int mode, int dims, float base,
                        float freq_scale = 1.0f, TensorId freq_factors = kNoTensor);
+// Query i attends to cache rows first..positions[i], where first = 0, or with region > 0
+// the start of positions[i]'s region (positions[i] - positions[i] % region): a cache of
+// several sequences, region rows each, serves a batch of them (see build_graph's
+// GraphOptions::sequences). The cache's rows must be a multiple of region.
 TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,
-                   float scale);
+                   float scale, int region = 0);
 TensorId silu(Graph& g, TensorId a);
 TensorId swiglu(Graph& g, TensorId a, TensorId b);
 TensorId softmax(Graph& g, TensorId a, float scale = 1.0f);

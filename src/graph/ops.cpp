@@ -276,7 +276,7 @@ TensorId rope_kv_write(Graph& g, TensorId cache, TensorId x, TensorId positions,
 }
 
 TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, TensorId positions,
-                   float scale) {
+                   float scale, int region) {
   require_type(g, q, "attention", {DType::F32});
   require_type(g, k_cache, "attention", kFloat);
   require_type(g, v_cache, "attention", kFloat);
@@ -292,8 +292,11 @@ TensorId attention(Graph& g, TensorId q, TensorId k_cache, TensorId v_cache, Ten
   require(g[positions].dims() == 1 && g[positions].ne[0] == g[q].ne[2], "attention",
           fmt::format("positions {} must have one entry per query of {}", describe(g, positions),
                       describe(g, q)));
+  require(region >= 0 && (region == 0 || k.ne[2] % region == 0), "attention",
+          fmt::format("region {} must divide the {} rows of cache {}", region, k.ne[2], describe(g, k_cache)));
   OpParams p;
   p.f[0] = scale;
+  p.i[0] = region;
   return g.add(Op::Attention, DType::F32, g[q].ne, {q, k_cache, v_cache, positions}, p);
 }
 

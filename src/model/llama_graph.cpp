@@ -17,6 +17,11 @@
 // every rope, frequency factors (rope_freq_factors, Llama 3). A head size other than
 // n_embd / n_head (Qwen3) changes only the widths of q and of the attention output.
 //
+// With GraphOptions::sequences the graph evaluates a batch of sequences (continuous
+// batching): keys are rotated apart from their cache write (the rotation's position is
+// not the cache row), attention stays within each token's sequence region, and only the
+// rows that end a sequence's share of the batch go through the output head.
+//
 // With GraphOptions::fuse_projections, q/k/v is one mul_mat over attn_qkv and gate/up one
 // over ffn_gate_up (one mul_mat_id per slot over ffn_gate_up_exps); strided views split
 // the products, so the branches above become single, wider nodes.
@@ -24,6 +29,7 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cmath>
 #include <tuple>
 
@@ -70,15 +76,31 @@ class Builder {
     mg.n_tokens = n;
     mg.tokens = g_.input("tokens", DType::I32, {n, 1, 1, 1});
     mg.positions = g_.input("positions", DType::I32, {n, 1, 1, 1});
+    positions_ = cache_rows_ = mg.positions;
+    cache_size_ = c_.n_ctx;
+    if (options.sequences < 0) throw Error(fmt::format("model {}: {} sequences", c_.name, options.sequences));
+    if (options.sequences > 0) {
+      cache_size_ = (int64_t{options.sequences} + 1) * c_.n_ctx;
+      if (cache_size_ > INT32_MAX / 2) {
+        throw Error(fmt::format("model {}: {} sequences of {} positions do not fit one cache", c_.name,
+                                options.sequences, c_.n_ctx));
+      }
+      cache_rows_ = mg.cache_rows = g_.input("cache_rows", DType::I32, {n, 1, 1, 1});
+      mg.logit_rows = g_.input("logit_rows", DType::I32, {std::min(n, options.sequences), 1, 1, 1});
+    }
     specs_ = weight_specs(c_);
     fuse_ = options.fuse_projections;
 
     TensorId x = ops::get_rows(g_, spec_weight(kTokenEmbeddingName), mg.tokens);
     g_[x].name = "embedding";
     rope_freqs_ = c_.rope_freq_factors ? spec_weight(kRopeFreqsName) : kNoTensor;
-    for (int l = 0; l < c_.n_layer; ++l) x = layer(l, x, mg.positions, n);
+    for (int l = 0; l < c_.n_layer; ++l) x = layer(l, x, n);
 
-    if (!options.all_logits && n > 1) x = ops::row(g_, x, n - 1);
+    if (mg.logit_rows != kNoTensor) {
+      x = ops::get_rows(g_, x, mg.logit_rows);
+    } else if (!options.all_logits && n > 1) {
+      x = ops::row(g_, x, n - 1);
+    }
     x = ops::rms_norm(g_, x, spec_weight(kOutputNormName), c_.rms_eps);
     g_[x].name = "output_norm";
     mg.logits = ops::mul_mat(g_, output_weight(), x);
@@ -172,7 +194,7 @@ class Builder {
     return out;
   }
 
-  TensorId layer(int l, TensorId x, TensorId positions, int n) {
+  TensorId layer(int l, TensorId x, int n) {
     const int64_t hd = c_.head_dim();
     TensorId h = named(ops::rms_norm(g_, x, layer_weight(l, "attn_norm"), c_.rms_eps), l, "attn_norm");
     auto [q, k, v] = qkv(l, h, n);
@@ -181,17 +203,23 @@ class Builder {
       k = named(ops::rms_norm(g_, k, layer_weight(l, "attn_k_norm"), c_.rms_eps), l, "k_norm");
     }
     const int dims = static_cast<int>(hd);
-    q = named(ops::rope(g_, q, positions, c_.rope_mode, dims, c_.rope_base, 1.0f, rope_freqs_), l, "q_rope");
+    q = named(ops::rope(g_, q, positions_, c_.rope_mode, dims, c_.rope_base, 1.0f, rope_freqs_), l, "q_rope");
 
-    const Graph::Shape cache_shape{hd, c_.n_head_kv, c_.n_ctx, 1};
+    const Graph::Shape cache_shape{hd, c_.n_head_kv, cache_size_, 1};
     TensorId k_cache = g_.state(fmt::format("cache_k.{}", l), c_.cache_type, cache_shape);
     TensorId v_cache = g_.state(fmt::format("cache_v.{}", l), c_.cache_type, cache_shape);
-    // Only the cache reads the rotated keys: rotate them on the way in (one kernel).
-    k_cache = named(ops::rope_kv_write(g_, k_cache, k, positions, c_.rope_mode, dims, c_.rope_base, 1.0f, rope_freqs_),
-                    l, "k_cache");
-    v_cache = named(ops::kv_write(g_, v_cache, v, positions), l, "v_cache");
+    if (cache_rows_ == positions_) {
+      // Only the cache reads the rotated keys: rotate them on the way in (one kernel).
+      k_cache = named(ops::rope_kv_write(g_, k_cache, k, positions_, c_.rope_mode, dims, c_.rope_base, 1.0f,
+                                         rope_freqs_), l, "k_cache");
+    } else {  // a batch: the rotation's position is not the cache row
+      k = named(ops::rope(g_, k, positions_, c_.rope_mode, dims, c_.rope_base, 1.0f, rope_freqs_), l, "k_rope");
+      k_cache = named(ops::kv_write(g_, k_cache, k, cache_rows_), l, "k_cache");
+    }
+    v_cache = named(ops::kv_write(g_, v_cache, v, cache_rows_), l, "v_cache");
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    TensorId a = named(ops::attention(g_, q, k_cache, v_cache, positions, scale), l, "attention");
+    const int region = cache_rows_ == positions_ ? 0 : c_.n_ctx;
+    TensorId a = named(ops::attention(g_, q, k_cache, v_cache, cache_rows_, scale, region), l, "attention");
     a = ops::reshape(g_, a, {c_.q_dim(), n, 1, 1});
     // The residual additions ride on the output projections (mul_mat_add).
     x = named(ops::mul_mat_add(g_, layer_weight(l, "attn_output"), a, x), l, "attn_out");
@@ -253,6 +281,9 @@ class Builder {
   std::vector<WeightSpec> specs_;
   bool fuse_ = false;
   TensorId rope_freqs_ = kNoTensor;  // every rope's frequency factors, when the model has them
+  TensorId positions_ = kNoTensor;   // each token's position in its sequence (rope)
+  TensorId cache_rows_ = kNoTensor;  // each token's cache row: positions_, or a batch's rows
+  int64_t cache_size_ = 0;           // rows of each KV cache
 };
 
 }  // namespace

@@ -42,13 +42,17 @@ NodeWork estimate_work(const Graph& graph, TensorId node) {
       break;
     }
     case Op::Attention: {
-      // The caches are read over their full length: the context length is the cache's.
+      // The caches are read over their full length (the context length is the cache's),
+      // or with regions (a batch of sequences) one region per query.
       const Tensor& q = graph[t.src[0]];
       const double head_dim = static_cast<double>(q.ne[0]);
       const double heads = static_cast<double>(q.ne[1]);
       const double n = static_cast<double>(q.ne[2]);
-      const double context = static_cast<double>(graph[t.src[1]].ne[2]);
-      work.bytes = bytes_of(graph, t.src[0]) + bytes_of(graph, t.src[1]) + bytes_of(graph, t.src[2]) +
+      const int region = t.params.i[0];
+      const double rows = static_cast<double>(graph[t.src[1]].ne[2]);
+      const double context = region > 0 ? region : rows;
+      const double cache_share = region > 0 ? std::min(1.0, n * region / rows) : 1.0;
+      work.bytes = bytes_of(graph, t.src[0]) + cache_share * (bytes_of(graph, t.src[1]) + bytes_of(graph, t.src[2])) +
                    bytes_of(graph, node);
       work.flops = 4 * head_dim * heads * context * n;
       break;

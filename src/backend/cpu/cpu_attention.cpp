@@ -97,14 +97,16 @@ void compute_kv_write(const NodeArgs& args) {
   }
 }
 
-// Query i of head h attends to cache slots 0..positions[i] of kv head h / group, where
-// group = heads / kv_heads (grouped-query attention). Softmax in double, max subtracted.
+// Query i of head h attends to cache slots first..positions[i] of kv head h / group, where
+// group = heads / kv_heads (grouped-query attention) and first is 0 or the start of the
+// query's region (first_attended_row). Softmax in double, max subtracted.
 void compute_attention(const NodeArgs& args) {
   const TensorView& q = args.src[0];
   const TensorView& k_cache = args.src[1];
   const TensorView& v_cache = args.src[2];
   const TensorView& positions = args.src[3];
   const double scale = args.node.params.f[0];
+  const int region = args.node.params.i[0];
   const int64_t head_dim = q.ne[0];
   const int64_t heads = q.ne[1];
   const int64_t kv_heads = k_cache.ne[1];
@@ -130,11 +132,12 @@ void compute_attention(const NodeArgs& args) {
   std::vector<double> acc(static_cast<size_t>(head_dim));
   for (int64_t i = 0; i < q.ne[2]; ++i) {
     const int64_t last = positions.i32(i);
+    const int64_t first = first_attended_row(last, region);
     for (int64_t h = 0; h < heads; ++h) {
       const auto* query = reinterpret_cast<const float*>(q.row(h, i));
       const int64_t kv = h / group;
       double max = -INFINITY;
-      for (int64_t s = 0; s <= last; ++s) {
+      for (int64_t s = first; s <= last; ++s) {
         const float* key = keys.data() + (s * kv_heads + kv) * head_dim;
         double score = 0;
         for (int64_t d = 0; d < head_dim; ++d) score += static_cast<double>(query[d]) * key[d];
@@ -142,9 +145,9 @@ void compute_attention(const NodeArgs& args) {
         max = std::fmax(max, scale * score);
       }
       double sum = 0;
-      for (int64_t s = 0; s <= last; ++s) sum += weights[static_cast<size_t>(s)] = std::exp(weights[static_cast<size_t>(s)] - max);
+      for (int64_t s = first; s <= last; ++s) sum += weights[static_cast<size_t>(s)] = std::exp(weights[static_cast<size_t>(s)] - max);
       std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t s = 0; s <= last; ++s) {
+      for (int64_t s = first; s <= last; ++s) {
         const float* value = values.data() + (s * kv_heads + kv) * head_dim;
         const double p = weights[static_cast<size_t>(s)] / sum;
         for (int64_t d = 0; d < head_dim; ++d) acc[static_cast<size_t>(d)] += p * value[d];

@@ -72,6 +72,11 @@ void compute_get_rows(const NodeArgs& args);
 // Attention block ops: Rope, KvWrite, Attention.
 void compute_rope(const NodeArgs& args);
 void compute_kv_write(const NodeArgs& args);
+// The first cache row query attends to at `position` (Op::Attention's region parameter:
+// 0, the whole cache; else position's region of that many rows).
+inline int64_t first_attended_row(int64_t position, int region) {
+  return region > 0 ? position - position % region : 0;
+}
 void compute_attention(const NodeArgs& args);
 // Mixture-of-experts routing: TopK, MoeWeights, MoeCombine.
 void compute_moe(const NodeArgs& args);
