@@ -177,7 +177,23 @@ TEST(BatchedRunner, BadStepsAreErrorsThatChangeNothing) {
   EXPECT_EQ(runner.position(0), 0);
   EXPECT_THROW(runner.reset(5), Error);
   EXPECT_THROW(BatchedRunner(model, *backend, 0, 4), Error);
-  EXPECT_THROW(BatchedRunner(model, *backend, 2, 9), Error);  // a step longer than the context
+  EXPECT_THROW(BatchedRunner(model, *backend, 2, 0), Error);
+}
+
+// More tokens a step than one context holds (many sequences, short contexts), and more
+// padding than the scratch region has rows (9 tokens run at batch size 16).
+TEST(BatchedRunner, AStepMayHoldMoreTokensThanOneContext) {
+  ModelConfig c = small_tiny();
+  c.n_ctx = 4;
+  const Model model = make_random_model(c, 17);
+  auto backend = make_cpu_backend();
+  BatchedRunner runner(model, *backend, 4, 16);
+  const auto logits = runner.step({{0, {1, 2, 3}}, {1, {4, 5, 6}}, {3, {9, 10, 11}}});
+  ASSERT_EQ(logits.size(), 3u);
+  auto alone = make_cpu_backend();
+  ModelRunner single(model, *alone);
+  EXPECT_EQ(logits[2], single.eval({9, 10, 11}));
+  EXPECT_EQ(runner.step({{3, {5}}})[0], single.eval({5}));
 }
 
 }  // namespace

@@ -226,14 +226,15 @@ struct AttentionShape {
 };
 
 // q [head_dim, heads, n] as a strided view (every other head of a wider tensor).
-TensorId attention_node(Graph& g, const AttentionShape& s, int64_t n, DType cache_type, TensorId* positions) {
+TensorId attention_node(Graph& g, const AttentionShape& s, int64_t n, DType cache_type, TensorId* positions,
+                        int region = 0) {
   const TensorId q_full = g.input("q", DType::F32, {s.head_dim, 2 * s.heads, n, 1});
   const Tensor& qf = g[q_full];
   const TensorId q = ops::view(g, q_full, {s.head_dim, s.heads, n, 1}, {4, 2 * qf.nb[1], qf.nb[2], qf.nb[3]}, 0);
   const TensorId k = g.state("k", cache_type, {s.head_dim, s.kv_heads, s.ctx, 1});
   const TensorId v = g.state("v", cache_type, {s.head_dim, s.kv_heads, s.ctx, 1});
   *positions = g.input("pos", DType::I32, {n, 1, 1, 1});
-  return ops::attention(g, q, k, v, *positions, 1.0f / 8.0f);
+  return ops::attention(g, q, k, v, *positions, 1.0f / 8.0f, region);
 }
 
 TEST(CudaAttention, DecodeAtSeveralPositionsGqa) {
@@ -305,6 +306,38 @@ TEST(CudaAttention, PromptsOnTensorCores) {
       SCOPED_TRACE(std::string(name(type)) + " queries " + std::to_string(n) + " head_dim " +
                    std::to_string(c.shape.head_dim));
       test::expect_matches_reference(runner, type == DType::BF16 ? 1e-4 : 1e-5, cuda);
+    }
+  }
+}
+
+// A batch of sequences: a cache of regions, each query within its own. Decode batches
+// (split into chunks of a region), a prompt-sized batch (which stays off the tensor-core
+// kernel) and a head size for the general kernel.
+TEST(CudaAttention, EachQueryStaysWithinItsRegion) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  struct Case {
+    AttentionShape shape;
+    int region;
+    std::vector<int32_t> rows;
+  };
+  std::vector<int32_t> mixed(24);
+  for (int32_t i = 0; i < 24; ++i) mixed[static_cast<size_t>(i)] = (i % 4) * 512 + 100 + i * 9;
+  const Case cases[] = {
+      {{128, 8, 2, 4 * 512}, 512, {5, 512 + 300, 3 * 512 + 511, 2 * 512}},  // split, GQA
+      {{64, 4, 4, 3 * 96}, 96, {95, 96, 200}},                              // one chunk
+      {{64, 8, 2, 4 * 512}, 512, mixed},                                    // 24 queries, 4 regions
+      {{256, 4, 2, 2 * 300}, 300, {299, 300, 450}},                         // the general kernel
+  };
+  for (const Case& c : cases) {
+    for (DType type : {DType::F32, DType::F16}) {
+      Graph g;
+      TensorId pos;
+      const auto n = static_cast<int64_t>(c.rows.size());
+      OneNodeRunner runner(g, attention_node(g, c.shape, n, type, &pos, c.region), 341);
+      runner.set_ints(pos, c.rows);
+      SCOPED_TRACE(std::string(name(type)) + " queries " + std::to_string(n) + " region " + std::to_string(c.region));
+      test::expect_matches_reference(runner, 1e-9, cuda);
     }
   }
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "braid/backend.h"
+#include "braid/batched_runner.h"
 #include "braid/generate.h"
 #include "braid/gguf.h"
 #include "braid/runner.h"
@@ -190,6 +191,44 @@ void expect_every_policy_matches_serial(const Model& model) {
     }
   }
   EXPECT_TRUE(some_plan_is_multi_stream) << model.config.name << ": no policy used several streams";
+}
+
+// A batched step sequence (continuous batching: prompt chunks beside decode tokens of
+// other sequences, padding, sequences joining late) on CUDA and on the CPU: every
+// entry's logits close, and the same greedy tokens, under serial and a multi-stream plan.
+TEST(CudaModel, BatchedStepsMatchTheCpu) {
+  REQUIRE_CUDA();
+  for (const std::string name : {"tiny-256", "mixtral-small"}) {
+    const Model& model = test_model(name);
+    const int vocab = model.config.n_vocab;
+    for (const Policy policy : {Policy::Serial, Policy::Cost}) {
+      SCOPED_TRACE(name + " " + std::string(policy_name(policy)));
+      RunnerOptions options;
+      options.policy = policy;
+      auto cpu = make_cpu_backend();
+      auto cuda = make_backend("cuda");
+      BatchedRunner on_cpu(model, *cpu, 5, 24, options), on_cuda(model, *cuda, 5, 24, options);
+      std::vector<int32_t> next(5, 1);
+      for (int step = 0; step < 12; ++step) {
+        std::vector<BatchEntry> entries;
+        for (int s = 0; s < 5; ++s) {
+          if (s > step) continue;  // sequence s joins at step s
+          if (s == step) {
+            entries.push_back({s, prompt_ids(3 + 4 * s, vocab)});  // its prompt
+          } else {
+            entries.push_back({s, {next[static_cast<size_t>(s)]}});
+          }
+        }
+        const auto expected = on_cpu.step(entries);
+        const auto got = on_cuda.step(entries);
+        for (size_t e = 0; e < entries.size(); ++e) {
+          EXPECT_LT(test::nmse(got[e], expected[e]), kLogitsNmse) << "step " << step << " sequence " << e;
+          EXPECT_EQ(argmax(got[e]), argmax(expected[e])) << "step " << step << " sequence " << e;
+          next[static_cast<size_t>(entries[e].sequence)] = argmax(expected[e]);
+        }
+      }
+    }
+  }
 }
 
 TEST(CudaModel, Tiny256MatchesTheCpu) {

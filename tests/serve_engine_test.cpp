@@ -32,7 +32,6 @@ EngineOptions engine_options(int slots, int max_waiting = 64) {
   o.scheduler.slots = slots;
   o.scheduler.max_waiting = max_waiting;
   o.scheduler.chunk_size = 8;  // several chunks per prompt
-  o.threads = 2;
   return o;
 }
 

@@ -12,10 +12,7 @@ BatchedRunner::BatchedRunner(const Model& model, Backend& backend, int sequences
     : model_(model), backend_(backend), options_(options), sequences_(sequences), max_step_tokens_(max_step_tokens) {
   model_.config.check();
   if (sequences < 1) throw Error(fmt::format("batched runner: {} sequences (at least 1)", sequences));
-  if (max_step_tokens < 1 || max_step_tokens > model_.config.n_ctx) {
-    throw Error(fmt::format("batched runner: {} tokens a step (1 to the context of {})", max_step_tokens,
-                            model_.config.n_ctx));
-  }
+  if (max_step_tokens < 1) throw Error(fmt::format("batched runner: {} tokens a step (at least 1)", max_step_tokens));
   if (options_.fuse) fused_ = std::make_unique<const Model>(fuse_projections(model_));
   for (int b = 1; b < max_step_tokens; b *= 2) buckets_.push_back(b);
   buckets_.push_back(max_step_tokens);
@@ -104,11 +101,13 @@ BatchedRunner::Inputs BatchedRunner::inputs_for(const std::vector<BatchEntry>& e
     }
     in.logit_rows.push_back(static_cast<int32_t>(in.tokens.size()) - 1);
   }
-  // Padding: token 0 at positions 0, 1, ... of the scratch region (after the sequences').
+  // Padding: token 0 at positions 0, 1, ... of the scratch region (after the sequences'),
+  // which nothing else reads (more padding than rows: some rows are written twice, with
+  // finite values either way).
   for (int j = 0; static_cast<int>(in.tokens.size()) < bucket; ++j) {
     in.tokens.push_back(0);
-    in.positions.push_back(j);
-    in.cache_rows.push_back(sequences_ * n_ctx + j);
+    in.positions.push_back(j % n_ctx);
+    in.cache_rows.push_back(sequences_ * n_ctx + j % n_ctx);
   }
   in.logit_rows.resize(static_cast<size_t>(std::min(bucket, sequences_)), 0);
   return in;

@@ -70,7 +70,8 @@ class Builder {
 
   // Fills `mg`, whose graph this builder writes into.
   void build(int n, const GraphOptions& options, ModelGraph& mg) {
-    if (n <= 0 || n > c_.n_ctx) {
+    // (A batch of sequences may hold more tokens than one context: see GraphOptions::sequences.)
+    if (n <= 0 || (n > c_.n_ctx && options.sequences == 0)) {
       throw Error(fmt::format("model {}: {} tokens do not fit the context of {}", c_.name, n, c_.n_ctx));
     }
     mg.n_tokens = n;

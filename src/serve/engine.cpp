@@ -1,4 +1,4 @@
-// Engine: see Note [A step is not yet one batched graph] in engine.h.
+// Engine: see engine.h.
 #include "serve/engine.h"
 
 #include <fmt/format.h>
@@ -27,9 +27,6 @@ struct Engine::Active {
   std::vector<int32_t> tokens;  // generated
   bool ended = false;
   Clock::time_point arrived = Clock::now();
-  // This step's evaluation (written by a pool thread, read after the step).
-  std::vector<float> logits;
-  std::string error;
 };
 
 Engine::Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions options, Metrics* metrics)
@@ -38,21 +35,16 @@ Engine::Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions opt
     throw Error(fmt::format("the tokenizer has {} tokens but the model only {}", tokenizer_.vocabulary().size(),
                             model_.config.n_vocab));
   }
-  const std::vector<int> sizes = chunk_batch_sizes(options_.scheduler.chunk_size);
-  for (int s = 0; s < options_.scheduler.slots; ++s) {
-    Slot slot;
-    try {
-      slot.backend = make_backend(options_.backend);
-      slot.runner = std::make_unique<ModelRunner>(model_, *slot.backend, options_.runner);
-      slot.runner->prepare(sizes);
-    } catch (const std::exception& e) {
-      // Out of device or host memory, most likely: say what to lower.
-      throw Error(fmt::format("serve: slot {} of {} could not be made on {} ({}): lower --parallel or --ctx", s + 1,
-                              options_.scheduler.slots, options_.backend, e.what()));
-    }
-    slots_.push_back(std::move(slot));
+  const SchedulerOptions& o = options_.scheduler;
+  const int max_step_tokens = o.step_token_budget > 0 ? o.step_token_budget : o.slots + o.chunk_size;
+  try {
+    backend_ = make_backend(options_.backend);
+    runner_ = std::make_unique<BatchedRunner>(model_, *backend_, o.slots, max_step_tokens, options_.runner);
+  } catch (const std::exception& e) {
+    // Out of device or host memory, most likely: say what to lower.
+    throw Error(fmt::format("serve: {} slots of {} positions could not be made on {} ({}): lower --parallel or --ctx",
+                            o.slots, model_.config.n_ctx, options_.backend, e.what()));
   }
-  pool_ = std::make_unique<StepPool>(std::max(1, std::min(options_.threads, options_.scheduler.slots)));
   if (metrics_) metrics_->set_scheduler(0, 0, slots());
   thread_ = std::thread(&Engine::loop, this);
 }
@@ -131,39 +123,36 @@ void Engine::run_step(const StepPlan& plan) {
   }
   for (const auto& [id, slot] : plan.admitted) {
     active_.at(id)->slot = slot;
-    slots_[static_cast<size_t>(slot)].runner->reset();
+    runner_->reset(slot);
   }
   if (plan.work.empty()) return;
 
-  // Each slot's evaluation, side by side: separate runners, backends and caches, so
-  // nothing is shared but the (read-only) model and the plan.
-  pool_->run(static_cast<int>(plan.work.size()), [&](int i) {
-    const SlotWork& w = plan.work[static_cast<size_t>(i)];
-    Active& a = *active_.at(w.id);
-    a.error.clear();
-    try {
-      ModelRunner& runner = *slots_[static_cast<size_t>(w.slot)].runner;
-      if (w.decode) {
-        a.logits = runner.eval({a.next});
-      } else {
-        const auto begin = a.job.prompt.begin() + w.begin;
-        a.logits = runner.eval(std::vector<int32_t>(begin, begin + w.count));
-      }
-    } catch (const std::exception& e) {
-      a.error = e.what();
+  std::vector<BatchEntry> entries;
+  for (const SlotWork& w : plan.work) {
+    const Active& a = *active_.at(w.id);
+    if (w.decode) {
+      entries.push_back({w.slot, {a.next}});
+    } else {
+      const auto begin = a.job.prompt.begin() + w.begin;
+      entries.push_back({w.slot, std::vector<int32_t>(begin, begin + w.count)});
     }
-  });
+  }
+  std::vector<std::vector<float>> logits;
+  try {
+    logits = runner_->step(entries);
+  } catch (const std::exception& e) {
+    // (The checks before a request is queued make this a fault of the backend.)
+    for (const SlotWork& w : plan.work) end(*active_.at(w.id), FinishReason::Error, e.what());
+    return;
+  }
   if (metrics_) metrics_->count_step(plan.tokens());
 
-  for (const SlotWork& w : plan.work) {
+  for (size_t i = 0; i < plan.work.size(); ++i) {
+    const SlotWork& w = plan.work[i];
     Active& a = *active_.at(w.id);
-    if (!a.error.empty()) {
-      end(a, FinishReason::Error, a.error);
-      continue;
-    }
     if (!w.decode && metrics_) metrics_->add_prompt_tokens(w.count);
     if (!w.decode && !w.last_chunk) continue;
-    next_token(a, a.logits, slots_[static_cast<size_t>(w.slot)].runner->position());
+    next_token(a, logits[i], runner_->position(w.slot));
   }
 }
 

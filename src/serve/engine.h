@@ -1,19 +1,12 @@
 // The engine of `braid serve`: one thread that runs the scheduler's step plans.
 //
-// Note [A step is not yet one batched graph]
-// Continuous batching in its full form evaluates one graph per step whose batch is every
-// running sequence (per-sequence positions and KV regions inside the attention kernels).
-// braid has no such graph yet. Until it does, each slot owns a ModelRunner on its own
-// Backend -- its own KV cache; the CPU backend reads the weights in place, so a CPU slot
-// costs its cache and arenas only, while a CUDA slot uploads its own copy of the weights
-// (so `--backend cuda` defaults to one slot) -- and a step runs each running slot's
-// evaluation (a decode token or a prompt chunk) side by side on a small thread pool.
-// Sequences join and leave between steps as the scheduler decides; when the batched graph
-// comes, only Engine::run_step changes.
-//
-// Every slot runner prepares the batch sizes 1, 2, ..., chunk_size at start-up (see Note
-// [Prompt chunks are a function of the prompt alone] in scheduler.h), which the auto
-// policy needs: it tunes a batch size before a sequence starts or not at all.
+// Every step is one run of a batched graph (BatchedRunner): the decode tokens of every
+// running sequence and the prompt chunks the scheduler chose, each sequence in its own
+// region of one KV cache, on one backend with one copy of the weights. Sequences join and
+// leave between steps as the scheduler decides. The batch sizes the runner meets are
+// bounded by the scheduler's step budget; each is prepared at start-up (see Note [Prompt
+// chunks are a function of the prompt alone] in scheduler.h), which the auto policy
+// needs: it tunes a batch size before any sequence starts or not at all.
 #pragma once
 
 #include <atomic>
@@ -27,13 +20,13 @@
 #include <vector>
 
 #include "braid/backend.h"
+#include "braid/batched_runner.h"
 #include "braid/runner.h"
 #include "braid/sampling.h"
 #include "braid/tokenizer.h"
 #include "serve/metrics.h"
 #include "serve/request_handle.h"
 #include "serve/scheduler.h"
-#include "serve/step_pool.h"
 #include "serve/text_stream.h"
 
 namespace braid::serve {
@@ -42,7 +35,6 @@ struct EngineOptions {
   SchedulerOptions scheduler;
   RunnerOptions runner;
   std::string backend = "cpu";  // "cpu" or "cuda"
-  int threads = 1;              // slot evaluations run on this many threads per step
 };
 
 // A request ready to run: its prompt in tokens and how to sample and stop.
@@ -55,8 +47,8 @@ struct Job {
 
 class Engine {
  public:
-  // The model and tokenizer must outlive the engine. Makes one backend and runner per
-  // slot and prepares them (braid::Error when a backend cannot be made).
+  // The model and tokenizer must outlive the engine. Makes the backend and the batched
+  // runner and prepares it (braid::Error, naming what to lower, when that fails).
   Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions options, Metrics* metrics = nullptr);
   ~Engine();  // stop()
   Engine(const Engine&) = delete;
@@ -76,10 +68,6 @@ class Engine {
 
  private:
   struct Active;
-  struct Slot {
-    std::unique_ptr<Backend> backend;
-    std::unique_ptr<ModelRunner> runner;
-  };
   void loop();
   void run_step(const StepPlan& plan);
   // Samples from `logits` and hands the token to the client; false when the request ended.
@@ -90,8 +78,8 @@ class Engine {
   const Tokenizer& tokenizer_;
   EngineOptions options_;
   Metrics* metrics_;
-  std::vector<Slot> slots_;
-  std::unique_ptr<StepPool> pool_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<BatchedRunner> runner_;
 
   std::mutex mutex_;  // guards scheduler_, arrived_, stopping_, next_id_
   std::condition_variable wake_;

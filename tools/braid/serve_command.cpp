@@ -37,7 +37,6 @@ struct ServeOptions {
   int context = 0;   // 0: the model's, at most kDefaultMaxContext
   int queue = 64;
   int chunk = 32;
-  int threads = 0;  // 0: min(parallel, cores)
   std::string chat_template;
   std::string policy = "serial";
   int streams = 4;
@@ -69,7 +68,7 @@ void run_serve(const ServeOptions& o) {
     model.config.n_ctx = std::min(model.config.n_ctx, kDefaultMaxContext);
   }
   const std::string backend = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
-  const int parallel = o.parallel > 0 ? o.parallel : (backend == "cuda" ? 1 : 4);
+  const int parallel = o.parallel > 0 ? o.parallel : (backend == "cuda" ? 8 : 4);
 
   serve::ServerConfig config;
   config.model_name = o.model_name.empty() ? std::filesystem::path(o.file).stem().string() : o.model_name;
@@ -90,11 +89,9 @@ void run_serve(const ServeOptions& o) {
   engine_options.scheduler.chunk_size = o.chunk;
   engine_options.runner.policy = policy_from_name(o.policy);
   engine_options.runner.plan.max_streams = o.streams;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  engine_options.threads = o.threads > 0 ? o.threads : std::min(parallel, cores);
 
-  fmt::print(stderr, "braid serve: {} as '{}', backend {}, {} slots (each its own runner and KV cache; a step runs "
-                     "them side by side, not yet as one batched graph), context {}, queue {}, policy {}\n",
+  fmt::print(stderr, "braid serve: {} as '{}', backend {}, {} slots (one batched graph a step), context {}, "
+                     "queue {}, policy {}\n",
              o.file, config.model_name, backend, parallel, model.config.n_ctx, o.queue, o.policy);
   serve::Metrics metrics;
   serve::Engine engine(model, *tokenizer, engine_options, &metrics);
@@ -129,7 +126,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--host", o->host, "Address to bind (loopback by default)")->capture_default_str();
   cmd->add_option("--port", o->port, "Port; 0: any free one (printed)")->capture_default_str()
       ->check(CLI::Range(0, 65535));
-  cmd->add_option("--parallel", o->parallel, "Slots: sequences that run at once (default 4 on cpu, 1 on cuda)")
+  cmd->add_option("--parallel", o->parallel, "Slots: sequences that run at once, one batch (default 4 on cpu, 8 on cuda)")
       ->check(positive());
   cmd->add_option("--ctx", o->context, "Context length of each slot (default: the model's, at most 4096)")
       ->check(positive());
@@ -137,8 +134,6 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str()->check(non_negative());
   cmd->add_option("--chunk", o->chunk, "Largest prompt chunk per step (a power of two)")->capture_default_str()
       ->check(CLI::IsMember({1, 2, 4, 8, 16, 32, 64, 128, 256}));
-  cmd->add_option("--threads", o->threads, "Threads that run slots side by side (default: min(parallel, cores))")
-      ->check(positive());
   cmd->add_option("--chat-template", o->chat_template,
                   "Chat template, instead of the model's: " + known_chat_template_names());
   cmd->add_option("--policy", o->policy, "Plan policy: serial, branch, levels, chains, cost, auto")

@@ -55,14 +55,27 @@ struct TiledShape {
   __host__ __device__ int warps() const { return heads_per_block * queries_per_block; }
 };
 
-TiledShape tiled_shape(int heads, int kv_heads, int queries) {
+TiledShape tiled_shape(int heads, int kv_heads, int queries, int region) {
   const int group = heads / kv_heads;
   const int per_block = group <= kTiledMaxWarps && kTiledMaxWarps % group == 0 ? group : 1;
+  if (region > 0) return {per_block, 1};  // queries of one block could see different regions
   return {per_block, std::max(1, std::min(kTiledMaxWarps / per_block, queries))};
 }
 
+// The first cache row the query sees: 0, or the start of its region.
+__device__ __forceinline__ int first_row(const AttentionArgs& a, int query) {
+  const int p = a.positions[query];
+  return a.region > 0 && p > 0 ? p - p % a.region : 0;
+}
+
+// The rows the query sees, counted from first_row.
 __device__ __forceinline__ int live_length(const AttentionArgs& a, int query) {
-  return min(max(a.positions[query] + 1, 0), a.ctx);
+  return max(min(max(a.positions[query] + 1, 0), a.ctx) - first_row(a, query), 0);
+}
+
+// Rows the chunks of a node span: the whole cache, or one region.
+int64_t attended_span(const Tensor& node, const Tensor& k_cache) {
+  return node.params.i[0] > 0 ? node.params.i[0] : k_cache.ne[2];
 }
 
 // One block per (chunk, head, query).
@@ -92,8 +105,9 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   const auto* q = reinterpret_cast<const float*>(a.q + query * a.q_nb2 + head * a.q_nb1);
   for (int d = threadIdx.x; d < hd; d += blockDim.x) q_scaled[d] = q[d] * a.scale;
   const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * hd;
-  const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd;
-  const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * hd;
+  const int64_t first = first_row(a, query);
+  const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd + first * slot_stride;
+  const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * hd + first * slot_stride;
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
   const int warps = blockDim.x / 32;
@@ -243,8 +257,10 @@ __global__ void __launch_bounds__(kTiledMaxWarps * 32) attention_tiled_kernel(At
     for (int d = lane; d < hd; d += 32) q_scaled[warp][d] = q[d] * a.scale;  // warp < kTiledMaxWarps
   }
   const int64_t slot_stride = static_cast<int64_t>(a.kv_heads) * hd;
-  const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd;
-  const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * hd;
+  // The block's first row: its queries' (one query per block when there are regions).
+  const int64_t first = first_row(a, min(static_cast<int>(blockIdx.z) * shape.queries_per_block, a.n - 1));
+  const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(kv_head) * hd + first * slot_stride;
+  const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(kv_head) * hd + first * slot_stride;
   float running_max = -INFINITY, running_sum = 0.0f;
   float acc[kDims];
 #pragma unroll
@@ -351,7 +367,7 @@ size_t attention_scratch_bytes(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
   if (t.op != Op::Attention) return 0;
   const Tensor& k = graph[t.src[1]];
-  const Split split = split_for(k.ne[2], t.ne[2], t.ne[0]);
+  const Split split = split_for(attended_span(t, k), t.ne[2], t.ne[0]);
   if (split.chunks == 1) return 0;
   return static_cast<size_t>(t.ne[2] * t.ne[1] * split.chunks * (2 + t.ne[0])) * sizeof(float);
 }
@@ -379,6 +395,7 @@ AttentionOperands attention_operands(const NodeLaunch& launch) {
   a.kv_heads = static_cast<int>(k.ne[1]);
   a.ctx = static_cast<int>(k.ne[2]);
   a.n = static_cast<int>(q.ne[2]);
+  a.region = launch.node.params.i[0];
   a.scale = launch.node.params.f[0];
   return a;
 }
@@ -387,11 +404,11 @@ void launch_attention(const NodeLaunch& launch) {
   const Tensor& q = launch.src(0);
   const Tensor& k = launch.src(1);
   AttentionArgs a{attention_operands(launch)};
-  const Split split = split_for(k.ne[2], q.ne[2], q.ne[0]);
+  const Split split = split_for(attended_span(launch.node, k), q.ne[2], q.ne[0]);
   a.chunk = split.chunk;
   a.chunks = split.chunks;
   if (a.n == 0 || a.heads == 0 || a.head_dim == 0) return;
-  if (prompt_attention_ok(a.head_dim, a.n)) {
+  if (a.region == 0 && prompt_attention_ok(a.head_dim, a.n)) {
     launch_prompt_attention(launch, a);
     return;
   }
@@ -405,7 +422,7 @@ void launch_attention(const NodeLaunch& launch) {
   }
   cudaStream_t stream = launch.ctx.stream;
   if (use_tiled(a.head_dim)) {
-    const TiledShape shape = tiled_shape(a.heads, a.kv_heads, a.n);
+    const TiledShape shape = tiled_shape(a.heads, a.kv_heads, a.n, a.region);
     const dim3 grid(static_cast<unsigned>(a.chunks), static_cast<unsigned>(a.heads / shape.heads_per_block),
                     static_cast<unsigned>((a.n + shape.queries_per_block - 1) / shape.queries_per_block));
     const unsigned threads = static_cast<unsigned>(std::max(shape.warps(), kTiledMinWarps) * 32);

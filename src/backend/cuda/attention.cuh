@@ -1,8 +1,12 @@
 // Causal attention over a KV cache, and kv_write (storing new keys/values in the cache).
 //
 // q is [head_dim, heads, n] (strided in dims 1..2), the caches [head_dim, kv_heads, ctx]
-// (contiguous, f32/f16/bf16). Query i sees cache slots 0..positions[i]; positions are read
-// from device memory, so one launch configuration (sized for ctx) serves every step.
+// (contiguous, f32/f16/bf16). Query i sees cache slots first..positions[i], where first is 0
+// or, with the node's region (a batch of sequences), the start of positions[i]'s region;
+// positions are read from device memory, so one launch configuration (sized for ctx, or
+// for one region) serves every step. With a region the blocks never share key tiles
+// between queries (theirs may lie in different regions) and prompts stay off the
+// tensor-core kernel.
 // Query head h reads kv head h / (heads / kv_heads) (grouped-query attention).
 //
 // Note [Flash-decoding]: with few queries, one block per (query, head) would leave most
@@ -59,6 +63,7 @@ struct AttentionOperands {
   const int32_t* positions;
   float* out;  // [head_dim, heads, n]
   int head_dim, heads, kv_heads, ctx, n;
+  int region;  // Op::Attention's region: 0, every query sees rows 0..position; else its region's
   float scale;
 };
 AttentionOperands attention_operands(const NodeLaunch& launch);
