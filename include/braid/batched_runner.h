@@ -53,6 +53,7 @@ class BatchedRunner {
   void reset(int sequence);
   int position(int sequence) const { return positions_.at(static_cast<size_t>(sequence)); }
 
+  const Model& model() const { return model_; }  // as given
   int sequences() const { return sequences_; }
   int max_step_tokens() const { return max_step_tokens_; }
   const std::vector<int>& buckets() const { return buckets_; }

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "bench.h"
+#include "braid/batched_runner.h"
 #include "braid/runner.h"
 #include "commands.h"
 #include "model_source.h"
@@ -19,6 +20,7 @@ struct BenchOptions {
   ModelSource base;  // type, layers, ctx, seed for presets
   std::vector<int> prompt;
   std::vector<int> generate;
+  std::vector<int> parallel;  // batched decode of this many sequences (instead of pp/tg)
   int repetitions = 3;
   std::vector<std::string> policies{"serial", "branch", "levels", "chains", "cost"};
   std::vector<int> graph{1};
@@ -73,6 +75,29 @@ TestTimes time_test(ModelRunner& runner, bool prompt, int n, int reps) {
   return times;
 }
 
+// Batched decode, as llama-batched-bench measures it: `sequences` sequences each take a
+// prompt of `prompt` tokens (one step per sequence, not timed), then `n` steps decode one
+// token of every sequence at once. The rate is every decoded token over the decode time.
+TestTimes time_batched(BatchedRunner& runner, int prompt, int n, int reps) {
+  const int sequences = runner.sequences();
+  const int vocab = runner.model().config.n_vocab;
+  TestTimes times;
+  for (int r = -1; r < reps; ++r) {
+    std::vector<BatchEntry> decode;
+    for (int s = 0; s < sequences; ++s) {
+      runner.reset(s);
+      std::vector<int32_t> tokens = bench_tokens(prompt + s, vocab);  // a different prompt each
+      tokens.erase(tokens.begin(), tokens.begin() + s);
+      if (prompt > 0) runner.step({{s, tokens}});
+      decode.push_back({s, {static_cast<int32_t>((s * 31 + 7) % vocab)}});
+    }
+    const auto start = std::chrono::steady_clock::now();
+    // (A step reads the logits back, as every real decode step does: no host share to time apart.)
+    for (int i = 0; i < n; ++i) runner.step(decode);
+    if (r >= 0) times.tps.push_back(static_cast<double>(sequences) * n / seconds_since(start));
+  }
+  return times;
+}
 
 void run_bench(const BenchOptions& o) {
   const std::string backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
@@ -106,6 +131,11 @@ void run_bench(const BenchOptions& o) {
   int needed = 0;  // context the longest test needs
   for (int n : prompt) needed = std::max(needed, n);
   for (int n : generate) needed = std::max(needed, n);
+  const bool batched = !o.parallel.empty();
+  const std::vector<int> batched_prompt = !o.prompt.empty() ? o.prompt : std::vector<int>{128};
+  if (batched) {  // a prompt, then the generated tokens, in each sequence
+    needed = *std::max_element(batched_prompt.begin(), batched_prompt.end()) + *std::max_element(generate.begin(), generate.end());
+  }
   for (const ModelSource& source : sources) {
     check_model_source(source);
     if (source.context > 0 && source.context < needed) {
@@ -119,6 +149,8 @@ void run_bench(const BenchOptions& o) {
     fmt::print(stderr, "braid bench: loading {}\n", source.label());
     auto model = load_model(source);
     if (source.context == 0 && model->config.n_ctx < needed) model->config.n_ctx = needed;
+    // Batched: the caches hold a context per sequence, so only the context the test needs.
+    if (source.context == 0 && batched) model->config.n_ctx = needed;
     std::unique_ptr<Model> fused_model;  // fused once, shared by the runners
     for (int fuse : o.fuse) {
       if (fuse && !fused_model) fused_model = std::make_unique<Model>(fuse_projections(*model));
@@ -135,31 +167,57 @@ void run_bench(const BenchOptions& o) {
             ro.exec.cuda_graph = graph != 0;
             ro.fuse = fuse != 0;
             ro.guard.enabled = o.auto_guard;
-            ModelRunner runner(fuse ? *fused_model : *model, *backend, ro);
-            auto test = [&](bool is_prompt, int n) {
-              if (n <= 0) return;
-              fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {}{}\n", source.label(), policy_name(policy),
-                         graph, fuse, is_prompt ? "pp" : "tg", n);
-              const size_t fallbacks_before = runner.guard_fallbacks().size();
-              const TestTimes times = time_test(runner, is_prompt, n, o.repetitions);
+            const Model& run_model = fuse ? *fused_model : *model;
+            auto describe = [&](BenchRow& row, const std::string& test, int tokens, const TestTimes& times) {
               const std::vector<double>& tps = times.tps;
-              BenchRow row;
               row.model = source.label();
               row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
               row.params = model->parameter_count();
               row.backend = backend_name == "cpu" && kernels == "reference" ? "cpu-reference" : backend_name;
               row.device = backend->device_name();
               row.policy = std::string(policy_name(policy));
-              row.streams = runner.plan(is_prompt ? n : 1).stream_count;
               row.graph = graph != 0;
               row.fused = fuse != 0;
-              row.test = fmt::format("{}{}", is_prompt ? "pp" : "tg", n);
-              row.tokens = n;
+              row.test = test;
+              row.tokens = tokens;
               row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
               double var = 0;
               for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
               row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
-              row.host_us = median(times.host_us);
+              row.host_us = times.host_us.empty() ? 0 : median(times.host_us);
+            };
+            if (batched) {
+              for (int sequences : o.parallel) {
+                for (int p : batched_prompt) {
+                  // Its own backend: the caches' size depends on the number of sequences.
+                  auto batch_backend = make_backend(backend_name);
+                  BatchedRunner runner(run_model, *batch_backend, sequences, std::max(sequences, p), ro);
+                  const int bucket = runner.bucket_for(sequences);
+                  for (int n : generate) {
+                    fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {} sequences, pp{} then tg{}\n",
+                               source.label(), policy_name(policy), graph, fuse, sequences, p, n);
+                    BenchRow row;
+                    describe(row, fmt::format("pp{}+tg{} x{}", p, n, sequences), sequences * n,
+                             time_batched(runner, p, n, o.repetitions));
+                    row.streams = runner.plan(bucket).stream_count;
+                    row.memory = runner.memory(bucket);
+                    if (policy == Policy::Auto) row.auto_choice = runner.plan(bucket).policy;
+                    rows.push_back(row);
+                  }
+                }
+              }
+              continue;
+            }
+            ModelRunner runner(run_model, *backend, ro);
+            auto test = [&](bool is_prompt, int n) {
+              if (n <= 0) return;
+              fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {}{}\n", source.label(), policy_name(policy),
+                         graph, fuse, is_prompt ? "pp" : "tg", n);
+              const size_t fallbacks_before = runner.guard_fallbacks().size();
+              BenchRow row;
+              describe(row, fmt::format("{}{}", is_prompt ? "pp" : "tg", n), n,
+                       time_test(runner, is_prompt, n, o.repetitions));
+              row.streams = runner.plan(is_prompt ? n : 1).stream_count;
               row.memory = runner.memory(is_prompt ? n : 1);
               if (policy == Policy::Auto) {
                 row.auto_choice = runner.plan(is_prompt ? n : 1).policy;
@@ -203,6 +261,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--ctx", o->base.context, "Context length")->check(positive());
   cmd->add_option("-p,--n-prompt", o->prompt, "Prompt lengths (default 512)")->check(non_negative());
   cmd->add_option("-n,--n-gen", o->generate, "Generation lengths (default 128)")->check(non_negative());
+  cmd->add_option("--parallel", o->parallel,
+                  "Batched decode of N sequences at once (e.g. 1,8,32,64): each takes a prompt of -p tokens "
+                  "(default 128), then -n steps decode all of them; rows count every sequence's tokens")
+      ->delimiter(',')->check(positive());
   cmd->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")
       ->capture_default_str()->check(positive());
   cmd->add_option("--policy", o->policies, "Plan policies (serial, branch, levels, chains, cost, auto)")
