@@ -180,6 +180,9 @@ TEST(PlanGuard, TimesOnePairPerPeriod) {
   }
   EXPECT_EQ(serial, 10);
   EXPECT_EQ(chosen, 10);
+  // A short job (a prompt or two) is never timed.
+  PlanGuard fresh(options);
+  for (int i = 0; i < options.period - 2; ++i) EXPECT_EQ(fresh.next(), PlanGuard::Action::RunChosen);
   EXPECT_THROW(PlanGuard(GuardOptions{true, 2, 5, 0.02}), Error);
 }
 

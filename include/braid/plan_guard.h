@@ -2,8 +2,8 @@
 //
 // auto chose its plan once, on a quiet moment or a busy one. The conditions can change
 // (other work on the host or the GPU, a longer KV cache), so the runner keeps checking:
-// every `period` runs of an executable it runs one step with the serial plan and the
-// next with the chosen plan, both timed. Plans of one graph compute the same bits and
+// at the end of every `period` runs of an executable it runs one step with the serial
+// plan and the next with the chosen plan, both timed. Plans of one graph compute the same bits and
 // share the KV cache, so swapping them for one step changes nothing but time. Over the
 // last `window` pairs the chosen plan is judged against serial as at tuning time (Note
 // [Choosing a plan through noise]); when it is slower beyond the margin, the runner

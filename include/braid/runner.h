@@ -82,7 +82,7 @@ class ModelRunner {
     std::unique_ptr<Executable> executable;
     // With the auto policy's guard, when auto chose another plan than serial:
     std::unique_ptr<PlanGuard> guard;
-    std::unique_ptr<Executable> serial;  // compiled at the guard's first serial step
+    std::unique_ptr<Executable> serial;  // compiled with the guard
   };
   // The next run: which prepared graph, on which of its executables, timed or not.
   struct Staged {

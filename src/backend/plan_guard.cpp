@@ -20,9 +20,11 @@ PlanGuard::Action PlanGuard::next() {
   const int phase = runs_++ % options_.period;
   if (!options_.enabled || fell_back_) {
     pending_ = Action::RunChosen;
-  } else if (phase == 1) {  // (not the very first run: it may still warm caches up)
+  } else if (phase == options_.period - 2) {
+    // The pair ends each period, never at its start: a short job (a prompt or two) runs
+    // its chosen plan untouched, and the first pair meets warm caches and launched graphs.
     pending_ = Action::TimeSerial;
-  } else if (phase == 2) {
+  } else if (phase == options_.period - 1) {
     pending_ = Action::TimeChosen;
   } else {
     pending_ = Action::RunChosen;

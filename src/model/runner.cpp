@@ -37,7 +37,12 @@ ModelRunner::Prepared& ModelRunner::prepare(int n_tokens) {
       executable.set_input(p.graph.positions, positions.data(), positions.size() * sizeof(int32_t));
     };
     p.plan = choose_plan(backend_, p.graph.graph, options_.plan, tuning, &auto_report_);
-    if (options_.guard.enabled && p.plan.policy != "serial") p.guard = std::make_unique<PlanGuard>(options_.guard);
+    if (options_.guard.enabled && p.plan.policy != "serial") {
+      p.guard = std::make_unique<PlanGuard>(options_.guard);
+      // Compiled now, not at the guard's first serial step: compiling (on CUDA, capturing
+      // a graph) inside a step would make that step ms slower than either plan runs.
+      serial_executable(p);
+    }
   } else {
     p.plan = make_plan(p.graph.graph, options_.policy, options_.plan);
   }
