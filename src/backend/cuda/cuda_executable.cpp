@@ -288,6 +288,20 @@ double CudaExecutable::time_runs_ms(int runs) {
   return times.size() % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
 }
 
+double CudaExecutable::run_timed_ms() {
+  if (!guard_start_) {
+    guard_start_ = Event::create_for_timing();
+    guard_stop_ = Event::create_for_timing();
+  }
+  check(cudaEventRecord(guard_start_.get(), origin()), "cudaEventRecord (timing)");
+  run();
+  check(cudaEventRecord(guard_stop_.get(), origin()), "cudaEventRecord (timing)");
+  check(cudaEventSynchronize(guard_stop_.get()), "run_timed_ms (a kernel failed)");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, guard_start_.get(), guard_stop_.get()), "cudaEventElapsedTime");
+  return ms;
+}
+
 std::vector<StepTiming> CudaExecutable::trace_run() {
   if (!trace_origin_) {
     trace_origin_ = Event::create_for_timing();

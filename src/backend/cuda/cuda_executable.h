@@ -45,6 +45,7 @@ class CudaExecutable final : public Executable {
   void synchronize() override;
   MemoryReport memory() const override;
   double time_runs_ms(int runs) override;
+  double run_timed_ms() override;
   // One eager run with a timing event before and after every step on its stream.
   std::vector<StepTiming> trace_run() override;
 
@@ -88,6 +89,7 @@ class CudaExecutable final : public Executable {
   Event trace_origin_;
   std::vector<Event> trace_start_, trace_end_;  // per step
   bool tracing_ = false;
+  Event guard_start_, guard_stop_;  // run_timed_ms, created on its first call
   GraphExec graph_exec_;  // declared last: destroyed before everything it refers to
 };
 

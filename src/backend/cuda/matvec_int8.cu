@@ -1,4 +1,5 @@
-// The int8 matrix-vector product for q8_0, q4_0 and q4_1 weights (batch <= 8, and mul_mat_id).
+// The int8 matrix-vector product for q8_0, q4_*, q5_*, q4_K, q5_K and q6_K weights (batch <= 8,
+// and mul_mat_id); the weight side of each type is in int8_dot.cuh.
 //
 // Note [Int8 activations]: dequantizing every weight to f32 and multiplying it with f32
 // x costs several instructions per weight element and reads four bytes of x per element,
@@ -16,8 +17,8 @@
 // each block's largest value): the normalized squared error against the f32 reference is
 // around 1e-5 for random data (the op tests allow 2e-4).
 //
-// Several threads share one weight block (kThreads: 4 for q8_0, 8 bytes of qs each; 2 for
-// q4_*, 8 bytes of nibbles = 16 values each), so a warp reads a contiguous span of the
+// Several threads share one weight block (kThreads: 4 for q8_0 and the K-quants, 8 weights
+// each; 2 for q4_* and q5_*, 8 bytes of nibbles = 16 values each), so a warp reads a contiguous span of the
 // row per load instruction. Blocks are 34 and 18 bytes, so q8_0 and q4_0 are read as
 // 16-bit words (only 2-byte alignment is guaranteed) and paired into 32-bit words; q4_1
 // blocks (20 bytes) are 4-byte aligned and read as 32-bit words. For q4_*, the quantized
@@ -31,6 +32,7 @@
 // Two rows per group (batch > 1, and 4-bit weights at batch 1) reuse each loaded x block.
 // Every sum is reduced in a fixed order (warp butterflies, then the warps of a row in
 // index order).
+#include "backend/cuda/int8_dot.cuh"
 #include "backend/cuda/matmul.cuh"
 
 namespace braid::cuda {
@@ -103,100 +105,6 @@ __global__ void __launch_bounds__(kQuantizeThreads)
   if (j == 0) ds[column * (k / kQuantBlock) + block] = make_float2(d, d * static_cast<float>(sum));
 }
 
-constexpr int kDotBias = 0x4B400000;  // the bits of 1.5 * 2^23
-__device__ __forceinline__ float unbias(int biased_sum) { return __int_as_float(biased_sum) - 12582912.0f; }
-
-__device__ __forceinline__ int pair16(const uint16_t* p) {
-  return static_cast<int>(static_cast<uint32_t>(__ldg(p)) | (static_cast<uint32_t>(__ldg(p + 1)) << 16));
-}
-
-template <DType W>
-struct Int8Dot;
-
-// q8_0: 4 threads a block; part p holds qs bytes 8p..8p+7.
-template <>
-struct Int8Dot<DType::Q8_0> {
-  static constexpr int kThreads = 4;
-  static constexpr int kBytes = sizeof(BlockQ8_0);
-  static constexpr bool kNibbleOrder = false;
-  struct Part {
-    float d;
-    int q0, q1;
-  };
-  using X = int2;
-  __device__ static Part load(const uint8_t* block, int part) {
-    const auto* h = reinterpret_cast<const uint16_t*>(block);
-    return {half_bits_to_float(__ldg(h)), pair16(h + 1 + 4 * part), pair16(h + 3 + 4 * part)};
-  }
-  __device__ static X load_x(const int8_t* block_q, int part) {
-    return *reinterpret_cast<const int2*>(block_q + 8 * part);
-  }
-  __device__ static float add(float acc, const Part& w, X x, float2 ds) {
-    const float sum = unbias(__dp4a(w.q1, x.y, __dp4a(w.q0, x.x, kDotBias)));
-    return fmaf(w.d * ds.x, sum, acc);
-  }
-};
-
-// The dot product of 8 nibble bytes, biased by kDotBias (low nibbles meet x.x, x.y; high nibbles x.z, x.w).
-__device__ __forceinline__ int nibble_dot(int q0, int q1, int4 x) {
-  int sum = __dp4a(q0 & 0x0f0f0f0f, x.x, kDotBias);
-  sum = __dp4a(q1 & 0x0f0f0f0f, x.y, sum);
-  sum = __dp4a((q0 >> 4) & 0x0f0f0f0f, x.z, sum);
-  return __dp4a((q1 >> 4) & 0x0f0f0f0f, x.w, sum);
-}
-
-// q4_0: 2 threads a block; part p holds qs bytes 8p..8p+7 (16 values).
-template <>
-struct Int8Dot<DType::Q4_0> {
-  static constexpr int kThreads = 2;
-  static constexpr int kBytes = sizeof(BlockQ4_0);
-  static constexpr bool kNibbleOrder = true;
-  struct Part {
-    float d;
-    int q0, q1;
-  };
-  using X = int4;
-  __device__ static Part load(const uint8_t* block, int part) {
-    const auto* h = reinterpret_cast<const uint16_t*>(block);
-    return {half_bits_to_float(__ldg(h)), pair16(h + 1 + 4 * part), pair16(h + 3 + 4 * part)};
-  }
-  __device__ static X load_x(const int8_t* block_q, int part) {
-    return *reinterpret_cast<const int4*>(block_q + 16 * part);
-  }
-  // Each of the two parts subtracts half of the block's 8 * s_x.
-  __device__ static float add(float acc, const Part& w, X x, float2 ds) {
-    const float sum = unbias(nibble_dot(w.q0, w.q1, x));
-    return fmaf(w.d, fmaf(ds.x, sum, -4.0f * ds.y), acc);
-  }
-};
-
-// q4_1: 2 threads a block, as q4_0; blocks are 4-byte aligned (checked on the host).
-template <>
-struct Int8Dot<DType::Q4_1> {
-  static constexpr int kThreads = 2;
-  static constexpr int kBytes = sizeof(BlockQ4_1);
-  static constexpr bool kNibbleOrder = true;
-  struct Part {
-    float d, m;
-    int q0, q1;
-  };
-  using X = int4;
-  __device__ static Part load(const uint8_t* block, int part) {
-    const auto* words = reinterpret_cast<const uint32_t*>(block);
-    const uint32_t dm = __ldg(words);
-    return {half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu)), half_bits_to_float(static_cast<uint16_t>(dm >> 16)),
-            static_cast<int>(__ldg(words + 1 + 2 * part)), static_cast<int>(__ldg(words + 2 + 2 * part))};
-  }
-  __device__ static X load_x(const int8_t* block_q, int part) {
-    return *reinterpret_cast<const int4*>(block_q + 16 * part);
-  }
-  // Each of the two parts adds half of the block's m * s_x.
-  __device__ static float add(float acc, const Part& w, X x, float2 ds) {
-    const float sum = unbias(nibble_dot(w.q0, w.q1, x));
-    return fmaf(w.d * ds.x, sum, fmaf(0.5f * w.m, ds.y, acc));
-  }
-};
-
 // kRowThreads threads (a warp, or the whole block) own kRows consecutive rows; each
 // thread walks its part of every kRowThreads / kThreads-th weight block of those rows,
 // kUnroll blocks a step with all their loads issued before the first use. The first
@@ -213,7 +121,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   const int part = thread % Dot::kThreads;
   const int64_t first_row = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / kRowThreads) * kRows;
   if (first_row >= a.m) return;  // whole groups: kRowThreads is a multiple of 32
-  const int64_t blocks = a.k / kQuantBlock;
+  const int64_t blocks = a.k / kQuantBlock;  // units of 32 weights (K-quant super-blocks hold 8)
   // A row past the end reads the last row; its sums are dropped.
   auto row_of = [&](const uint8_t* w, int r) { return w + min(first_row + r, a.m - 1) * a.w_row_stride; };
   const int64_t first_block = thread / Dot::kThreads;
@@ -224,7 +132,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
     for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
-        first[u][r] = Dot::load(row_of(a.w, r) + (first_block + u * kStride) * Dot::kBytes, part);
+        first[u][r] = Dot::load(row_of(a.w, r), first_block + u * kStride, part);
       }
     }
   }
@@ -281,7 +189,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) wp[u][r] = Dot::load(rows[r] + (block + u * kStride) * Dot::kBytes, part);
+      for (int r = 0; r < kRows; ++r) wp[u][r] = Dot::load(rows[r], block + u * kStride, part);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) accumulate(wp[u], block + u * kStride);
@@ -289,7 +197,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   for (; block < blocks; block += kStride) {
     typename Dot::Part wp[kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) wp[r] = Dot::load(rows[r] + block * Dot::kBytes, part);
+    for (int r = 0; r < kRows; ++r) wp[r] = Dot::load(rows[r], block, part);
     accumulate(wp, block);
   }
 
@@ -377,12 +285,18 @@ void launch_typed(const MatvecArgs& a, void* scratch, unsigned tokens, cudaStrea
 }  // namespace
 
 bool int8_matvec_type(DType w_type) {
-  return w_type == DType::Q8_0 || w_type == DType::Q4_0 || w_type == DType::Q4_1;
+  switch (w_type) {
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return true;
+    default: return false;
+  }
 }
 
 bool int8_matvec_ok(DType w_type, const MatvecArgs& a) {
-  if (!int8_matvec_type(w_type) || a.k <= 0 || a.k % kQuantBlock != 0) return false;
-  const int64_t need = w_type == DType::Q4_1 ? 4 : 2;
+  if (!int8_matvec_type(w_type) || a.k <= 0 || a.k % traits(w_type).block_elements != 0) return false;
+  // 32-bit word loads where the block size allows them (int8_dot.cuh), else 16-bit.
+  const bool words = w_type == DType::Q4_1 || w_type == DType::Q5_1 || w_type == DType::Q4_K || w_type == DType::Q5_K;
+  const int64_t need = words ? 4 : 2;
   return reinterpret_cast<uintptr_t>(a.w) % need == 0 && a.w_row_stride % need == 0 &&
          a.w_expert_stride % need == 0;
 }
@@ -405,6 +319,11 @@ void launch_int8_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs
     case DType::Q8_0: launch_typed<DType::Q8_0>(args, launch.ctx.scratch, tokens, stream); break;
     case DType::Q4_0: launch_typed<DType::Q4_0>(args, launch.ctx.scratch, tokens, stream); break;
     case DType::Q4_1: launch_typed<DType::Q4_1>(args, launch.ctx.scratch, tokens, stream); break;
+    case DType::Q5_0: launch_typed<DType::Q5_0>(args, launch.ctx.scratch, tokens, stream); break;
+    case DType::Q5_1: launch_typed<DType::Q5_1>(args, launch.ctx.scratch, tokens, stream); break;
+    case DType::Q4_K: launch_typed<DType::Q4_K>(args, launch.ctx.scratch, tokens, stream); break;
+    case DType::Q5_K: launch_typed<DType::Q5_K>(args, launch.ctx.scratch, tokens, stream); break;
+    case DType::Q6_K: launch_typed<DType::Q6_K>(args, launch.ctx.scratch, tokens, stream); break;
     default: throw Error(launch.label() + ": no int8 matrix-vector kernel for this weight type");
   }
 }
