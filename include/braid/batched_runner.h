@@ -49,6 +49,8 @@ class BatchedRunner {
   // braid::Error (and changes nothing) for an empty step, a sequence out of range or
   // named twice, a bad token id, more tokens than max_step_tokens, or a full context.
   std::vector<std::vector<float>> step(const std::vector<BatchEntry>& entries);
+  // step(), timing every plan step instead of returning logits (Executable::trace_run).
+  std::vector<StepTiming> trace(const std::vector<BatchEntry>& entries);
   // The sequence starts again at position 0 (its old cache rows are never read again).
   void reset(int sequence);
   int position(int sequence) const { return positions_.at(static_cast<size_t>(sequence)); }
@@ -75,6 +77,8 @@ class BatchedRunner {
     std::vector<int32_t> tokens, positions, cache_rows, logit_rows;
   };
   void prepare(int bucket);
+  // Checks the step, stages its inputs on its bucket's executable and advances the positions.
+  Prepared& stage(const std::vector<BatchEntry>& entries);
   Inputs inputs_for(const std::vector<BatchEntry>& entries, int bucket) const;
   void check(const std::vector<BatchEntry>& entries) const;
 

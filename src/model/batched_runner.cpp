@@ -113,7 +113,7 @@ BatchedRunner::Inputs BatchedRunner::inputs_for(const std::vector<BatchEntry>& e
   return in;
 }
 
-std::vector<std::vector<float>> BatchedRunner::step(const std::vector<BatchEntry>& entries) {
+BatchedRunner::Prepared& BatchedRunner::stage(const std::vector<BatchEntry>& entries) {
   check(entries);
   int tokens = 0;
   for (const BatchEntry& e : entries) tokens += static_cast<int>(e.tokens.size());
@@ -126,12 +126,16 @@ std::vector<std::vector<float>> BatchedRunner::step(const std::vector<BatchEntry
   x.set_input(g.positions, in.positions.data(), in.positions.size() * sizeof(int32_t));
   x.set_input(g.cache_rows, in.cache_rows.data(), in.cache_rows.size() * sizeof(int32_t));
   x.set_input(g.logit_rows, in.logit_rows.data(), in.logit_rows.size() * sizeof(int32_t));
-  x.run();
-  const Tensor& logits = g.graph[g.logits];
-  std::vector<float> all(static_cast<size_t>(logits.elements()));
-  x.read(g.logits, all.data(), all.size() * sizeof(float));
   for (const BatchEntry& e : entries) positions_[static_cast<size_t>(e.sequence)] += static_cast<int>(e.tokens.size());
+  return p;
+}
 
+std::vector<std::vector<float>> BatchedRunner::step(const std::vector<BatchEntry>& entries) {
+  Prepared& p = stage(entries);
+  p.executable->run();
+  const Tensor& logits = p.graph.graph[p.graph.logits];
+  std::vector<float> all(static_cast<size_t>(logits.elements()));
+  p.executable->read(p.graph.logits, all.data(), all.size() * sizeof(float));
   const auto vocab = static_cast<size_t>(logits.ne[0]);
   std::vector<std::vector<float>> out;
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -139,6 +143,10 @@ std::vector<std::vector<float>> BatchedRunner::step(const std::vector<BatchEntry
     out.emplace_back(begin, begin + static_cast<std::ptrdiff_t>(vocab));
   }
   return out;
+}
+
+std::vector<StepTiming> BatchedRunner::trace(const std::vector<BatchEntry>& entries) {
+  return stage(entries).executable->trace_run();
 }
 
 void BatchedRunner::reset(int sequence) {
