@@ -219,8 +219,9 @@ TEST(CudaModel, BatchedStepsMatchTheCpu) {
             entries.push_back({s, {next[static_cast<size_t>(s)]}});
           }
         }
-        const auto expected = on_cpu.step(entries);
-        const auto got = on_cuda.step(entries);
+        std::vector<std::vector<float>> expected, got;
+        for (const auto logits : on_cpu.step(entries)) expected.emplace_back(logits.begin(), logits.end());
+        for (const auto logits : on_cuda.step(entries)) got.emplace_back(logits.begin(), logits.end());
         for (size_t e = 0; e < entries.size(); ++e) {
           EXPECT_LT(test::nmse(got[e], expected[e]), kLogitsNmse) << "step " << step << " sequence " << e;
           EXPECT_EQ(argmax(got[e]), argmax(expected[e])) << "step " << step << " sequence " << e;

@@ -130,18 +130,18 @@ BatchedRunner::Prepared& BatchedRunner::stage(const std::vector<BatchEntry>& ent
   return p;
 }
 
-std::vector<std::vector<float>> BatchedRunner::step(const std::vector<BatchEntry>& entries) {
+std::vector<std::span<const float>> BatchedRunner::step(const std::vector<BatchEntry>& entries) {
   Prepared& p = stage(entries);
   p.executable->run();
+  // One buffer for every step (on the H200, allocating and copying 64 sequences' logits
+  // afresh each step cost more host time than the step's GPU time).
   const Tensor& logits = p.graph.graph[p.graph.logits];
-  std::vector<float> all(static_cast<size_t>(logits.elements()));
-  p.executable->read(p.graph.logits, all.data(), all.size() * sizeof(float));
+  const auto count = static_cast<size_t>(logits.elements());
+  if (logits_.size() < count) logits_.resize(count);
+  p.executable->read(p.graph.logits, logits_.data(), count * sizeof(float));
   const auto vocab = static_cast<size_t>(logits.ne[0]);
-  std::vector<std::vector<float>> out;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const auto begin = all.begin() + static_cast<std::ptrdiff_t>(i * vocab);
-    out.emplace_back(begin, begin + static_cast<std::ptrdiff_t>(vocab));
-  }
+  std::vector<std::span<const float>> out;
+  for (size_t i = 0; i < entries.size(); ++i) out.emplace_back(logits_.data() + i * vocab, vocab);
   return out;
 }
 

@@ -137,7 +137,7 @@ void Engine::run_step(const StepPlan& plan) {
       entries.push_back({w.slot, std::vector<int32_t>(begin, begin + w.count)});
     }
   }
-  std::vector<std::vector<float>> logits;
+  std::vector<std::span<const float>> logits;
   try {
     logits = runner_->step(entries);
   } catch (const std::exception& e) {
@@ -157,10 +157,10 @@ void Engine::run_step(const StepPlan& plan) {
 }
 
 // The steps of generate_tokens, one token at a time.
-void Engine::next_token(Active& a, const std::vector<float>& logits, int position) {
+void Engine::next_token(Active& a, std::span<const float> logits, int position) {
   // A model may have more logits than pieces (a padded embedding): only pieces can be chosen.
   const size_t pieces = static_cast<size_t>(tokenizer_.vocabulary().size());
-  const int32_t token = a.sampler.sample(std::span<const float>(logits.data(), std::min(pieces, logits.size())));
+  const int32_t token = a.sampler.sample(logits.first(std::min(pieces, logits.size())));
   if (tokenizer_.is_end_of_generation(token)) {
     end(a, FinishReason::Stop);
     return;

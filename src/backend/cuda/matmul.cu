@@ -25,6 +25,21 @@ bool mul_mat_id_uses_gemm(const Graph& graph, const Tensor& t) {
          w.ne[1] <= INT32_MAX && gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
 }
 
+// Whether mul_mat (no ids) takes the matrix-vector kernel. Quantized weights do up to
+// kMatvecMaxColumns columns (x is read as int8 blocks); 16- and 32-bit weights up to
+// kMatvecMaxFloatColumns, because their kernel reads every column of x from L2 for each
+// 16 bytes of weights: on the H200, llama-1b's products took 29 us a node at 8 columns
+// against 10 at one, where cuBLAS takes 17 at 64. Up to kMatvecMaxColumns, operands that
+// cuBLAS cannot take stay on the matrix-vector kernel.
+bool mul_mat_uses_matvec(const Graph& graph, const Tensor& t) {
+  const Tensor& w = graph[t.src[0]];
+  const Tensor& x = graph[t.src[1]];
+  const int64_t n = x.ne[1];
+  if (n > kMatvecMaxColumns) return false;
+  if (traits(w.type).quantized || n <= kMatvecMaxFloatColumns) return true;
+  return !gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
+}
+
 // out += plus after a cuBLAS product (mul_mat_add with more than kMatvecMaxColumns columns).
 __global__ void add_in_place_kernel(float* out, const float* plus, int64_t count) {
   wait_for_producers();
@@ -46,7 +61,7 @@ void launch_mul_mat(const NodeLaunch& launch) {
   auto* out = reinterpret_cast<float*>(launch.out_data());
   const auto x_col_stride = static_cast<int64_t>(x.nb[1] / 4);
   const float* plus = launch.node.src.size() > 2 ? reinterpret_cast<const float*>(launch.src_data(2)) : nullptr;
-  if (n <= kMatvecMaxColumns) {
+  if (mul_mat_uses_matvec(launch.graph, launch.node)) {
     MatvecArgs args;
     args.w = launch.src_data(0);
     args.w_row_stride = static_cast<int64_t>(w.nb[1]);
@@ -119,7 +134,7 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   if (t.op == Op::MulMatId && mul_mat_id_uses_gemm(graph, t)) {
     return expert_gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n, w.ne[2]);
   }
-  const bool matvec = t.op == Op::MulMatId || n <= kMatvecMaxColumns;
+  const bool matvec = t.op == Op::MulMatId || mul_mat_uses_matvec(graph, t);
   if (matvec) return int8_matvec_type(w.type) ? int8_matvec_scratch_bytes(w.ne[0], n) : 0;
   return gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n);
 }
@@ -127,7 +142,7 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
 bool mul_mat_uses_cublas(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
   if (t.op == Op::MulMatId) return mul_mat_id_uses_gemm(graph, t);
-  return t.op == Op::MulMat && graph[t.src[1]].ne[1] > kMatvecMaxColumns;
+  return t.op == Op::MulMat && !mul_mat_uses_matvec(graph, t);
 }
 
 bool mul_mat_supported(const Graph& graph, TensorId node) {

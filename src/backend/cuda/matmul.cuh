@@ -1,7 +1,7 @@
 // mul_mat (w [k, m] times x [k, n] -> f32 [m, n]) and mul_mat_id (the expert of each token
 // chosen on the device from ids [used, n]).
 //
-// Batch n <= kMatvecMaxColumns (token generation) is memory-bound: the matrix-vector
+// Batch n <= kMatvecMaxColumns (token generation; 4 for unquantized weights) is memory-bound: the matrix-vector
 // kernel (matvec.cu) reads every weight byte once for all n columns, 16-byte loads,
 // warp-shuffle reductions in a fixed order. For q8_0, q4_0 and q4_1 weights x is first
 // quantized to int8 blocks in the stream's scratch and the products run on __dp4a
@@ -22,6 +22,7 @@
 namespace braid::cuda {
 
 inline constexpr int64_t kMatvecMaxColumns = 8;
+inline constexpr int64_t kMatvecMaxFloatColumns = 4;  // f32/f16/bf16 weights: see mul_mat_uses_matvec
 
 // What the matrix-vector kernels need: row r of expert e of w starts at
 // w + e * w_expert_stride + r * w_row_stride; column c of x at x + c * x_col_stride.
