@@ -118,5 +118,36 @@ TEST(ChatSmolLM2, ChatSessionRepliesAlikeUnderSerialAndMultiStreamPlans) {
   }
 }
 
+#ifdef BRAID_HAVE_CUDA
+// On CUDA, under serial and a multi-stream plan: the greedy replies of every chat where
+// transformers and llama.cpp agree (a reply that hangs on a near tie, like 'capital' under
+// int8 rounding, would test the rounding rather than the engine).
+TEST(ChatSmolLM2, CudaRepliesEqualTheReferencesWhereTheyAgree) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (path.empty()) return;
+  const GgufFile file = GgufFile::open(path);
+  const auto tokenizer = load_tokenizer(file);
+  const Model model = load_gguf_model(file);
+  const nlohmann::json ref = reference();
+  const ChatTemplate t =
+      choose_chat_template("", file.get_string("tokenizer.chat_template", ""), tokenizer->vocabulary());
+  for (const Policy policy : {Policy::Serial, Policy::Cost}) {
+    auto backend = make_backend("cuda");
+    RunnerOptions options;
+    options.policy = policy;
+    ModelRunner runner(model, *backend, options);
+    for (const auto& chat : ref["cases"]) {
+      if (!chat["llama_cpp_agrees_with_transformers"].get<bool>()) continue;
+      SCOPED_TRACE(chat["name"].get<std::string>() + " " + std::string(policy_name(policy)));
+      const std::vector<int32_t> prompt = tokenizer->encode_with_special(render_chat(t, messages_of(chat), true), false);
+      runner.reset();
+      const GenerateResult r = generate_tokens(runner, *tokenizer, prompt, greedy(ref));
+      EXPECT_EQ(r.tokens, reply_ids(chat["generated_ids"], *tokenizer)) << r.text;
+    }
+  }
+}
+#endif
+
 }  // namespace
 }  // namespace braid
