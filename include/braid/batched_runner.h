@@ -77,12 +77,13 @@ class BatchedRunner {
   // The inputs of a step of `count` tokens run at batch size `bucket`, padding included.
   struct Inputs {
     std::vector<int32_t> tokens, positions, cache_rows, logit_rows;
+    void set(Executable& x, const ModelGraph& g) const;  // stages all four
   };
   void prepare(int bucket);
   // Checks the step, stages its inputs on its bucket's executable and advances the positions.
   Prepared& stage(const std::vector<BatchEntry>& entries);
   Inputs inputs_for(const std::vector<BatchEntry>& entries, int bucket) const;
-  void check(const std::vector<BatchEntry>& entries) const;
+  int check(const std::vector<BatchEntry>& entries) const;  // the step's token count
 
   const Model& model_;
   std::unique_ptr<const Model> fused_;  // with options_.fuse

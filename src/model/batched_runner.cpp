@@ -46,13 +46,7 @@ void BatchedRunner::prepare(int bucket) {
       e.tokens.push_back((i * 7919 + 1) % model_.config.n_vocab);
     }
     const Inputs inputs = inputs_for(entries, bucket);
-    tuning.stage_inputs = [&](Executable& executable) {
-      const ModelGraph& g = p.graph;
-      executable.set_input(g.tokens, inputs.tokens.data(), inputs.tokens.size() * sizeof(int32_t));
-      executable.set_input(g.positions, inputs.positions.data(), inputs.positions.size() * sizeof(int32_t));
-      executable.set_input(g.cache_rows, inputs.cache_rows.data(), inputs.cache_rows.size() * sizeof(int32_t));
-      executable.set_input(g.logit_rows, inputs.logit_rows.data(), inputs.logit_rows.size() * sizeof(int32_t));
-    };
+    tuning.stage_inputs = [&](Executable& executable) { inputs.set(executable, p.graph); };
     p.plan = choose_plan(backend_, p.graph.graph, options_.plan, tuning, &auto_reports_[bucket]);
   } else {
     p.plan = make_plan(p.graph.graph, options_.policy, options_.plan);
@@ -61,7 +55,14 @@ void BatchedRunner::prepare(int bucket) {
   prepared_.emplace(bucket, std::move(p));
 }
 
-void BatchedRunner::check(const std::vector<BatchEntry>& entries) const {
+void BatchedRunner::Inputs::set(Executable& x, const ModelGraph& g) const {
+  x.set_input(g.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
+  x.set_input(g.positions, positions.data(), positions.size() * sizeof(int32_t));
+  x.set_input(g.cache_rows, cache_rows.data(), cache_rows.size() * sizeof(int32_t));
+  x.set_input(g.logit_rows, logit_rows.data(), logit_rows.size() * sizeof(int32_t));
+}
+
+int BatchedRunner::check(const std::vector<BatchEntry>& entries) const {
   if (entries.empty()) throw Error("batched runner: an empty step");
   std::set<int> seen;
   int tokens = 0;
@@ -86,6 +87,7 @@ void BatchedRunner::check(const std::vector<BatchEntry>& entries) const {
     tokens += static_cast<int>(e.tokens.size());
   }
   bucket_for(tokens);  // (throws when the step is too large)
+  return tokens;
 }
 
 BatchedRunner::Inputs BatchedRunner::inputs_for(const std::vector<BatchEntry>& entries, int bucket) const {
@@ -114,18 +116,9 @@ BatchedRunner::Inputs BatchedRunner::inputs_for(const std::vector<BatchEntry>& e
 }
 
 BatchedRunner::Prepared& BatchedRunner::stage(const std::vector<BatchEntry>& entries) {
-  check(entries);
-  int tokens = 0;
-  for (const BatchEntry& e : entries) tokens += static_cast<int>(e.tokens.size());
-  const int bucket = bucket_for(tokens);
+  const int bucket = bucket_for(check(entries));
   Prepared& p = prepared_.at(bucket);
-  const Inputs in = inputs_for(entries, bucket);
-  Executable& x = *p.executable;
-  const ModelGraph& g = p.graph;
-  x.set_input(g.tokens, in.tokens.data(), in.tokens.size() * sizeof(int32_t));
-  x.set_input(g.positions, in.positions.data(), in.positions.size() * sizeof(int32_t));
-  x.set_input(g.cache_rows, in.cache_rows.data(), in.cache_rows.size() * sizeof(int32_t));
-  x.set_input(g.logit_rows, in.logit_rows.data(), in.logit_rows.size() * sizeof(int32_t));
+  inputs_for(entries, bucket).set(*p.executable, p.graph);
   for (const BatchEntry& e : entries) positions_[static_cast<size_t>(e.sequence)] += static_cast<int>(e.tokens.size());
   return p;
 }
