@@ -35,8 +35,8 @@ Engine::Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions opt
     throw Error(fmt::format("the tokenizer has {} tokens but the model only {}", tokenizer_.vocabulary().size(),
                             model_.config.n_vocab));
   }
-  const SchedulerOptions& o = options_.scheduler;
-  const int max_step_tokens = o.step_token_budget > 0 ? o.step_token_budget : o.slots + o.chunk_size;
+  const SchedulerOptions& o = scheduler_.options();  // (with the step budget resolved)
+  const int max_step_tokens = o.step_token_budget;
   try {
     backend_ = make_backend(options_.backend);
     runner_ = std::make_unique<BatchedRunner>(model_, *backend_, o.slots, max_step_tokens, options_.runner);

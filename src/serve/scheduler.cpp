@@ -25,12 +25,6 @@ std::vector<int> prompt_chunks(int n, int chunk_size) {
   return chunks;
 }
 
-std::vector<int> chunk_batch_sizes(int chunk_size) {
-  std::vector<int> sizes;
-  for (int size = 1; size <= chunk_size; size *= 2) sizes.push_back(size);
-  return sizes;
-}
-
 Scheduler::Scheduler(SchedulerOptions options) : options_(options) {
   if (options_.slots < 1) throw Error(fmt::format("serve: {} slots: at least 1 is needed", options_.slots));
   if (options_.max_waiting < 0) throw Error(fmt::format("serve: a queue of {} requests", options_.max_waiting));

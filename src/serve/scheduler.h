@@ -19,8 +19,9 @@
 // two, largest first -- whatever else runs: the budget only decides in which step a chunk
 // runs, never how big it is. A sequence's arithmetic (batch sizes, positions) is then the
 // same alone or beside fifteen others, which is why batching never changes a greedy answer.
-// It also bounds the batch sizes a runner meets to 1, 2, 4, ..., chunk_size: each is
-// prepared once at start-up (the auto policy must tune before a sequence starts).
+// With the step's token budget it also bounds the batch a step evaluates, so the batched
+// runner prepares every batch size once at start-up (the auto policy must tune before a
+// sequence starts).
 #pragma once
 
 #include <cstdint>
@@ -68,8 +69,6 @@ struct StepPlan {
 
 // The chunk sizes of a prompt of n tokens (see the Note above).
 std::vector<int> prompt_chunks(int n, int chunk_size);
-// Every size prompt_chunks can give: 1, 2, 4, ..., chunk_size.
-std::vector<int> chunk_batch_sizes(int chunk_size);
 
 class Scheduler {
  public:
