@@ -137,6 +137,7 @@ def main():
                 if first is not None:
                     ttfts.append(first)
 
+    before = metrics(host, port)["braid_generated_tokens_total"]  # (a running server may have served others)
     start = time.time()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
     for t in threads:
@@ -153,8 +154,8 @@ def main():
         m = metrics(host, port)
     summary = {
         "requests": args.requests, "clients": args.clients, "seconds": round(seconds, 2), "outcomes": outcomes,
-        "generated_tokens": m["braid_generated_tokens_total"],
-        "tokens_per_second": round(m["braid_generated_tokens_total"] / seconds, 1),
+        "generated_tokens": m["braid_generated_tokens_total"] - before,
+        "tokens_per_second": round((m["braid_generated_tokens_total"] - before) / seconds, 1),
         "median_ttft_s": round(statistics.median(ttfts), 4) if ttfts else None,
         "running_at_end": m["braid_running_sequences"], "queue_at_end": m["braid_queue_depth"],
     }
