@@ -27,7 +27,15 @@ class ParallelRunner {
   std::vector<float> eval(const std::vector<int32_t>& tokens);
   // Every rank's logits of one eval, in rank order (for tests: they must be equal).
   std::vector<std::vector<float>> eval_all_ranks(const std::vector<int32_t>& tokens);
+  // As eval (no policy here needs batch sizes prepared ahead: auto is refused).
+  std::vector<float> eval_continuing(const std::vector<int32_t>& tokens) { return eval(tokens); }
   void eval_no_logits(const std::vector<int32_t>& tokens);
+  void prepare(const std::vector<int>& batch_sizes);
+  // ModelRunner's timing pair, for bench: submit runs the step on every rank and returns
+  // when all are done (the ranks' threads join), so wait has nothing left to wait for.
+  void submit(const std::vector<int32_t>& tokens) { eval_no_logits(tokens); }
+  void wait() {}
+  const Model& model() const { return model_; }  // the whole model, as given
   void reset();
   int position() const;
   int ranks() const { return static_cast<int>(ranks_.size()); }
@@ -47,6 +55,7 @@ class ParallelRunner {
   void on_every_rank(Fn&& fn);
   void check_tokens(const std::vector<int32_t>& tokens) const;
 
+  const Model& model_;
   std::unique_ptr<HostCommunicator> communicator_;
   std::vector<std::unique_ptr<Rank>> ranks_;  // (runners keep references to their shard)
 };

@@ -8,7 +8,7 @@
 
 namespace braid {
 
-ParallelRunner::ParallelRunner(const Model& model, int ranks, RunnerOptions options) {
+ParallelRunner::ParallelRunner(const Model& model, int ranks, RunnerOptions options) : model_(model) {
   if (ranks < 1) throw Error(fmt::format("parallel runner: {} ranks", ranks));
   if (options.policy == Policy::Auto && ranks > 1) {
     throw Error("parallel runner: the auto policy is not supported over several ranks (each rank would time its "
@@ -78,6 +78,10 @@ std::vector<float> ParallelRunner::eval(const std::vector<int32_t>& tokens) {
 void ParallelRunner::eval_no_logits(const std::vector<int32_t>& tokens) {
   check_tokens(tokens);
   on_every_rank([&](int r) { rank_runner(r).eval_no_logits(tokens); });
+}
+
+void ParallelRunner::prepare(const std::vector<int>& batch_sizes) {
+  for (auto& rank : ranks_) rank->runner->prepare(batch_sizes);  // (builds and compiles; runs nothing)
 }
 
 void ParallelRunner::reset() {
