@@ -13,7 +13,7 @@
 // arena_bytes bytes (256-byte aligned). Views live inside their source; KvWrite results
 // inside their state. Offsets are shared only by tensors whose lives are ordered by the
 // plan's happens-before, or (when PlanOptions::in_place) by an element-wise op (add, mul,
-// scale, silu, swiglu) and a same-shaped direct input that it overwrites element by element,
+// scale, silu, swiglu, all_reduce) and a same-shaped direct input that it overwrites element by element,
 // so kernels for those ops must allow an output that aliases an input exactly.
 #pragma once
 
