@@ -112,6 +112,18 @@ TEST(ParallelRunner, EveryPresetOnTwoAndFourRanksEqualsOneRank) {
   }
 }
 
+// The reference kernels (double accumulation) route all_reduce through the same
+// communicator; their ranks agree with their one rank likewise.
+TEST(ParallelRunner, ReferenceKernelsOnRanksEqualOneRank) {
+  Model model = make_random_model(shrunk("moe-8x1b"), 24);
+  RunnerOptions reference;
+  reference.exec.cpu_reference = true;
+  const auto one = test::prompt_then_decode(model, reference);
+  const auto split = parallel_prompt_then_decode(model, 2, reference);
+  EXPECT_LT(relative_difference(split, one), kRelativeTolerance);
+  for (size_t s = 0; s < one.size(); ++s) EXPECT_EQ(argmax(split[s]), argmax(one[s]));
+}
+
 TEST(ParallelRunner, NineHeadsSplitOverThreeRanks) {
   Model model = make_random_model(shrunk("smollm2-135m"), 12);
   const auto one = test::prompt_then_decode(model, {});

@@ -157,8 +157,9 @@ ModelGraph build_graph_shapes(const ModelConfig& config, int n_tokens, const Gra
 // ffn_down; for MoE the same slice of every expert). Norms, embeddings, the router and
 // the output head are replicated. Throws braid::Error when heads, kv heads or ff do not
 // divide by `ranks`, or when a column split cuts a quantized block. The config of the
-// result is shard_config's; replicated tensors share `model`'s bytes (it must outlive
-// the shard), sliced ones are copies. Shard before fusing (fused tensors are refused).
+// result is shard_config's; replicated tensors share `model`'s bytes (the shard keeps its
+// storage alive, as fuse_projections does), sliced ones are copies. Shard before fusing
+// (fused tensors are refused).
 ModelConfig shard_config(const ModelConfig& config, int ranks);
 Model shard_model(const Model& model, int ranks, int rank);
 

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include "braid/model.h"
@@ -134,10 +135,15 @@ Model shard_model(const Model& model, int ranks, int rank) {
   }
   Model shard;
   shard.config = shard_config(c, ranks);
+  // Replicated tensors share the source's bytes; a copy of the source (sharing its
+  // storage) keeps them alive as long as the shard lives.
+  auto source = std::make_shared<const Model>(model);
+  bool kept = false;
   for (const WeightTensor& t : model.tensors()) {
     const std::optional<Split> split = ranks > 1 ? split_of(t.name, c) : std::nullopt;
     if (!split) {
-      shard.add_tensor(t);  // replicated: shares the model's bytes
+      shard.add_tensor(t, kept ? nullptr : source);
+      kept = true;
       continue;
     }
     const int64_t count = split->size / ranks;
