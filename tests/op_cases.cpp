@@ -65,6 +65,10 @@ const std::map<Op, OpCaseBuilder>& one_node_graphs() {
                                  {g.random_input("y0", DType::F32, {8, 2, 1, 1}, 25),
                                   g.random_input("y1", DType::F32, {8, 2, 1, 1}, 26)});
        }},
+      // A group of one rank (the identity): larger groups need ParallelRunner's ranks.
+      {Op::AllReduce, [](OpGraph& g) {
+         return ops::all_reduce(g.graph(), g.random_input("x", DType::F32, {8, 2, 1, 1}, 27), 1);
+       }},
   };
   return table;
 }

@@ -95,6 +95,11 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
+class HostCommunicator;
+// A CPU backend that is rank `rank` of `communicator`'s group: its all_reduce nodes sum
+// over the group (simulated tensor parallelism, see ParallelRunner). The communicator
+// must outlive the backend.
+std::unique_ptr<Backend> make_cpu_backend(HostCommunicator& communicator, int rank);
 bool cuda_available();  // built with CUDA and a device is present
 // Bytes in use on the current CUDA device (total minus free, as cudaMemGetInfo reports
 // them: every allocation on the device, the driver's and other processes' included);

@@ -50,4 +50,9 @@ GenerateResult generate(ModelRunner& runner, const Tokenizer& tokenizer, std::st
 GenerateResult generate_tokens(ModelRunner& runner, const Tokenizer& tokenizer, std::vector<int32_t> prompt_tokens,
                                const GenerateOptions& options, const TokenCallback& on_token = {});
 
+// generate() on a model split over simulated ranks (tensor parallelism on the CPU).
+class ParallelRunner;
+GenerateResult generate(ParallelRunner& runner, const Tokenizer& tokenizer, std::string_view prompt,
+                        const GenerateOptions& options, const TokenCallback& on_token = {});
+
 }  // namespace braid

@@ -59,8 +59,9 @@ enum class Op : uint8_t {
   TopK,        // (logits [experts, n]) -> I32 [k, n], indices of the k largest, descending; i[0] = k
   MoeWeights,  // (logits [experts, n], ids [k, n]) -> f32 [k, n], softmax over the selected logits
   MoeCombine,  // (weights [k, n], y_0 .. y_{k-1} [d, n]) -> sum_s weights[s] * y_s
+  AllReduce,   // (x f32) -> sum of x over the i[0] ranks of a tensor-parallel group, same shape
 };
-inline constexpr int kOpCount = static_cast<int>(Op::MoeCombine) + 1;
+inline constexpr int kOpCount = static_cast<int>(Op::AllReduce) + 1;
 const char* op_name(Op op);
 inline bool is_view_op(Op op) { return op == Op::Reshape || op == Op::View || op == Op::Permute; }
 inline bool is_compute_op(Op op) { return op != Op::None && !is_view_op(op); }

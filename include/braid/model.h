@@ -60,6 +60,11 @@ struct ModelConfig {
   // (Llama 3 rope scaling). Random models compute it from rope_scaling.
   bool rope_freq_factors = false;
   Llama3RopeScaling rope_scaling;
+  // Tensor parallelism: this config (and a model with it) is one rank's shard of a model
+  // split over this many ranks (shard_model): heads and ff are the rank's share, and the
+  // graph sums the row-split products over the ranks with all_reduce nodes. The partition
+  // lives here, not in GraphOptions, so that a graph can never disagree with its weights.
+  int tensor_ranks = 1;
 
   int head_dim() const { return n_head_dim > 0 ? n_head_dim : n_embd / n_head; }
   int q_dim() const { return n_head * head_dim(); }      // rows of attn_q, columns of attn_output
@@ -145,6 +150,18 @@ struct GraphOptions {
 ModelGraph build_graph(const Model& model, int n_tokens, const GraphOptions& options = {});
 // The same graph from a config alone, with no weight data: for planning and printing.
 ModelGraph build_graph_shapes(const ModelConfig& config, int n_tokens, const GraphOptions& options = {});
+
+// Tensor parallelism (Megatron style): rank `rank` of `ranks` keeps its share of the
+// attention heads (rows of attn_q, and of attn_k/attn_v by kv heads; the same columns
+// of attn_output) and of the feed-forward width (rows of ffn_gate/ffn_up, columns of
+// ffn_down; for MoE the same slice of every expert). Norms, embeddings, the router and
+// the output head are replicated. Throws braid::Error when heads, kv heads or ff do not
+// divide by `ranks`, or when a column split cuts a quantized block. The config of the
+// result is shard_config's; replicated tensors share `model`'s bytes (the shard keeps its
+// storage alive, as fuse_projections does), sliced ones are copies. Shard before fusing
+// (fused tensors are refused).
+ModelConfig shard_config(const ModelConfig& config, int ranks);
+Model shard_model(const Model& model, int ranks, int rank);
 
 // A model for fused graphs: per layer "attn_qkv" [d, d + 2 kv] replaces attn_q/k/v and
 // "ffn_gate_up" [d, 2 ff] (MoE: "ffn_gate_up_exps" [d, 2 ff, experts], stacked expert by

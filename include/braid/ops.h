@@ -58,5 +58,8 @@ TensorId copy(Graph& g, TensorId a, DType type);
 TensorId top_k(Graph& g, TensorId logits, int k);
 TensorId moe_weights(Graph& g, TensorId logits, TensorId ids);
 TensorId moe_combine(Graph& g, TensorId weights, const std::vector<TensorId>& expert_outputs);
+// The sum of x over the `ranks` participants of a tensor-parallel group (every rank's
+// graph has the same all_reduce nodes, in the same order). One rank: the identity.
+TensorId all_reduce(Graph& g, TensorId x, int ranks);
 
 }  // namespace braid::ops

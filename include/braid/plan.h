@@ -13,7 +13,7 @@
 // arena_bytes bytes (256-byte aligned). Views live inside their source; KvWrite results
 // inside their state. Offsets are shared only by tensors whose lives are ordered by the
 // plan's happens-before, or (when PlanOptions::in_place) by an element-wise op (add, mul,
-// scale, silu, swiglu) and a same-shaped direct input that it overwrites element by element,
+// scale, silu, swiglu, all_reduce) and a same-shaped direct input that it overwrites element by element,
 // so kernels for those ops must allow an output that aliases an input exactly.
 #pragma once
 
@@ -64,6 +64,10 @@ struct CostModel {
   double launch_us = 0.8;         // per node, inside a CUDA graph
   double sync_us = 1.5;           // per cross-stream event edge
   int sm_count = 132;
+  // all_reduce across GPUs (tensor parallelism): a ring moves 2 (N - 1) / N of the bytes
+  // over each GPU's link, plus a fixed latency per collective.
+  double link_gbps = 400;           // per-GPU bus bandwidth (NVLink class)
+  double collective_us = 8;         // latency of one small all-reduce
 };
 
 struct PlanOptions {

@@ -34,6 +34,7 @@ const char* op_name(Op op) {
     case Op::TopK: return "top_k";
     case Op::MoeWeights: return "moe_weights";
     case Op::MoeCombine: return "moe_combine";
+    case Op::AllReduce: return "all_reduce";
   }
   return "?";
 }

@@ -362,4 +362,13 @@ TensorId moe_combine(Graph& g, TensorId weights, const std::vector<TensorId>& ex
   return g.add(Op::MoeCombine, DType::F32, g[expert_outputs[0]].ne, std::move(src));
 }
 
+TensorId all_reduce(Graph& g, TensorId x, int ranks) {
+  require_type(g, x, "all_reduce", {DType::F32});
+  require(g[x].is_contiguous(), "all_reduce", fmt::format("{} must be contiguous", describe(g, x)));
+  require(ranks >= 1, "all_reduce", fmt::format("a group of {} ranks", ranks));
+  OpParams p;
+  p.i[0] = ranks;
+  return g.add(Op::AllReduce, DType::F32, g[x].ne, {x}, p);
+}
+
 }  // namespace braid::ops

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "braid/graph.h"
+#include "braid/parallel_runner.h"
 
 namespace braid {
 namespace {
@@ -33,8 +34,11 @@ GenerateResult generate(ModelRunner& runner, const Tokenizer& tokenizer, std::st
   return generate_tokens(runner, tokenizer, tokenizer.encode(prompt, add_bos), options, on_token);
 }
 
-GenerateResult generate_tokens(ModelRunner& runner, const Tokenizer& tokenizer, std::vector<int32_t> prompt_tokens,
-                               const GenerateOptions& options, const TokenCallback& on_token) {
+// One loop for both runners (ModelRunner, ParallelRunner): they share eval, eval_continuing,
+// prepare, position and model, and nothing else here.
+template <typename Runner>
+GenerateResult generate_with(Runner& runner, const Tokenizer& tokenizer, std::vector<int32_t> prompt_tokens,
+                             const GenerateOptions& options, const TokenCallback& on_token) {
   const Vocabulary& vocab = tokenizer.vocabulary();
   const ModelConfig& config = runner.model().config;
   if (vocab.size() > config.n_vocab) {
@@ -91,6 +95,17 @@ GenerateResult generate_tokens(ModelRunner& runner, const Tokenizer& tokenizer, 
   }
   result.generate_seconds = seconds_since(start);
   return result;
+}
+
+GenerateResult generate_tokens(ModelRunner& runner, const Tokenizer& tokenizer, std::vector<int32_t> prompt_tokens,
+                               const GenerateOptions& options, const TokenCallback& on_token) {
+  return generate_with(runner, tokenizer, std::move(prompt_tokens), options, on_token);
+}
+
+GenerateResult generate(ParallelRunner& runner, const Tokenizer& tokenizer, std::string_view prompt,
+                        const GenerateOptions& options, const TokenCallback& on_token) {
+  const bool add_bos = options.add_bos && tokenizer.vocabulary().add_bos;
+  return generate_with(runner, tokenizer, tokenizer.encode(prompt, add_bos), options, on_token);
 }
 
 }  // namespace braid

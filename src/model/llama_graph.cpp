@@ -22,6 +22,10 @@
 // not the cache row), attention stays within each token's sequence region, and only the
 // rows that end a sequence's share of the batch go through the output head.
 //
+// A tensor-parallel shard (ModelConfig::tensor_ranks > 1, from shard_model) has a share
+// of the heads and of ff: its attention output and feed-forward products are partial
+// sums, added over the ranks by an all_reduce before the residual addition.
+//
 // With GraphOptions::fuse_projections, q/k/v is one mul_mat over attn_qkv and gate/up one
 // over ffn_gate_up (one mul_mat_id per slot over ffn_gate_up_exps); strided views split
 // the products, so the branches above become single, wider nodes.
@@ -222,12 +226,27 @@ class Builder {
     const int region = cache_rows_ == positions_ ? 0 : c_.n_ctx;
     TensorId a = named(ops::attention(g_, q, k_cache, v_cache, cache_rows_, scale, region), l, "attention");
     a = ops::reshape(g_, a, {c_.q_dim(), n, 1, 1});
-    // The residual additions ride on the output projections (mul_mat_add).
-    x = named(ops::mul_mat_add(g_, layer_weight(l, "attn_output"), a, x), l, "attn_out");
+    x = project_add(l, "attn_output", a, x, "attn_out");
 
     h = named(ops::rms_norm(g_, x, layer_weight(l, "ffn_norm"), c_.rms_eps), l, "ffn_norm");
     if (c_.n_expert == 0) return dense_ffn(l, h, x);
-    return named(ops::add(g_, x, moe_ffn(l, h)), l, "ffn_residual");
+    return named(ops::add(g_, x, summed(moe_ffn(l, h), l, "moe_sum")), l, "ffn_residual");
+  }
+
+  // A shard's partial result summed over the ranks (tensor parallelism); unchanged alone.
+  TensorId summed(TensorId partial, int l, const char* what) {
+    if (c_.tensor_ranks == 1) return partial;
+    return named(ops::all_reduce(g_, partial, c_.tensor_ranks), l, what);
+  }
+
+  // x + w a: one mul_mat_add (the residual rides on the output projection). A shard adds
+  // the residual after the all-reduce: added before it, every rank's copy would count.
+  TensorId project_add(int l, const char* weight, TensorId a, TensorId x, const char* what) {
+    const TensorId w = layer_weight(l, weight);
+    if (c_.tensor_ranks == 1) return named(ops::mul_mat_add(g_, w, a, x), l, what);
+    const TensorId partial = named(ops::mul_mat(g_, w, a), l, what);
+    const std::string sum = std::string(what) + "_sum";
+    return named(ops::add(g_, x, summed(partial, l, sum.c_str())), l, (std::string(what) + "_residual").c_str());
   }
 
   // x + down(swiglu(gate(h), up(h))).
@@ -242,7 +261,7 @@ class Builder {
     named(gate, l, "gate");
     named(up, l, "up");
     TensorId act = named(ops::swiglu(g_, gate, up), l, "swiglu");
-    return named(ops::mul_mat_add(g_, layer_weight(l, "ffn_down"), act, x), l, "down");
+    return project_add(l, "ffn_down", act, x, "down");
   }
 
   TensorId moe_ffn(int l, TensorId h) {

@@ -12,6 +12,7 @@ void ModelConfig::check() const {
   require(n_embd > 0 && n_ff > 0 && n_head > 0 && n_layer > 0 && n_vocab > 0 && n_ctx > 0,
           fmt::format("sizes must be positive (embd {}, ff {}, heads {}, layers {}, vocab {}, ctx {})",
                       n_embd, n_ff, n_head, n_layer, n_vocab, n_ctx));
+  require(tensor_ranks >= 1, fmt::format("a shard of {} ranks", tensor_ranks));
   require(n_head_dim >= 0, fmt::format("head size {} is negative", n_head_dim));
   require(n_head_dim > 0 || n_embd % n_head == 0, fmt::format("{} heads do not divide embedding {}", n_head, n_embd));
   require(head_dim() > 0 && head_dim() % 2 == 0, fmt::format("head size {} must be even for rope", head_dim()));

@@ -27,7 +27,8 @@ struct Block {
 }  // namespace
 
 bool is_elementwise(Op op) {
-  return op == Op::Add || op == Op::Mul || op == Op::Scale || op == Op::Silu || op == Op::Swiglu;
+  return op == Op::Add || op == Op::Mul || op == Op::Scale || op == Op::Silu || op == Op::Swiglu ||
+         op == Op::AllReduce;  // (NCCL and the host communicator both reduce in place)
 }
 
 void allocate_arena(const Graph& graph, Plan& plan, bool in_place) {

@@ -70,6 +70,15 @@ NodeWork estimate_work(const Graph& graph, TensorId node) {
       work.flops = 0;
       break;
     }
+    case Op::AllReduce: {
+      // A ring all-reduce: each GPU sends (and receives) 2 (N - 1) / N of the tensor, in
+      // N - 1 reduce-scatter and N - 1 all-gather steps; locally it reads and writes it.
+      const double ranks = std::max(1, t.params.i[0]);
+      work.bytes = 2 * bytes_of(graph, node);
+      work.link_bytes = 2 * (ranks - 1) / ranks * bytes_of(graph, node);
+      work.flops = out_elements * (ranks - 1);
+      break;
+    }
     default: {
       for (TensorId s : t.src) work.bytes += bytes_of(graph, s);
       work.bytes += bytes_of(graph, node);
@@ -85,7 +94,11 @@ double node_cost_us(const Graph& graph, TensorId node, const CostModel& cost) {
   // bandwidth_gbps GB/s moves bandwidth_gbps * 1e3 bytes per microsecond; likewise for flops.
   const double memory_us = work.bytes / (std::max(1e-9, cost.bandwidth_gbps) * 1e3);
   const double compute_us = work.flops / (std::max(1e-9, cost.flops_tflops) * 1e6);
-  return cost.launch_us + std::max(memory_us, compute_us);
+  // A collective pays a fixed latency (its ranks' handshakes) on top of the link time.
+  const double link_us = work.link_bytes > 0
+                             ? cost.collective_us + work.link_bytes / (std::max(1e-9, cost.link_gbps) * 1e3)
+                             : 0.0;
+  return cost.launch_us + std::max({memory_us, compute_us, link_us});
 }
 
 double simulate_plan_us(const Graph& graph, const Plan& plan, const CostModel& cost) {

@@ -51,6 +51,7 @@ void allocate_arena(const Graph& graph, Plan& plan, bool in_place);
 struct NodeWork {
   double bytes = 0;  // read + written
   double flops = 0;
+  double link_bytes = 0;  // sent to other GPUs (all_reduce), over CostModel::link_gbps
 };
 NodeWork estimate_work(const Graph& graph, TensorId node);
 double node_cost_us(const Graph& graph, TensorId node, const CostModel& cost);

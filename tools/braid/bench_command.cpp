@@ -7,8 +7,10 @@
 
 #include "bench.h"
 #include "braid/batched_runner.h"
+#include "braid/parallel_runner.h"
 #include "braid/runner.h"
 #include "commands.h"
+#include "generation_options.h"
 #include "model_source.h"
 
 namespace braid::cli {
@@ -26,6 +28,7 @@ struct BenchOptions {
   std::vector<int> graph{1};
   std::vector<int> fuse{0};
   std::string backend;
+  int devices = 1;  // tensor parallelism: CPU simulated ranks (ParallelRunner)
   std::vector<std::string> cpu_kernels{"fast"};  // CPU: fast, reference or both
   int streams = 4;
   bool auto_guard = true;  // auto: keep checking the choice at run time (PlanGuard)
@@ -52,7 +55,9 @@ struct TestTimes {
 // one warm-up. Wall-clock time around synchronized runs: what a user of the engine waits
 // for. The host's share of a step is the time submit() takes to stage the inputs and
 // issue the run (on CUDA with a graph: two small copies and one graph launch).
-TestTimes time_test(ModelRunner& runner, bool prompt, int n, int reps) {
+// (A ParallelRunner's submit returns when the step is done: its host share is the step.)
+template <typename Runner>
+TestTimes time_test(Runner& runner, bool prompt, int n, int reps) {
   const auto tokens = bench_tokens(n, runner.model().config.n_vocab);
   TestTimes times;
   for (int r = -1; r < reps; ++r) {
@@ -143,6 +148,8 @@ void run_bench(const BenchOptions& o) {
     }
   }
   if (backend_name == "cuda" && !cuda_available()) make_backend(backend_name);  // throws why not
+  if (o.devices > 1 && backend_name != "cpu") multi_gpu_unavailable(o.devices);
+  if (o.devices > 1 && batched) throw Error("--devices with --parallel (batched decode) is not supported yet");
 
   std::vector<BenchRow> rows;
   for (const ModelSource& source : sources) {
@@ -206,6 +213,26 @@ void run_bench(const BenchOptions& o) {
                   }
                 }
               }
+              continue;
+            }
+            if (o.devices > 1) {
+              // Every rank shards the unfused model and fuses its own shard (ro.fuse).
+              ParallelRunner parallel(*model, o.devices, ro);
+              auto test = [&](bool is_prompt, int n) {
+                if (n <= 0) return;
+                fmt::print(stderr, "braid bench: {} {} fuse={} {} ranks {}{}\n", source.label(), policy_name(policy),
+                           fuse, o.devices, is_prompt ? "pp" : "tg", n);
+                BenchRow row;
+                describe(row, fmt::format("{}{}", is_prompt ? "pp" : "tg", n), n,
+                         time_test(parallel, is_prompt, n, o.repetitions));
+                row.backend = fmt::format("{} x{}", row.backend, o.devices);
+                row.host_us = 0;  // (the step itself: see time_test)
+                row.streams = parallel.rank_runner(0).plan(is_prompt ? n : 1).stream_count;
+                row.memory = parallel.rank_runner(0).memory(is_prompt ? n : 1);  // one rank's
+                rows.push_back(row);
+              };
+              for (int n : prompt) test(true, n);
+              for (int n : generate) test(false, n);
               continue;
             }
             ModelRunner runner(run_model, *backend, ro);
@@ -274,6 +301,9 @@ void add_bench_command(CLI::App& app) {
       ->delimiter(',')->capture_default_str()->check(CLI::Range(0, 1));
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
+  cmd->add_option("--devices", o->devices,
+                  "Split the model over this many devices (tensor parallelism; on the CPU: simulated ranks)")
+      ->capture_default_str()->check(positive());
   cmd->add_option("--cpu-kernels", o->cpu_kernels,
                   "CPU kernels: fast, reference (the simple f64-accumulating ones) or fast,reference")
       ->delimiter(',')->capture_default_str()->check(CLI::IsMember({"fast", "reference"}));

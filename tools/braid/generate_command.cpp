@@ -32,7 +32,12 @@ void run_generate(const GenerateCommandOptions& o) {
   LoadedGenerator g(o.run);
   const GenerateOptions options = o.run.generate_options();
   GenerateResult result;
-  if (!o.chat.empty()) {
+  if (g.parallel) {
+    if (!o.chat.empty()) throw Error("--chat does not run over --devices yet: use --prompt");
+    std::fputs(o.prompt.c_str(), stdout);
+    std::fflush(stdout);
+    result = generate(*g.parallel, *g.tokenizer, o.prompt, options, print_piece);
+  } else if (!o.chat.empty()) {
     const ChatTemplate chat_template = choose_chat_template(
         o.chat_template, g.file.get_string("tokenizer.chat_template", ""), g.tokenizer->vocabulary());
     ChatSession session(*g.runner, *g.tokenizer, chat_template, o.system);
@@ -64,6 +69,9 @@ void add_generate_command(CLI::App& app) {
   CLI::Option* chat =
       input->add_option("--chat", o->chat, "A user message: one chat turn with the model's chat template");
   input->require_option(1);
+  cmd->add_option("--devices", o->run.devices,
+                  "Split the model over this many devices (tensor parallelism; on the CPU: simulated ranks)")
+      ->capture_default_str()->check(positive());
   cmd->add_option("--system", o->system, "System prompt of --chat")->needs(chat);
   cmd->add_option("--chat-template", o->chat_template,
                   "Chat template of --chat, instead of the model's: " + known_chat_template_names())

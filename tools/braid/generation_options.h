@@ -11,6 +11,7 @@
 #include "braid/backend.h"
 #include "braid/generate.h"
 #include "braid/gguf.h"
+#include "braid/parallel_runner.h"
 #include "braid/runner.h"
 #include "braid/tokenizer.h"
 
@@ -27,6 +28,9 @@ struct GenerationOptions {
   bool auto_guard = true;  // auto: keep checking the choice at run time (PlanGuard)
   int context = 0;
   std::string backend;
+  // Tensor parallelism over this many devices (`braid generate --devices`): on the CPU,
+  // simulated ranks (ParallelRunner); CUDA needs NCCL, not in this build.
+  int devices = 1;
 
   GenerateOptions generate_options() const;
 };
@@ -46,8 +50,12 @@ struct LoadedGenerator {
   Model model;
   std::string backend_name;  // "cuda" or "cpu"
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<ModelRunner> runner;
+  std::unique_ptr<ModelRunner> runner;      // one device
+  std::unique_ptr<ParallelRunner> parallel;  // devices > 1 (then runner and backend are null)
 };
+
+// The error for tensor parallelism on CUDA: the NCCL path is not in this build.
+[[noreturn]] void multi_gpu_unavailable(int devices);
 
 // "backend cpu (...), policy serial (1 streams), graph 1, fused 0, seed 42": how it ran.
 std::string describe_run(const GenerationOptions& options, LoadedGenerator& generator);

@@ -17,6 +17,7 @@
 #include "backend/cpu/host_event.h"
 #include "backend/cpu/thread_pool.h"
 #include "braid/backend.h"
+#include "braid/host_communicator.h"
 
 namespace braid {
 namespace {
@@ -49,7 +50,8 @@ class CpuExecutable final : public Executable {
  private:
   void run_all();
   void run_stream(int stream);
-  void compute(TensorId node) {
+  void compute(TensorId node);
+  void compute_kernel(TensorId node) {
     if (fast_) return cpu::compute_fast(graph_, node, memory_, cpu::ThreadPool::shared(), fast_options_);
     cpu::compute(graph_, node, memory_);
   }
@@ -76,6 +78,16 @@ class CpuExecutable final : public Executable {
 
 class CpuBackend final : public Backend {
  public:
+  CpuBackend() = default;
+  CpuBackend(HostCommunicator& communicator, int rank) : communicator_(&communicator), rank_(rank) {
+    if (rank < 0 || rank >= communicator.ranks()) {
+      throw Error(fmt::format("cpu backend: rank {} of a group of {}", rank, communicator.ranks()));
+    }
+  }
+  // The group this backend's all_reduce nodes sum over; null outside tensor parallelism.
+  HostCommunicator* communicator() const { return communicator_; }
+  int rank() const { return rank_; }
+
   std::string name() const override { return "cpu"; }
   std::string device_name() const override {
     return fmt::format("CPU ({} threads)", std::thread::hardware_concurrency());
@@ -116,6 +128,8 @@ class CpuBackend final : public Backend {
     HostBuffer buffer;
     size_t bytes;
   };
+  HostCommunicator* communicator_ = nullptr;
+  int rank_ = 0;
   std::map<std::string, State> states_;
   std::map<std::string, size_t> weight_names_;
   size_t weights_bytes_ = 0;
@@ -161,6 +175,13 @@ CpuExecutable::CpuExecutable(CpuBackend& backend, const Graph& graph, const Plan
     stream_steps_.at(static_cast<size_t>(plan_.steps[i].stream)).push_back(static_cast<int>(i));
   }
   for (int e = 0; e < plan_.event_count; ++e) events_.push_back(std::make_unique<cpu::HostEvent>());
+}
+
+void CpuExecutable::compute(TensorId node) {
+  if (graph_[node].op == Op::AllReduce && backend_.communicator() != nullptr) {
+    return cpu::all_reduce_with(graph_, node, memory_, *backend_.communicator(), backend_.rank());
+  }
+  compute_kernel(node);
 }
 
 const Tensor& CpuExecutable::checked(TensorId id, size_t bytes, TensorFlag flag, const char* what) const {
@@ -254,5 +275,9 @@ MemoryReport CpuExecutable::memory() const {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+std::unique_ptr<Backend> make_cpu_backend(HostCommunicator& communicator, int rank) {
+  return std::make_unique<CpuBackend>(communicator, rank);
+}
 
 }  // namespace braid

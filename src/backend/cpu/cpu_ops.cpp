@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "braid/host_communicator.h"
 
 namespace braid::cpu {
 
@@ -39,7 +40,30 @@ TensorView view_of(const Tensor& t, const Addresses& memory) {
   return v;
 }
 
+// One rank: the sum over the group is x itself. More ranks need the other ranks' x,
+// which only the executable's communicator has (all_reduce_with below).
+void compute_all_reduce(const NodeArgs& args) {
+  if (args.node.params.i[0] != 1) {
+    args.fail(fmt::format("a sum over {} ranks needs a CPU backend of a communicator's group (ParallelRunner)",
+                          args.node.params.i[0]));
+  }
+  const size_t bytes = static_cast<size_t>(args.node.elements()) * sizeof(float);
+  if (args.out.data != args.src[0].data) std::memcpy(args.out.data, args.src[0].data, bytes);
+}
+
 }  // namespace
+
+void all_reduce_with(const Graph& graph, TensorId node, const Addresses& memory, HostCommunicator& communicator,
+                     int rank) {
+  const NodeArgs args = bind_node(graph, node, memory);
+  if (args.node.params.i[0] != communicator.ranks()) {
+    args.fail(fmt::format("sums over {} ranks, but the backend is rank {} of {}", args.node.params.i[0], rank,
+                          communicator.ranks()));
+  }
+  const size_t count = static_cast<size_t>(args.node.elements());
+  if (args.out.data != args.src[0].data) std::memcpy(args.out.data, args.src[0].data, count * sizeof(float));
+  communicator.all_reduce(rank, reinterpret_cast<float*>(args.out.data), count);
+}
 
 NodeArgs bind_node(const Graph& graph, TensorId node, const Addresses& memory) {
   const Tensor& t = graph[node];
@@ -78,6 +102,8 @@ void compute(const Graph& graph, TensorId node, const Addresses& memory) {
     case Op::MoeWeights:
     case Op::MoeCombine:
       return compute_moe(args);
+    case Op::AllReduce:
+      return compute_all_reduce(args);
     case Op::None:
     case Op::Reshape:
     case Op::View:

@@ -24,6 +24,17 @@ using Addresses = std::vector<uint8_t*>;
 // Throws braid::Error on data the op cannot take (e.g. a token id outside the table).
 void compute(const Graph& graph, TensorId node, const Addresses& memory);
 
+}  // namespace braid::cpu
+namespace braid {
+class HostCommunicator;
+}
+namespace braid::cpu {
+
+// An AllReduce node on rank `rank` of `communicator`'s group: copies its source to its
+// output and sums the output over the group in place. (compute() handles a group of one.)
+void all_reduce_with(const Graph& graph, TensorId node, const Addresses& memory, HostCommunicator& communicator,
+                     int rank);
+
 class ThreadPool;
 
 struct FastKernelOptions {

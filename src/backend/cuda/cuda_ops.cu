@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "backend/cuda/all_reduce.cuh"
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/device_common.cuh"
@@ -67,6 +68,7 @@ bool supports(const Graph& graph, TensorId node) {
     case Op::TopK:
     case Op::MoeWeights:
     case Op::MoeCombine: return moe_supported(graph, node);
+    case Op::AllReduce: return all_reduce_supported(graph, node);
     default: return false;  // leaves and views compute nothing
   }
 }
@@ -93,6 +95,7 @@ void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, co
     case Op::TopK: launch_top_k(launch); return;
     case Op::MoeWeights: launch_moe_weights(launch); return;
     case Op::MoeCombine: launch_moe_combine(launch); return;
+    case Op::AllReduce: launch_all_reduce(launch); return;
     default: throw Error(launch.label() + ": not a compute op");
   }
 }

@@ -26,6 +26,9 @@ struct StreamContext {
   cublasHandle_t cublas = nullptr;
   void* scratch = nullptr;  // per-stream scratch for ops that need temporaries
   size_t scratch_bytes = 0;
+  // This rank's NCCL communicator (an ncclComm_t; void* keeps nccl.h out of this header)
+  // for all_reduce nodes over several GPUs; null on one GPU.
+  void* nccl_comm = nullptr;
 };
 
 // Device address of every tensor of a graph, indexed by TensorId (null where unused).
