@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "braid/backend.h"
@@ -56,34 +57,54 @@ GenerateOptions greedy(const nlohmann::json& ref) {
   return options;
 }
 
+// The model file with its tokenizer, weights and chat template: what the tests below load.
+struct SmolLM2 {
+  explicit SmolLM2(const std::string& path)
+      : file(GgufFile::open(path)),
+        tokenizer(load_tokenizer(file)),
+        model(load_gguf_model(file)),
+        chat_template(choose_chat_template("", file.get_string("tokenizer.chat_template", ""),
+                                           tokenizer->vocabulary())) {}
+  // A reference chat rendered with the model's template and tokenized as llama.cpp did.
+  std::vector<int32_t> prompt_of(const nlohmann::json& chat) const {
+    return tokenizer->encode_with_special(render_chat(chat_template, messages_of(chat), true), false);
+  }
+  GgufFile file;
+  std::unique_ptr<Tokenizer> tokenizer;
+  Model model;
+  ChatTemplate chat_template;
+};
+
+// Null when the model is missing (the test is then marked skipped: test::real_model).
+std::unique_ptr<SmolLM2> load_smollm2() {
+  const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  return path.empty() ? nullptr : std::make_unique<SmolLM2>(path);
+}
+
 // Prompt ids as llama.cpp tokenized the rendered chats; greedy replies as transformers
 // computes them on the same weights (and llama.cpp, where its run agrees: see the JSON's
 // transformers_reference), on the CPU, serial.
 TEST(ChatSmolLM2, PromptIdsAndGreedyRepliesEqualTheReferences) {
-  const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (path.empty()) return;
-  const GgufFile file = GgufFile::open(path);
-  const auto tokenizer = load_tokenizer(file);
+  const auto smol = load_smollm2();
+  if (!smol) return;
+  const Tokenizer& tokenizer = *smol->tokenizer;
   const nlohmann::json ref = reference();
   for (const auto& v : ref["special_token_vectors"]) {
     if (!v["parse_special"].get<bool>()) continue;
-    EXPECT_EQ(tokenizer->encode_with_special(v["text"].get<std::string>(), false), v["ids"].get<std::vector<int32_t>>())
+    EXPECT_EQ(tokenizer.encode_with_special(v["text"].get<std::string>(), false), v["ids"].get<std::vector<int32_t>>())
         << v["text"];
   }
-  const Model model = load_gguf_model(file);
   auto backend = make_cpu_backend();
-  ModelRunner runner(model, *backend);
-  const ChatTemplate t =
-      choose_chat_template("", file.get_string("tokenizer.chat_template", ""), tokenizer->vocabulary());
+  ModelRunner runner(smol->model, *backend);
   for (const auto& chat : ref["cases"]) {
     SCOPED_TRACE(chat["name"].get<std::string>());
-    const std::vector<int32_t> prompt = tokenizer->encode_with_special(render_chat(t, messages_of(chat), true), false);
+    const std::vector<int32_t> prompt = smol->prompt_of(chat);
     EXPECT_EQ(prompt, chat["prompt_ids"].get<std::vector<int32_t>>());
     runner.reset();
-    const GenerateResult r = generate_tokens(runner, *tokenizer, prompt, greedy(ref));
-    EXPECT_EQ(r.tokens, reply_ids(chat["transformers_generated_ids"], *tokenizer)) << r.text;
+    const GenerateResult r = generate_tokens(runner, tokenizer, prompt, greedy(ref));
+    EXPECT_EQ(r.tokens, reply_ids(chat["transformers_generated_ids"], tokenizer)) << r.text;
     if (chat["llama_cpp_agrees_with_transformers"].get<bool>()) {
-      EXPECT_EQ(r.tokens, reply_ids(chat["generated_ids"], *tokenizer)) << r.text;
+      EXPECT_EQ(r.tokens, reply_ids(chat["generated_ids"], tokenizer)) << r.text;
     }
   }
 }
@@ -93,27 +114,22 @@ TEST(ChatSmolLM2, PromptIdsAndGreedyRepliesEqualTheReferences) {
 // gives the reference reply: multi-stream plans compute the same bits. (auto picks one of
 // these plans; timing its candidates on the CPU reference would take minutes.)
 TEST(ChatSmolLM2, ChatSessionRepliesAlikeUnderSerialAndMultiStreamPlans) {
-  const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (path.empty()) return;
-  const GgufFile file = GgufFile::open(path);
-  const auto tokenizer = load_tokenizer(file);
-  const Model model = load_gguf_model(file);
+  const auto smol = load_smollm2();
+  if (!smol) return;
   const nlohmann::json ref = reference();
   const nlohmann::json& chat = ref["cases"][0];
   const std::vector<ChatMessage> messages = messages_of(chat);
   ASSERT_EQ(messages.size(), 1u);
-  const ChatTemplate t =
-      choose_chat_template("", file.get_string("tokenizer.chat_template", ""), tokenizer->vocabulary());
   for (const Policy policy : {Policy::Serial, Policy::Branch, Policy::Cost}) {
     SCOPED_TRACE(std::string(policy_name(policy)));
     auto backend = make_cpu_backend();
     RunnerOptions options;
     options.policy = policy;
-    ModelRunner runner(model, *backend, options);
-    ChatSession session(runner, *tokenizer, t, "");
+    ModelRunner runner(smol->model, *backend, options);
+    ChatSession session(runner, *smol->tokenizer, smol->chat_template, "");
     const GenerateResult r = session.send(messages[0].content, greedy(ref));
     EXPECT_EQ(r.prompt_tokens, chat["prompt_ids"].get<std::vector<int32_t>>());
-    EXPECT_EQ(r.tokens, reply_ids(chat["transformers_generated_ids"], *tokenizer)) << r.text;
+    EXPECT_EQ(r.tokens, reply_ids(chat["transformers_generated_ids"], *smol->tokenizer)) << r.text;
     EXPECT_EQ(r.text, "The capital of France is Paris.");
   }
 }
@@ -124,26 +140,20 @@ TEST(ChatSmolLM2, ChatSessionRepliesAlikeUnderSerialAndMultiStreamPlans) {
 // int8 rounding, would test the rounding rather than the engine).
 TEST(ChatSmolLM2, CudaRepliesEqualTheReferencesWhereTheyAgree) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
-  const std::string path = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (path.empty()) return;
-  const GgufFile file = GgufFile::open(path);
-  const auto tokenizer = load_tokenizer(file);
-  const Model model = load_gguf_model(file);
+  const auto smol = load_smollm2();
+  if (!smol) return;
   const nlohmann::json ref = reference();
-  const ChatTemplate t =
-      choose_chat_template("", file.get_string("tokenizer.chat_template", ""), tokenizer->vocabulary());
   for (const Policy policy : {Policy::Serial, Policy::Cost}) {
     auto backend = make_backend("cuda");
     RunnerOptions options;
     options.policy = policy;
-    ModelRunner runner(model, *backend, options);
+    ModelRunner runner(smol->model, *backend, options);
     for (const auto& chat : ref["cases"]) {
       if (!chat["llama_cpp_agrees_with_transformers"].get<bool>()) continue;
       SCOPED_TRACE(chat["name"].get<std::string>() + " " + std::string(policy_name(policy)));
-      const std::vector<int32_t> prompt = tokenizer->encode_with_special(render_chat(t, messages_of(chat), true), false);
       runner.reset();
-      const GenerateResult r = generate_tokens(runner, *tokenizer, prompt, greedy(ref));
-      EXPECT_EQ(r.tokens, reply_ids(chat["generated_ids"], *tokenizer)) << r.text;
+      const GenerateResult r = generate_tokens(runner, *smol->tokenizer, smol->prompt_of(chat), greedy(ref));
+      EXPECT_EQ(r.tokens, reply_ids(chat["generated_ids"], *smol->tokenizer)) << r.text;
     }
   }
 }
