@@ -5,6 +5,7 @@
 // tokenization and generation need the model (scripts/fetch_smollm2.sh).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -135,26 +136,67 @@ TEST(ChatSmolLM2, ChatSessionRepliesAlikeUnderSerialAndMultiStreamPlans) {
 }
 
 #ifdef BRAID_HAVE_CUDA
-// On CUDA, under serial and a multi-stream plan: the greedy replies of every chat where
-// transformers and llama.cpp agree (a reply that hangs on a near tie, like 'capital' under
-// int8 rounding, would test the rounding rather than the engine).
+// How far the CPU reference's logit of `expected` lies above that of `got` after the prompt
+// and `prefix`: a small margin is a near tie, where rounding alone can flip a greedy pick.
+float reference_margin(const SmolLM2& smol, std::vector<int32_t> tokens, const std::vector<int32_t>& prefix,
+                       int32_t expected, int32_t got) {
+  auto backend = make_cpu_backend();
+  ModelRunner runner(smol.model, *backend);
+  tokens.insert(tokens.end(), prefix.begin(), prefix.end());
+  const std::vector<float> logits = runner.eval(tokens);
+  return logits[static_cast<size_t>(expected)] - logits[static_cast<size_t>(got)];
+}
+
+// The largest reference margin a CUDA reply may lose at: CUDA multiplies quantized weights
+// with int8-rounded activations (matvec_int8.cu) and prompts in f16, as llama.cpp's CUDA
+// backend does, so where the reference's two best tokens nearly tie, its greedy pick can
+// flip. Measured on the H200: 'colors' ends "color." where the CPU says "color,", whose
+// logits there differ by 0.022; a margin ten times that is still a near tie.
+constexpr float kNearTie = 0.25f;
+
+// On CUDA, under serial and a multi-stream plan, over every chat where transformers and
+// llama.cpp agree: both plans give the same tokens, at least two replies equal the
+// references token for token (issue 12), and any other reply leaves the reference only at a
+// near tie of the CPU reference's logits.
 TEST(ChatSmolLM2, CudaRepliesEqualTheReferencesWhereTheyAgree) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
   const auto smol = load_smollm2();
   if (!smol) return;
   const nlohmann::json ref = reference();
+  std::vector<std::vector<int32_t>> serial_replies;
   for (const Policy policy : {Policy::Serial, Policy::Cost}) {
     auto backend = make_backend("cuda");
     RunnerOptions options;
     options.policy = policy;
     ModelRunner runner(smol->model, *backend, options);
+    int equal = 0;
+    size_t index = 0;
     for (const auto& chat : ref["cases"]) {
       if (!chat["llama_cpp_agrees_with_transformers"].get<bool>()) continue;
       SCOPED_TRACE(chat["name"].get<std::string>() + " " + std::string(policy_name(policy)));
       runner.reset();
-      const GenerateResult r = generate_tokens(runner, *smol->tokenizer, smol->prompt_of(chat), greedy(ref));
-      EXPECT_EQ(r.tokens, reply_ids(chat["generated_ids"], *smol->tokenizer)) << r.text;
+      const std::vector<int32_t> prompt = smol->prompt_of(chat);
+      const GenerateResult r = generate_tokens(runner, *smol->tokenizer, prompt, greedy(ref));
+      const std::vector<int32_t> expected = reply_ids(chat["generated_ids"], *smol->tokenizer);
+      if (policy == Policy::Serial) {
+        serial_replies.push_back(r.tokens);
+      } else {
+        EXPECT_EQ(r.tokens, serial_replies[index]) << "multi-stream differs from serial: " << r.text;
+      }
+      ++index;
+      if (r.tokens == expected) {
+        ++equal;
+        continue;
+      }
+      const size_t at = static_cast<size_t>(
+          std::mismatch(r.tokens.begin(), r.tokens.end(), expected.begin(), expected.end()).first - r.tokens.begin());
+      ASSERT_LT(at, std::min(r.tokens.size(), expected.size())) << "one reply stops early: " << r.text;
+      const std::vector<int32_t> prefix(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(at));
+      const float margin = reference_margin(*smol, prompt, prefix, expected[at], r.tokens[at]);
+      EXPECT_LT(margin, kNearTie) << "CUDA left the reference at token " << at << " (" << r.tokens[at] << " for "
+                                  << expected[at] << ") where the CPU's margin is " << margin << ": " << r.text;
     }
+    EXPECT_GE(equal, 2) << "fewer than two replies equal llama.cpp's";
   }
 }
 #endif

@@ -130,21 +130,28 @@ struct QuantFormat<DType::Q3_K> {
   }
 };
 
+// Q4_K and Q5_K: d * scale and dmin * min of sub-block j (0..7).
+template <typename Block>
+BRAID_HOST_DEVICE inline void k_sub_block_scale_min(const Block& b, int j, float* scale, float* min) {
+  int sc, m;
+  quant_detail::k_scale_min(b.scales, j, &sc, &m);
+  *scale = half_to_float(b.d) * static_cast<float>(sc);
+  *min = half_to_float(b.dmin) * static_cast<float>(m);
+}
+
 template <>
 struct QuantFormat<DType::Q4_K> {
   using Block = BlockQ4_K;
   static constexpr int kElements = kSuperBlock;
   // Sub-block j = i / 32; pairs of sub-blocks share 32 bytes (low nibbles, then high).
-  BRAID_HOST_DEVICE static int q(const uint8_t* qs, int i) {
-    const uint8_t byte = qs[(i / 64) * 32 + i % 32];
+  BRAID_HOST_DEVICE static int q(const Block& b, int i) {
+    const uint8_t byte = b.qs[(i / 64) * 32 + i % 32];
     return (i / 32) % 2 ? byte >> 4 : byte & 0x0f;
   }
   BRAID_HOST_DEVICE static float element(const Block& b, int i) {
-    int sc, m;
-    quant_detail::k_scale_min(b.scales, i / 32, &sc, &m);
-    const float scale = half_to_float(b.d) * static_cast<float>(sc);
-    const float min = half_to_float(b.dmin) * static_cast<float>(m);
-    return scale * static_cast<float>(q(b.qs, i)) - min;
+    float scale, min;
+    k_sub_block_scale_min(b, i / 32, &scale, &min);
+    return scale * static_cast<float>(q(b, i)) - min;
   }
 };
 
@@ -152,13 +159,16 @@ template <>
 struct QuantFormat<DType::Q5_K> {
   using Block = BlockQ5_K;
   static constexpr int kElements = kSuperBlock;
+  // As Q4_K, plus bit j of qh[i % 32] as bit 4.
+  BRAID_HOST_DEVICE static int q(const Block& b, int i) {
+    const uint8_t byte = b.qs[(i / 64) * 32 + i % 32];
+    const int low = (i / 32) % 2 ? byte >> 4 : byte & 0x0f;
+    return low | (((b.qh[i % 32] >> (i / 32)) & 1) << 4);
+  }
   BRAID_HOST_DEVICE static float element(const Block& b, int i) {
-    int sc, m;
-    quant_detail::k_scale_min(b.scales, i / 32, &sc, &m);
-    const float scale = half_to_float(b.d) * static_cast<float>(sc);
-    const float min = half_to_float(b.dmin) * static_cast<float>(m);
-    const int q = QuantFormat<DType::Q4_K>::q(b.qs, i) | (((b.qh[i % 32] >> (i / 32)) & 1) << 4);
-    return scale * static_cast<float>(q) - min;
+    float scale, min;
+    k_sub_block_scale_min(b, i / 32, &scale, &min);
+    return scale * static_cast<float>(q(b, i)) - min;
   }
 };
 
@@ -168,21 +178,43 @@ struct QuantFormat<DType::Q6_K> {
   static constexpr int kElements = kSuperBlock;
   // Each half of 128 elements has 64 bytes of ql and 32 of qh. In a half, quarter
   // r = (i % 128) / 32: low 4 bits in ql[half * 64 + (r % 2) * 32 + i % 32] (low nibble for
-  // r < 2, high for r >= 2), top 2 bits at bits 2 r of qh[half * 32 + i % 32].
-  BRAID_HOST_DEVICE static float element(const Block& b, int i) {
+  // r < 2, high for r >= 2), top 2 bits at bits 2 r of qh[half * 32 + i % 32]; minus 32.
+  BRAID_HOST_DEVICE static int q(const Block& b, int i) {
     const int half = i / 128, quarter = (i % 128) / 32, l = i % 32;
     const uint8_t low_byte = b.ql[half * 64 + (quarter % 2) * 32 + l];
     const int low = quarter < 2 ? (low_byte & 0x0f) : (low_byte >> 4);
     const int high = (b.qh[half * 32 + l] >> (2 * quarter)) & 3;
-    const float scale = half_to_float(b.d) * static_cast<float>(b.scales[i / 16]);
-    return scale * static_cast<float>((low | (high << 4)) - 32);
+    return (low | (high << 4)) - 32;
   }
+  // d * the scale of the 16 elements around i.
+  BRAID_HOST_DEVICE static float scale(const Block& b, int i) {
+    return half_to_float(b.d) * static_cast<float>(b.scales[i / 16]);
+  }
+  BRAID_HOST_DEVICE static float element(const Block& b, int i) { return scale(b, i) * static_cast<float>(q(b, i)); }
 };
 
 // Elements [32 part, 32 part + 32) of a block.
 template <DType T>
 BRAID_HOST_DEVICE inline void dequantize_part(const typename QuantFormat<T>::Block& b, int part, float* out) {
   for (int j = 0; j < kQuantBlock; ++j) out[j] = QuantFormat<T>::element(b, part * kQuantBlock + j);
+}
+
+// Elements [8 g, 8 g + 8) of a block, equal to element()'s: the unit of one CUDA thread
+// when prompts dequantize weights (16 bytes of f16 a store). The K-quants decode their
+// sub-block's scale once for the eight (they lie in one sub-block).
+template <DType T>
+BRAID_HOST_DEVICE inline void dequantize_eight(const typename QuantFormat<T>::Block& b, int g, float* out) {
+  using F = QuantFormat<T>;
+  if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+    float scale, min;
+    k_sub_block_scale_min(b, g / 4, &scale, &min);
+    for (int l = 0; l < 8; ++l) out[l] = scale * static_cast<float>(F::q(b, 8 * g + l)) - min;
+  } else if constexpr (T == DType::Q6_K) {
+    const float scale = F::scale(b, 8 * g);
+    for (int l = 0; l < 8; ++l) out[l] = scale * static_cast<float>(F::q(b, 8 * g + l));
+  } else {
+    for (int l = 0; l < 8; ++l) out[l] = F::element(b, 8 * g + l);
+  }
 }
 
 // Element i of a row of blocks of type T (the row starts at a block boundary).

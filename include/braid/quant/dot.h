@@ -177,10 +177,10 @@ struct QuantDot<DType::Q3_K> {
 // Q4_K and Q5_K share their scales: part p is d * sc_p * q - dmin * m_p.
 template <typename Block>
 inline void k_scale_min_affine(const Block& b, int part, float* scale, float* offset) {
-  int sc, m;
-  quant_detail::k_scale_min(b.scales, part, &sc, &m);
-  scale[0] = scale[1] = half_to_float(b.d) * static_cast<float>(sc);
-  offset[0] = offset[1] = -(half_to_float(b.dmin) * static_cast<float>(m));
+  float min;
+  k_sub_block_scale_min(b, part, &scale[0], &min);
+  scale[1] = scale[0];
+  offset[0] = offset[1] = -min;
 }
 
 template <>
@@ -189,7 +189,7 @@ struct QuantDot<DType::Q4_K> {
   static constexpr int kParts = kSuperBlock / kQuantBlock;
   static constexpr bool kOffsets = true;
   static void ints(const Block& b, int part, int8_t* q) {
-    for (int i = 0; i < kQuantBlock; ++i) q[i] = static_cast<int8_t>(QuantFormat<DType::Q4_K>::q(b.qs, part * 32 + i));
+    for (int i = 0; i < kQuantBlock; ++i) q[i] = static_cast<int8_t>(QuantFormat<DType::Q4_K>::q(b, part * 32 + i));
   }
   static void affine(const Block& b, int part, float* scale, float* offset) {
     k_scale_min_affine(b, part, scale, offset);
@@ -202,10 +202,7 @@ struct QuantDot<DType::Q5_K> {
   static constexpr int kParts = kSuperBlock / kQuantBlock;
   static constexpr bool kOffsets = true;
   static void ints(const Block& b, int part, int8_t* q) {
-    for (int i = 0; i < kQuantBlock; ++i) {
-      const int high = (b.qh[i] >> part) & 1;
-      q[i] = static_cast<int8_t>(QuantFormat<DType::Q4_K>::q(b.qs, part * 32 + i) | (high << 4));
-    }
+    for (int i = 0; i < kQuantBlock; ++i) q[i] = static_cast<int8_t>(QuantFormat<DType::Q5_K>::q(b, part * 32 + i));
   }
   static void affine(const Block& b, int part, float* scale, float* offset) {
     k_scale_min_affine(b, part, scale, offset);
@@ -217,15 +214,8 @@ struct QuantDot<DType::Q6_K> {
   using Block = BlockQ6_K;
   static constexpr int kParts = kSuperBlock / kQuantBlock;
   static constexpr bool kOffsets = false;
-  // Part p is quarter p % 4 of half p / 4 (see QuantFormat<Q6_K>).
   static void ints(const Block& b, int part, int8_t* q) {
-    const int half = part / 4, quarter = part % 4;
-    for (int l = 0; l < kQuantBlock; ++l) {
-      const uint8_t low_byte = b.ql[half * 64 + (quarter % 2) * 32 + l];
-      const int low = quarter < 2 ? (low_byte & 0x0f) : (low_byte >> 4);
-      const int high = (b.qh[half * 32 + l] >> (2 * quarter)) & 3;
-      q[l] = static_cast<int8_t>((low | (high << 4)) - 32);
-    }
+    for (int l = 0; l < kQuantBlock; ++l) q[l] = static_cast<int8_t>(QuantFormat<DType::Q6_K>::q(b, part * 32 + l));
   }
   static void affine(const Block& b, int part, float* scale, float* offset) {
     for (int h = 0; h < 2; ++h) {

@@ -4,7 +4,6 @@
 // elements) is, to cuBLAS, a k x m matrix; out [m, n] = w^T x is therefore
 // GEMM(op(A) = A^T, op(B) = B) with A = w, B = x (k x n), C = out (m x n, ldc = m).
 #include "backend/cuda/matmul.cuh"
-#include "backend/cuda/weight_chunks.cuh"
 
 #include <algorithm>
 
@@ -34,49 +33,6 @@ __global__ void convert_columns_kernel(const float* x, int64_t x_col_stride, int
   }
 }
 
-// Rows [0, rows) of a quantized matrix -> contiguous f16, one thread per block of 32.
-template <DType W>
-__global__ void dequantize_rows_kernel(const uint8_t* w, int64_t w_row_stride, int64_t k, int64_t rows,
-                                       __half* out) {
-  wait_for_producers();
-  using Chunk = WeightChunk<W>;
-  const int64_t blocks_per_row = k / Chunk::kElements;
-  const int64_t count = rows * blocks_per_row;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t row = i / blocks_per_row;
-    const int64_t block = i - row * blocks_per_row;
-    float v[Chunk::kElements];
-    Chunk::load(w + row * w_row_stride + block * Chunk::kBytes, v);
-    __half2* dst = reinterpret_cast<__half2*>(out + row * k + block * Chunk::kElements);
-#pragma unroll
-    for (int j = 0; j < Chunk::kElements / 2; ++j) dst[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
-  }
-}
-
-// The same for the formats without a WeightChunk (q5_0, q5_1, the K-quants): one thread
-// per 32 elements, through quant/dequantize.h. Correct, not tuned.
-template <DType W>
-__global__ void dequantize_parts_kernel(const uint8_t* w, int64_t w_row_stride, int64_t k, int64_t rows,
-                                        __half* out) {
-  wait_for_producers();
-  using Format = QuantFormat<W>;
-  constexpr int kParts = Format::kElements / kQuantBlock;
-  const int64_t parts_per_row = k / kQuantBlock;
-  const int64_t count = rows * parts_per_row;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t row = i / parts_per_row;
-    const int64_t part = i - row * parts_per_row;
-    const auto* block = reinterpret_cast<const typename Format::Block*>(w + row * w_row_stride) + part / kParts;
-    float v[kQuantBlock];
-    dequantize_part<W>(*block, static_cast<int>(part % kParts), v);
-    __half2* dst = reinterpret_cast<__half2*>(out + row * k + part * kQuantBlock);
-#pragma unroll
-    for (int j = 0; j < kQuantBlock / 2; ++j) dst[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
-  }
-}
-
 unsigned stride_blocks(int64_t count) {
   return static_cast<unsigned>(std::clamp<int64_t>((count + 255) / 256, 1, 65536));
 }
@@ -93,37 +49,6 @@ void gemm(const NodeLaunch& launch, cudaDataType_t type, const void* a, int64_t 
 }
 
 }  // namespace
-
-void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int64_t w_row_stride, int64_t k,
-                     int64_t rows, __half* out) {
-  const unsigned blocks = stride_blocks(rows * (k / kQuantBlock));
-  cudaStream_t stream = launch.ctx.stream;
-  switch (type) {
-    case DType::Q8_0:
-      launch_kernel(dequantize_rows_kernel<DType::Q8_0>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out);
-      break;
-    case DType::Q4_0:
-      launch_kernel(dequantize_rows_kernel<DType::Q4_0>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out);
-      break;
-    case DType::Q4_1:
-      launch_kernel(dequantize_rows_kernel<DType::Q4_1>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out);
-      break;
-#define BRAID_DEQUANTIZE_PARTS(T)                                                                             \
-  case DType::T:                                                                                              \
-    launch_kernel(dequantize_parts_kernel<DType::T>, blocks, 256, 0, stream, w, w_row_stride, k, rows, out); \
-    break;
-      BRAID_DEQUANTIZE_PARTS(Q5_0)
-      BRAID_DEQUANTIZE_PARTS(Q5_1)
-      BRAID_DEQUANTIZE_PARTS(Q2_K)
-      BRAID_DEQUANTIZE_PARTS(Q3_K)
-      BRAID_DEQUANTIZE_PARTS(Q4_K)
-      BRAID_DEQUANTIZE_PARTS(Q5_K)
-      BRAID_DEQUANTIZE_PARTS(Q6_K)
-#undef BRAID_DEQUANTIZE_PARTS
-    default: throw Error(launch.label() + ": not a quantized type");
-  }
-  launch.check_launch();
-}
 
 void convert_columns(const NodeLaunch& launch, DType w_type, const float* x, int64_t x_col_stride, int64_t k,
                      int64_t n, void* out) {

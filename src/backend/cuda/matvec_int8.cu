@@ -17,9 +17,10 @@
 // each block's largest value): the normalized squared error against the f32 reference is
 // around 1e-5 for random data (the op tests allow 2e-4).
 //
-// Several threads share one weight block (kThreads: 4 for q8_0 and the K-quants, 8 weights
-// each; 2 for q4_* and q5_*, 8 bytes of nibbles = 16 values each), so a warp reads a contiguous span of the
-// row per load instruction. Blocks are 34 and 18 bytes, so q8_0 and q4_0 are read as
+// Several threads share one weight block (kThreads: 4 for q8_0, 8 weights each; 2 for q4_*
+// and q5_*, 8 bytes of nibbles = 16 values each; 8 for a K-quant super-block, 32 weights
+// each, Note [K-quant units]), so a warp reads a contiguous span of the row per load
+// instruction. Blocks are 34 and 18 bytes, so q8_0 and q4_0 are read as
 // 16-bit words (only 2-byte alignment is guaranteed) and paired into 32-bit words; q4_1
 // blocks (20 bytes) are 4-byte aligned and read as 32-bit words. For q4_*, the quantized
 // x of a block is stored in "nibble order" (elements 0-7, 16-23, 8-15, 24-31), so the 16
@@ -106,8 +107,8 @@ __global__ void __launch_bounds__(kQuantizeThreads)
 }
 
 // kRowThreads threads (a warp, or the whole block) own kRows consecutive rows; each
-// thread walks its part of every kRowThreads / kThreads-th weight block of those rows,
-// kUnroll blocks a step with all their loads issued before the first use. The first
+// thread walks its part of every kRowThreads / kThreads-th unit of those rows, kUnroll
+// units a step with all their loads issued before the first use. The first
 // step's weights are loaded before wait_for_producers (Note [Weight prefetch]), except
 // for mul_mat_id, whose expert is read from device memory.
 template <DType W, int NC, int kRows, int kRowThreads>
@@ -116,23 +117,24 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   constexpr int kUnroll = 2;
   constexpr int kGroups = kBlockThreads / kRowThreads;
   constexpr int kRowWarps = kRowThreads / 32;
-  constexpr int kStride = kRowThreads / Dot::kThreads;  // weight blocks a step covers
+  constexpr int kStride = kRowThreads / Dot::kThreads;  // weight units a step covers
   const int thread = threadIdx.x % kRowThreads;
   const int part = thread % Dot::kThreads;
   const int64_t first_row = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / kRowThreads) * kRows;
   if (first_row >= a.m) return;  // whole groups: kRowThreads is a multiple of 32
-  const int64_t blocks = a.k / kQuantBlock;  // units of 32 weights (K-quant super-blocks hold 8)
+  const int64_t units = a.k / Dot::kUnit;
+  const int64_t x_blocks = a.k / kQuantBlock;  // (d_x, s_x) pairs of a column
   // A row past the end reads the last row; its sums are dropped.
   auto row_of = [&](const uint8_t* w, int r) { return w + min(first_row + r, a.m - 1) * a.w_row_stride; };
-  const int64_t first_block = thread / Dot::kThreads;
-  const bool prefetch = a.ids == nullptr && first_block + (kUnroll - 1) * kStride < blocks;
+  const int64_t first_unit = thread / Dot::kThreads;
+  const bool prefetch = a.ids == nullptr && first_unit + (kUnroll - 1) * kStride < units;
   typename Dot::Part first[kUnroll][kRows];
   if (prefetch) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
-        first[u][r] = Dot::load(row_of(a.w, r), first_block + u * kStride, part);
+        first[u][r] = Dot::load(row_of(a.w, r), first_unit + u * kStride, part);
       }
     }
   }
@@ -147,7 +149,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
     const int64_t token = blockIdx.y;
     const int expert = a.ids[token * a.ids_col_stride + a.slot];
     xq += token * a.k;
-    xds += token * blocks;
+    xds += token * x_blocks;
     out += token * a.m;
     columns = 1;
     if (expert < 0 || expert >= a.experts) {  // a bad id poisons the result instead of reading out of bounds
@@ -166,39 +168,38 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
 #pragma unroll
     for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
   }
-  auto accumulate = [&](const typename Dot::Part(&wp)[kRows], int64_t block) {
+  auto accumulate = [&](const typename Dot::Part(&wp)[kRows], int64_t unit) {
 #pragma unroll
     for (int c = 0; c < NC; ++c) {
       if (c == 0 || c < columns) {  // columns >= 1: column 0's loads need no branch
-        const typename Dot::X xv = Dot::load_x(xq + c * a.k + block * kQuantBlock, part);
-        const float2 ds = xds[c * blocks + block];
+        const typename Dot::X xv = Dot::load_x(xq + c * a.k, xds + c * x_blocks, unit, part);
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) acc[r][c] = Dot::add(acc[r][c], wp[r], xv, ds);
+        for (int r = 0; r < kRows; ++r) acc[r][c] = Dot::add(acc[r][c], wp[r], xv);
       }
     }
   };
 
-  int64_t block = first_block;
+  int64_t unit = first_unit;
   if (prefetch) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) accumulate(first[u], block + u * kStride);
-    block += kUnroll * kStride;
+    for (int u = 0; u < kUnroll; ++u) accumulate(first[u], unit + u * kStride);
+    unit += kUnroll * kStride;
   }
-  for (; block + (kUnroll - 1) * kStride < blocks; block += kUnroll * kStride) {
+  for (; unit + (kUnroll - 1) * kStride < units; unit += kUnroll * kStride) {
     typename Dot::Part wp[kUnroll][kRows];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) wp[u][r] = Dot::load(rows[r], block + u * kStride, part);
+      for (int r = 0; r < kRows; ++r) wp[u][r] = Dot::load(rows[r], unit + u * kStride, part);
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) accumulate(wp[u], block + u * kStride);
+    for (int u = 0; u < kUnroll; ++u) accumulate(wp[u], unit + u * kStride);
   }
-  for (; block < blocks; block += kStride) {
+  for (; unit < units; unit += kStride) {
     typename Dot::Part wp[kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) wp[r] = Dot::load(rows[r], block, part);
-    accumulate(wp, block);
+    for (int r = 0; r < kRows; ++r) wp[r] = Dot::load(rows[r], unit, part);
+    accumulate(wp, unit);
   }
 
 #pragma unroll
@@ -247,7 +248,7 @@ void launch_shaped(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, c
   // to eight when there are many of them (measured on the H100: 2048 x 8192 and 4096 x
   // 32000 gain 20-35%, 2048 x 2048 loses); other rows a whole block, which keeps more
   // loads in flight per row.
-  const int64_t parts = a.k / kQuantBlock * Int8Dot<W>::kThreads;
+  const int64_t parts = a.k / Int8Dot<W>::kUnit * Int8Dot<W>::kThreads;
   if (parts <= 64 || (parts <= 256 && a.m >= 8192)) {
     const dim3 grid(grid_size(a.m, kBlockThreads / 32 * kRows), tokens);
     launch_kernel(int8_matvec_kernel<W, NC, kRows, 32>, grid, kBlockThreads, 0, stream, a, x);
@@ -266,10 +267,10 @@ void launch_typed(const MatvecArgs& a, void* scratch, unsigned tokens, cudaStrea
   launch_kernel(quantize_columns_kernel<Int8Dot<W>::kNibbleOrder>, quantize_grid, kQuantizeThreads, 0, stream, a.x,
                 a.x_col_stride, a.k, static_cast<int8_t*>(scratch), const_cast<float2*>(x.ds));
   const int columns = a.ids != nullptr ? 1 : a.n;
-  // One column: two rows a group for 4-bit weights (each x block loaded serves both; on
-  // the H100's llama shapes up to 40% faster, none slower), one for q8_0, where two were
-  // no faster.
-  if (columns <= 1 && Int8Dot<W>::kThreads == 2) {
+  // One column: two rows a group (each x block loaded serves both; on the H100's llama
+  // shapes up to 40% faster for 4-bit weights, none slower; on the H200 10-17% for q4_K and
+  // q6_K on 2048 x 32000 and 11008 x 4096), one for q8_0, where two were no faster.
+  if (columns <= 1 && W != DType::Q8_0) {
     launch_shaped<W, 1, 2>(a, x, tokens, stream);
   } else if (columns <= 1) {
     launch_shaped<W, 1, 1>(a, x, tokens, stream);
@@ -294,9 +295,15 @@ bool int8_matvec_type(DType w_type) {
 
 bool int8_matvec_ok(DType w_type, const MatvecArgs& a) {
   if (!int8_matvec_type(w_type) || a.k <= 0 || a.k % traits(w_type).block_elements != 0) return false;
-  // 32-bit word loads where the block size allows them (int8_dot.cuh), else 16-bit.
-  const bool words = w_type == DType::Q4_1 || w_type == DType::Q5_1 || w_type == DType::Q4_K || w_type == DType::Q5_K;
-  const int64_t need = words ? 4 : 2;
+  // The widest loads each block size allows (int8_dot.cuh's kAlign).
+  int64_t need = 2;
+  switch (w_type) {
+    case DType::Q4_1: need = Int8Dot<DType::Q4_1>::kAlign; break;
+    case DType::Q5_1: need = Int8Dot<DType::Q5_1>::kAlign; break;
+    case DType::Q4_K: need = Int8Dot<DType::Q4_K>::kAlign; break;
+    case DType::Q5_K: need = Int8Dot<DType::Q5_K>::kAlign; break;
+    default: break;
+  }
   return reinterpret_cast<uintptr_t>(a.w) % need == 0 && a.w_row_stride % need == 0 &&
          a.w_expert_stride % need == 0;
 }
