@@ -25,6 +25,7 @@ TEST(BenchCommand, JsonHasARowPerPolicyAndTest) {
     EXPECT_EQ(row["backend"], "cpu");
     EXPECT_TRUE(row["test"] == "pp4" || row["test"] == "tg2");
     EXPECT_GT(row["tps_mean"].get<double>(), 0.0);
+    EXPECT_GT(row["tps_median"].get<double>(), 0.0);
     // On the CPU backend submit() does the work, so the host's share is the whole step.
     EXPECT_GT(row["host_us"].get<double>(), 0.0);
     EXPECT_GT(row["memory"]["total_bytes"].get<int64_t>(), 0);
@@ -32,14 +33,15 @@ TEST(BenchCommand, JsonHasARowPerPolicyAndTest) {
   }
 }
 
-TEST(BenchCommand, MarkdownAndCsvCarryTheHostTime) {
+TEST(BenchCommand, MarkdownAndCsvCarryTheMedianAndTheHostTime) {
   const test::CliResult md = run_cli(kTiny);
   ASSERT_EQ(md.exit_code, 0) << md.err;
-  EXPECT_TRUE(contains(md.out, "| t/s | host us/step | arena MiB |")) << md.out;
+  EXPECT_TRUE(contains(md.out, "| t/s (median) | mean ± sd | host us/step | arena MiB |")) << md.out;
   EXPECT_TRUE(contains(md.out, "best multi-stream t/s")) << md.out;  // the summary
   const test::CliResult csv = run_cli(kTiny + " -o csv");
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
-  EXPECT_TRUE(contains(csv.out, ",tps_mean,tps_sd,host_us,arena_bytes,")) << csv.out;
+  EXPECT_TRUE(contains(csv.out, ",tps_mean,tps_sd,host_us,arena_bytes,workspace_bytes,total_bytes,tps_median\n"))
+      << csv.out;
 }
 
 // --cpu-kernels fast,reference: one run times both kernel sets, the reference rows named

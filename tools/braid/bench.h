@@ -24,6 +24,10 @@ struct BenchRow {
   int tokens = 0;
   double tps_mean = 0;
   double tps_sd = 0;
+  // The median over the repetitions: what the summary and the scripts compare, since one
+  // repetition slowed by a busy host (the OS preempting the thread that waits) moves the
+  // mean of three by percents.
+  double tps_median = 0;
   double host_us = 0;  // median host time of one step over every timed step (see time_test); 0 for batched rows
   // auto rows: the plan auto chose for this test, and what the run-time guard did to it
   // ("cost", or "cost, guard -> serial at run 67 (1.31x)"); empty for other policies.

@@ -191,6 +191,7 @@ void run_bench(const BenchOptions& o) {
               double var = 0;
               for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
               row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
+              row.tps_median = median(tps);
               row.host_us = times.host_us.empty() ? 0 : median(times.host_us);
             };
             if (batched) {

@@ -21,13 +21,14 @@ std::string mib(size_t bytes) { return fmt::format("{:.1f}", static_cast<double>
 
 std::string format_markdown(const std::vector<BenchRow>& rows) {
   std::string out =
-      "| model | size | params | backend | policy | streams | graph | fused | test | t/s | host us/step | arena MiB "
+      "| model | size | params | backend | policy | streams | graph | fused | test | t/s (median) | mean ± sd | "
+      "host us/step | arena MiB "
       "| total MiB |\n"
-      "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n";
+      "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n";
   for (const BenchRow& r : rows) {
-    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.1f} | {} | {} |\n",
+    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.2f} ± {:.2f} | {:.1f} | {} | {} |\n",
                        r.model, r.size_gib, params_text(r.params), r.backend, r.policy, r.streams, r.graph ? 1 : 0,
-                       r.fused ? 1 : 0, r.test, r.tps_mean, r.tps_sd, r.host_us, mib(r.memory.arena_bytes),
+                       r.fused ? 1 : 0, r.test, r.tps_median, r.tps_mean, r.tps_sd, r.host_us, mib(r.memory.arena_bytes),
                        mib(r.memory.total()));
   }
   return out;
@@ -36,12 +37,12 @@ std::string format_markdown(const std::vector<BenchRow>& rows) {
 std::string format_csv(const std::vector<BenchRow>& rows) {
   std::string out =
       "model,size_bytes,params,backend,device,policy,streams,graph,fused,test,tokens,tps_mean,tps_sd,host_us,"
-      "arena_bytes,workspace_bytes,total_bytes\n";
+      "arena_bytes,workspace_bytes,total_bytes,tps_median\n";
   for (const BenchRow& r : rows) {
-    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{:.2f},{},{},{}\n", r.model,
+    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{:.2f},{},{},{},{:.3f}\n", r.model,
                        r.size_gib * (1u << 30), r.params, r.backend, r.device, r.policy, r.streams, r.graph ? 1 : 0,
                        r.fused ? 1 : 0, r.test, r.tokens, r.tps_mean, r.tps_sd, r.host_us, r.memory.arena_bytes,
-                       r.memory.workspace_bytes, r.memory.total());
+                       r.memory.workspace_bytes, r.memory.total(), r.tps_median);
   }
   return out;
 }
@@ -62,6 +63,7 @@ std::string format_json(const std::vector<BenchRow>& rows) {
                    {"tokens", r.tokens},
                    {"tps_mean", r.tps_mean},
                    {"tps_sd", r.tps_sd},
+                   {"tps_median", r.tps_median},
                    {"host_us", r.host_us},
                    {"auto_choice", r.auto_choice},
                    {"memory",
@@ -92,7 +94,7 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
     Pair& p = groups[key];
     if (r.policy == "serial") {
       p.serial = &r;
-    } else if (!p.best || r.tps_mean > p.best->tps_mean) {
+    } else if (!p.best || r.tps_median > p.best->tps_median) {
       p.best = &r;
     }
   }
@@ -105,8 +107,8 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
     if (!p.serial || !p.best) continue;
     out += fmt::format("| {} | {} | {} | {} | {:.2f} | {:.2f} | {} | {:.3f}x | {} / {} | {} / {} |\n",
                        std::get<0>(key), p.serial->test, p.serial->graph ? 1 : 0, p.serial->fused ? 1 : 0,
-                       p.serial->tps_mean, p.best->tps_mean, p.best->policy,
-                       p.best->tps_mean / p.serial->tps_mean, mib(p.serial->memory.arena_bytes),
+                       p.serial->tps_median, p.best->tps_median, p.best->policy,
+                       p.best->tps_median / p.serial->tps_median, mib(p.serial->memory.arena_bytes),
                        mib(p.serial->memory.total()), mib(p.best->memory.arena_bytes), mib(p.best->memory.total()));
   }
   return out;
