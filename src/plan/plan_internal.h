@@ -63,4 +63,8 @@ double simulate_plan_us(const Graph& graph, const Plan& plan, const CostModel& c
 // and the validator share this one list (and nothing else).
 bool is_elementwise(Op op);
 
+// validate() with happens-before given by `waits` (per step, the earlier steps it waits
+// for) instead of the plan's streams and events: the check of a persistent schedule.
+ValidationReport validate_with_waits(const Graph& graph, const Plan& plan, const std::vector<std::vector<int>>& waits);
+
 }  // namespace braid::plan_detail

@@ -2,6 +2,9 @@
 // the policies or the allocator (except the one-line list of element-wise ops): it
 // recomputes dependencies from the graph, happens-before by plain reachability over the
 // steps (not the vector clocks), and the arena's live ranges from scratch.
+//
+// The same checks serve a persistent schedule (persistent_schedule.h): there the edges of
+// happens-before are the schedule's waits instead of stream order and events.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -15,7 +18,10 @@ namespace {
 
 class Checker {
  public:
-  Checker(const Graph& graph, const Plan& plan) : graph_(graph), plan_(plan) {}
+  // schedule_waits: per step, the earlier steps it waits for (a persistent schedule's
+  // happens-before edges); null: the plan's streams and events.
+  Checker(const Graph& graph, const Plan& plan, const std::vector<std::vector<int>>* schedule_waits = nullptr)
+      : graph_(graph), plan_(plan), schedule_waits_(schedule_waits) {}
 
   ValidationReport run() {
     if (!graph_.finalized()) {
@@ -23,7 +29,11 @@ class Checker {
       return std::move(report_);
     }
     if (!check_steps()) return std::move(report_);
-    check_events();
+    if (schedule_waits_) {
+      if (!check_schedule_waits()) return std::move(report_);
+    } else {
+      check_events();
+    }
     build_reachability();
     check_dependencies();
     check_state_writes();
@@ -104,8 +114,27 @@ class Checker {
     }
   }
 
+  // A schedule's waits name earlier steps only (which is also what makes it deadlock-free).
+  bool check_schedule_waits() {
+    const size_t n = plan_.steps.size();
+    if (schedule_waits_->size() != n) {
+      fail("the schedule has waits for {} steps, the plan {} steps", schedule_waits_->size(), n);
+      return false;
+    }
+    bool ok = true;
+    for (size_t s = 0; s < n; ++s) {
+      for (int w : (*schedule_waits_)[s]) {
+        if (w < 0 || static_cast<size_t>(w) >= s) {
+          fail("{} waits for step {}, which is not an earlier step", describe_step(static_cast<int>(s)), w);
+          ok = false;
+        }
+      }
+    }
+    return ok;
+  }
+
   // before_[b] holds every step that completes before step b starts: the previous step on
-  // b's stream and the recorders of b's waits, transitively.
+  // b's stream and the recorders of b's waits (or the schedule's waits), transitively.
   void build_reachability() {
     const size_t n = plan_.steps.size();
     words_ = (n + 63) / 64;
@@ -117,6 +146,12 @@ class Checker {
       for (size_t w = 0; w < words_; ++w) dst[w] |= src[w];
       dst[static_cast<size_t>(from) / 64] |= uint64_t{1} << (from % 64);
     };
+    if (schedule_waits_) {
+      for (size_t s = 0; s < n; ++s) {
+        for (int w : (*schedule_waits_)[s]) absorb(s, w);
+      }
+      return;
+    }
     for (size_t s = 0; s < n; ++s) {
       const PlanStep& step = plan_.steps[s];
       int& last = last_on_stream[static_cast<size_t>(step.stream)];
@@ -276,6 +311,7 @@ class Checker {
 
   const Graph& graph_;
   const Plan& plan_;
+  const std::vector<std::vector<int>>* schedule_waits_;
   ValidationReport report_;
   std::vector<int> step_of_;
   std::vector<int> recorded_at_;
@@ -287,5 +323,12 @@ class Checker {
 }  // namespace
 
 ValidationReport validate(const Graph& graph, const Plan& plan) { return Checker(graph, plan).run(); }
+
+namespace plan_detail {
+ValidationReport validate_with_waits(const Graph& graph, const Plan& plan,
+                                     const std::vector<std::vector<int>>& waits) {
+  return Checker(graph, plan, &waits).run();
+}
+}  // namespace plan_detail
 
 }  // namespace braid

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "braid/model.h"
+#include "braid/persistent_schedule.h"
 #include "braid/plan.h"
 #include "commands.h"
 #include "model_source.h"
@@ -21,6 +22,7 @@ struct PlanCommandOptions {
   bool json = false;
   bool verbose = false;
   bool fuse = false;
+  bool persistent = false;
   std::string dot;
 };
 
@@ -60,6 +62,7 @@ void run_plan(const PlanCommandOptions& o) {
                  serial.arena_bytes ? static_cast<double>(plan.arena_bytes) / static_cast<double>(serial.arena_bytes) : 1.0,
                  plan.critical_path_estimate_us, report.ok ? "valid" : "INVALID");
       for (const auto& problem : report.problems) fmt::print("  {}\n", problem);
+      if (o.persistent && report.ok) fmt::print("{}\n", to_text(mg.graph, make_persistent_schedule(mg.graph, plan)));
     }
     if (!o.dot.empty()) {
       const std::string path = policies.size() == 1 ? o.dot : fmt::format("{}.{}", o.dot, policy_name(policy));
@@ -82,6 +85,7 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()->check(CLI::Range(1, 32));
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->add_flag("-v,--verbose", o->verbose, "Print every step");
+  cmd->add_flag("--persistent", o->persistent, "Print the plan as a persistent kernel's task schedule");
   cmd->add_flag("--fuse", o->fuse, "Fuse sibling projections (q/k/v, gate/up) into one mul_mat each");
   cmd->add_option("--dot", o->dot, "Write Graphviz DOT to this file (FILE.policy for --policy all)");
   cmd->callback([o] { run_plan(*o); });
