@@ -30,7 +30,7 @@
 // see Note [Integer to float]): the __dp4a chain starts from the bit pattern of 1.5 * 2^23
 // instead of 0, so for |sum| < 2^22 its result read as a float is exactly 1.5 * 2^23 + sum.
 //
-// Two rows per group (batch > 1, and 4-bit weights at batch 1) reuse each loaded x block.
+// Two rows per group (every type but q8_0, and every type at batch > 1) reuse each loaded x block.
 // Every sum is reduced in a fixed order (warp butterflies, then the warps of a row in
 // index order).
 #include "backend/cuda/int8_dot.cuh"
