@@ -289,6 +289,9 @@ BRAID_AVX2 void tiled_rows(const RowProduct& p, int64_t begin, int64_t end) {
 // Products with at least this many tokens dequantize their rows once (dequantize_row)
 // rather than once per tile of tokens.
 constexpr int kTokensToDequantizeOnce = 8;
+// Tokens per tile over dequantized rows: two accumulators per token and the row's two
+// groups of 8 take 14 of AVX2's 16 registers.
+constexpr int kWideTile = 6;
 
 // Quantized weights, f32 activations. For many tokens the rows are dequantized once into
 // a buffer and multiplied as f32 rows (float_row): the values and the order of the
@@ -303,14 +306,20 @@ BRAID_AVX2 void dequantized_rows(const RowProduct& p, int64_t begin, int64_t end
   for (int64_t j = begin; j < end; ++j) dequantize_row<T>(p, j, rows.data() + (j - begin) * p.k);
   auto row = [&](int64_t j) { return reinterpret_cast<const uint8_t*>(rows.data() + (j - begin) * p.k); };
   int t0 = 0;
-  for (; t0 + 4 <= p.n; t0 += 4) {
-    for (int64_t j = begin; j < end; ++j) float_row<DType::F32, 4>(row(j), p.k, p.x + t0, p.y + t0, j);
+  for (; t0 + kWideTile <= p.n; t0 += kWideTile) {
+    for (int64_t j = begin; j < end; ++j) float_row<DType::F32, kWideTile>(row(j), p.k, p.x + t0, p.y + t0, j);
   }
   const int rest = p.n - t0;
   for (int64_t j = begin; j < end; ++j) {
-    if (rest == 3) float_row<DType::F32, 3>(row(j), p.k, p.x + t0, p.y + t0, j);
-    if (rest == 2) float_row<DType::F32, 2>(row(j), p.k, p.x + t0, p.y + t0, j);
-    if (rest == 1) float_row<DType::F32, 1>(row(j), p.k, p.x + t0, p.y + t0, j);
+    const uint8_t* w = row(j);
+    switch (rest) {
+      case 5: float_row<DType::F32, 5>(w, p.k, p.x + t0, p.y + t0, j); break;
+      case 4: float_row<DType::F32, 4>(w, p.k, p.x + t0, p.y + t0, j); break;
+      case 3: float_row<DType::F32, 3>(w, p.k, p.x + t0, p.y + t0, j); break;
+      case 2: float_row<DType::F32, 2>(w, p.k, p.x + t0, p.y + t0, j); break;
+      case 1: float_row<DType::F32, 1>(w, p.k, p.x + t0, p.y + t0, j); break;
+      default: break;
+    }
   }
 }
 
