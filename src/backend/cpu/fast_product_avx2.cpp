@@ -304,6 +304,7 @@ BRAID_AVX2 void dequantized_rows(const RowProduct& p, int64_t begin, int64_t end
   thread_local std::vector<float> rows;
   rows.resize(static_cast<size_t>((end - begin) * p.k));
   for (int64_t j = begin; j < end; ++j) dequantize_row<T>(p, j, rows.data() + (j - begin) * p.k);
+  if (avx512_supported()) return float_rows_avx512(rows.data(), p, begin, end);
   auto row = [&](int64_t j) { return reinterpret_cast<const uint8_t*>(rows.data() + (j - begin) * p.k); };
   int t0 = 0;
   for (; t0 + kWideTile <= p.n; t0 += kWideTile) {
