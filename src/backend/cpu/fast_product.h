@@ -15,7 +15,10 @@
 // f32, f16 and bf16 weights always take f32 activations. Within the rows given, a kernel reads
 // each weight row once per tile of up to 4 tokens, and the caller hands it row ranges
 // small enough that the tiles after the first find the rows in cache: prompt-sized
-// products read the weights from memory about once.
+// products read the weights from memory about once. With f32 activations and 8 tokens or
+// more, the AVX2 kernels dequantize the rows given once into a buffer and run tiles of f32
+// rows over it (6 tokens a tile; with AVX-512, 16 lanes and up to 8 tokens and 2 rows a
+// tile, fast_product_avx512.cpp).
 //
 // Every token's result is computed by the same sequence of operations whatever the tile
 // or thread it falls in, so results do not depend on the batch split or the thread count.
@@ -70,6 +73,12 @@ float dot_f32_avx2(const float* a, const float* b, int64_t n);
 void axpy_f32_scalar(float* y, float a, const float* x, int64_t n);
 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n);
 void quantize_activations_avx2(const float* x, BlockQ8Act* out, int64_t k);
+// Whether this processor also has AVX-512F (and BRAID_CPU_SIMD=0 does not forbid it).
+bool avx512_supported();
+// Rows [begin, end) of f32 weights against every token of p, row j at rows + (j - begin) *
+// p.k, p.k a multiple of 16: the AVX2 f32 row kernel's multiply-adds 16 lanes at a time,
+// so the same bits (fast_product_avx512.cpp).
+void float_rows_avx512(const float* rows, const RowProduct& p, int64_t begin, int64_t end);
 }  // namespace detail
 
 }  // namespace braid::cpu

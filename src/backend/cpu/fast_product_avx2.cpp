@@ -16,6 +16,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "braid/quant/dot.h"
 
@@ -152,10 +153,36 @@ BRAID_AVX2 void quantized_tile(const RowProduct& p, int64_t j, int t0) {
   for (int t = 0; t < N; ++t) p.y[t0 + t][j] = horizontal_sum(acc[t]) + offsets[t];
 }
 
-// Row j against tokens t0 .. t0 + N - 1, f32 activations: the part's integers widened
-// to f32 and mapped to the weights' values (scale * q + offset, by FMA: elements 0-15 in
-// w[0], w[1], 16-31 in w[2], w[3]), once per tile, then multiplied with each token's
-// activations into two accumulators per token (even and odd groups of 8).
+// A part's 32 integers widened to f32 and mapped to the weights' values (scale * q +
+// offset, by FMA): elements 0-7 in w[0], 8-15 in w[1], 16-23 in w[2], 24-31 in w[3].
+template <DType T>
+BRAID_AVX2 inline void dequantized_part(const typename QuantDot<T>::Block& block, int sub, __m256 w[4]) {
+  const __m256i q = part_ints<T>(block, sub);
+  float scale[2], offset[2] = {0, 0};
+  part_affine<T>(block, sub, scale, offset);
+  const __m256 scale0 = _mm256_set1_ps(scale[0]), scale1 = _mm256_set1_ps(scale[1]);
+  const __m128i low = _mm256_castsi256_si128(q), high = _mm256_extracti128_si256(q, 1);
+  w[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(low));
+  w[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(low, low)));
+  w[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(high));
+  w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(high, high)));
+  if constexpr (QuantDot<T>::kOffsets) {
+    const __m256 offset0 = _mm256_set1_ps(offset[0]), offset1 = _mm256_set1_ps(offset[1]);
+    w[0] = _mm256_fmadd_ps(w[0], scale0, offset0);
+    w[1] = _mm256_fmadd_ps(w[1], scale0, offset0);
+    w[2] = _mm256_fmadd_ps(w[2], scale1, offset1);
+    w[3] = _mm256_fmadd_ps(w[3], scale1, offset1);
+  } else {
+    w[0] = _mm256_mul_ps(w[0], scale0);
+    w[1] = _mm256_mul_ps(w[1], scale0);
+    w[2] = _mm256_mul_ps(w[2], scale1);
+    w[3] = _mm256_mul_ps(w[3], scale1);
+  }
+}
+
+// Row j against tokens t0 .. t0 + N - 1, f32 activations: each part dequantized once per
+// tile (dequantized_part), then multiplied with each token's activations into two
+// accumulators per token (even and odd groups of 8).
 template <DType T, int N>
 BRAID_AVX2 void dequantized_tile(const RowProduct& p, int64_t j, int t0) {
   using D = QuantDot<T>;
@@ -168,29 +195,8 @@ BRAID_AVX2 void dequantized_tile(const RowProduct& p, int64_t j, int t0) {
   }
   const int64_t parts = p.k / kQuantBlock;
   for (int64_t part = 0; part < parts; ++part) {
-    const auto& block = blocks[part / D::kParts];
-    const int sub = static_cast<int>(part % D::kParts);
-    const __m256i q = part_ints<T>(block, sub);
-    float scale[2], offset[2] = {0, 0};
-    part_affine<T>(block, sub, scale, offset);
-    const __m256 scale0 = _mm256_set1_ps(scale[0]), scale1 = _mm256_set1_ps(scale[1]);
-    const __m128i low = _mm256_castsi256_si128(q), high = _mm256_extracti128_si256(q, 1);
-    __m256 w[4] = {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(low)),
-                   _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(low, low))),
-                   _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(high)),
-                   _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(high, high)))};
-    if constexpr (D::kOffsets) {
-      const __m256 offset0 = _mm256_set1_ps(offset[0]), offset1 = _mm256_set1_ps(offset[1]);
-      w[0] = _mm256_fmadd_ps(w[0], scale0, offset0);
-      w[1] = _mm256_fmadd_ps(w[1], scale0, offset0);
-      w[2] = _mm256_fmadd_ps(w[2], scale1, offset1);
-      w[3] = _mm256_fmadd_ps(w[3], scale1, offset1);
-    } else {
-      w[0] = _mm256_mul_ps(w[0], scale0);
-      w[1] = _mm256_mul_ps(w[1], scale0);
-      w[2] = _mm256_mul_ps(w[2], scale1);
-      w[3] = _mm256_mul_ps(w[3], scale1);
-    }
+    __m256 w[4];
+    dequantized_part<T>(blocks[part / D::kParts], static_cast<int>(part % D::kParts), w);
     for (int t = 0; t < N; ++t) {
       const float* xp = x[t] + part * kQuantBlock;
       even[t] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xp), even[t]);
@@ -200,6 +206,20 @@ BRAID_AVX2 void dequantized_tile(const RowProduct& p, int64_t j, int t0) {
     }
   }
   for (int t = 0; t < N; ++t) p.y[t0 + t][j] = horizontal_sum(_mm256_add_ps(even[t], odd[t]));
+}
+
+// Row j dequantized to f32 (dequantized_part, the same values), for products with many
+// tokens: unpacking a part costs about as much as four tokens' multiply-adds on it.
+template <DType T>
+BRAID_AVX2 void dequantize_row(const RowProduct& p, int64_t j, float* out) {
+  using D = QuantDot<T>;
+  const auto* blocks = reinterpret_cast<const typename D::Block*>(p.w + static_cast<size_t>(j) * p.w_stride);
+  const int64_t parts = p.k / kQuantBlock;
+  for (int64_t part = 0; part < parts; ++part, out += kQuantBlock) {
+    __m256 w[4];
+    dequantized_part<T>(blocks[part / D::kParts], static_cast<int>(part % D::kParts), w);
+    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, w[i]);
+  }
 }
 
 template <DType T>
@@ -221,18 +241,18 @@ BRAID_AVX2 inline float load1(const uint8_t* w, int64_t i) {
   return bf16_to_f32(h);
 }
 
-// Two accumulators per token (even and odd groups of 8), then a scalar tail.
+// Weight row w (k elements) against the N tokens x[0 .. N - 1] into y[t][j]: two
+// accumulators per token (even and odd groups of 8), then a scalar tail.
 template <DType T, int N>
-BRAID_AVX2 void float_tile(const RowProduct& p, int64_t j, int t0) {
-  const uint8_t* w = p.w + static_cast<size_t>(j) * p.w_stride;
+BRAID_AVX2 void float_row(const uint8_t* w, int64_t k, const void* const* xs, float* const* y, int64_t j) {
   const float* x[N];
   __m256 even[N], odd[N];
   for (int t = 0; t < N; ++t) {
-    x[t] = static_cast<const float*>(p.x[t0 + t]);
+    x[t] = static_cast<const float*>(xs[t]);
     even[t] = odd[t] = _mm256_setzero_ps();
   }
   int64_t i = 0;
-  for (; i + 16 <= p.k; i += 16) {
+  for (; i + 16 <= k; i += 16) {
     const __m256 w0 = load8<T>(w, i), w1 = load8<T>(w, i + 8);
     for (int t = 0; t < N; ++t) {
       even[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), even[t]);
@@ -241,9 +261,14 @@ BRAID_AVX2 void float_tile(const RowProduct& p, int64_t j, int t0) {
   }
   for (int t = 0; t < N; ++t) {
     float sum = horizontal_sum(_mm256_add_ps(even[t], odd[t]));
-    for (int64_t r = i; r < p.k; ++r) sum += load1<T>(w, r) * x[t][r];
-    p.y[t0 + t][j] = sum;
+    for (int64_t r = i; r < k; ++r) sum += load1<T>(w, r) * x[t][r];
+    y[t][j] = sum;
   }
+}
+
+template <DType T, int N>
+BRAID_AVX2 void float_tile(const RowProduct& p, int64_t j, int t0) {
+  float_row<T, N>(p.w + static_cast<size_t>(j) * p.w_stride, p.k, p.x + t0, p.y + t0, j);
 }
 
 // Tiles of four tokens over the rows given, then the remaining one to three tokens.
@@ -258,6 +283,44 @@ BRAID_AVX2 void tiled_rows(const RowProduct& p, int64_t begin, int64_t end) {
     if (rest == 3) Tile<T, 3>::run(p, j, t0);
     if (rest == 2) Tile<T, 2>::run(p, j, t0);
     if (rest == 1) Tile<T, 1>::run(p, j, t0);
+  }
+}
+
+// Products with at least this many tokens dequantize their rows once (dequantize_row)
+// rather than once per tile of tokens.
+constexpr int kTokensToDequantizeOnce = 8;
+// Tokens per tile over dequantized rows: two accumulators per token and the row's two
+// groups of 8 take 14 of AVX2's 16 registers.
+constexpr int kWideTile = 6;
+
+// Quantized weights, f32 activations. For many tokens the rows are dequantized once into
+// a buffer and multiplied as f32 rows (float_row): the values and the order of the
+// multiply-adds are those of dequantized_tile (element i of a part in group i / 8, groups
+// alternating between the even and odd accumulators), so every token's result is the
+// same bits whichever way its product runs.
+template <template <DType, int> class Tile, DType T>
+BRAID_AVX2 void dequantized_rows(const RowProduct& p, int64_t begin, int64_t end) {
+  if (p.n < kTokensToDequantizeOnce) return tiled_rows<Tile, T>(p, begin, end);
+  thread_local std::vector<float> rows;
+  rows.resize(static_cast<size_t>((end - begin) * p.k));
+  for (int64_t j = begin; j < end; ++j) dequantize_row<T>(p, j, rows.data() + (j - begin) * p.k);
+  if (avx512_supported()) return float_rows_avx512(rows.data(), p, begin, end);
+  auto row = [&](int64_t j) { return reinterpret_cast<const uint8_t*>(rows.data() + (j - begin) * p.k); };
+  int t0 = 0;
+  for (; t0 + kWideTile <= p.n; t0 += kWideTile) {
+    for (int64_t j = begin; j < end; ++j) float_row<DType::F32, kWideTile>(row(j), p.k, p.x + t0, p.y + t0, j);
+  }
+  const int rest = p.n - t0;
+  for (int64_t j = begin; j < end; ++j) {
+    const uint8_t* w = row(j);
+    switch (rest) {
+      case 5: float_row<DType::F32, 5>(w, p.k, p.x + t0, p.y + t0, j); break;
+      case 4: float_row<DType::F32, 4>(w, p.k, p.x + t0, p.y + t0, j); break;
+      case 3: float_row<DType::F32, 3>(w, p.k, p.x + t0, p.y + t0, j); break;
+      case 2: float_row<DType::F32, 2>(w, p.k, p.x + t0, p.y + t0, j); break;
+      case 1: float_row<DType::F32, 1>(w, p.k, p.x + t0, p.y + t0, j); break;
+      default: break;
+    }
   }
 }
 
@@ -339,16 +402,16 @@ BRAID_AVX2 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n) {
 ProductKernel avx2_product_kernel(DType type, bool int8_activations) {
   if (!int8_activations) {
     switch (type) {
-      case DType::Q8_0: return tiled_rows<DequantizedTile, DType::Q8_0>;
-      case DType::Q4_0: return tiled_rows<DequantizedTile, DType::Q4_0>;
-      case DType::Q4_1: return tiled_rows<DequantizedTile, DType::Q4_1>;
-      case DType::Q5_0: return tiled_rows<DequantizedTile, DType::Q5_0>;
-      case DType::Q5_1: return tiled_rows<DequantizedTile, DType::Q5_1>;
-      case DType::Q2_K: return tiled_rows<DequantizedTile, DType::Q2_K>;
-      case DType::Q3_K: return tiled_rows<DequantizedTile, DType::Q3_K>;
-      case DType::Q4_K: return tiled_rows<DequantizedTile, DType::Q4_K>;
-      case DType::Q5_K: return tiled_rows<DequantizedTile, DType::Q5_K>;
-      case DType::Q6_K: return tiled_rows<DequantizedTile, DType::Q6_K>;
+      case DType::Q8_0: return dequantized_rows<DequantizedTile, DType::Q8_0>;
+      case DType::Q4_0: return dequantized_rows<DequantizedTile, DType::Q4_0>;
+      case DType::Q4_1: return dequantized_rows<DequantizedTile, DType::Q4_1>;
+      case DType::Q5_0: return dequantized_rows<DequantizedTile, DType::Q5_0>;
+      case DType::Q5_1: return dequantized_rows<DequantizedTile, DType::Q5_1>;
+      case DType::Q2_K: return dequantized_rows<DequantizedTile, DType::Q2_K>;
+      case DType::Q3_K: return dequantized_rows<DequantizedTile, DType::Q3_K>;
+      case DType::Q4_K: return dequantized_rows<DequantizedTile, DType::Q4_K>;
+      case DType::Q5_K: return dequantized_rows<DequantizedTile, DType::Q5_K>;
+      case DType::Q6_K: return dequantized_rows<DequantizedTile, DType::Q6_K>;
       default: break;
     }
   }
