@@ -47,11 +47,12 @@ double tolerance(const Graph& g, TensorId node, const cpu::FastKernelOptions& op
   return product && options.int8_activations && traits(g[t.src[0]].type).quantized ? kInt8Activations : kF32Arithmetic;
 }
 
-// Every variant of the fast kernels: AVX2 and portable, f32 and int8
-// activations.
-constexpr cpu::FastKernelOptions kVariants[] = {{true, false}, {false, false}, {true, true}, {false, true}};
+// Every variant of the fast kernels: SIMD (with and without AVX-512 where the processor
+// has it) and portable, f32 and int8 activations.
+constexpr cpu::FastKernelOptions kVariants[] = {
+    {true, false, true}, {true, false, false}, {false, false, true}, {true, true, true}, {false, true, true}};
 std::string variant_name(const cpu::FastKernelOptions& o) {
-  return std::string(o.simd ? " simd" : " portable") + (o.int8_activations ? " int8" : " f32");
+  return std::string(o.simd ? (o.avx512 ? " simd" : " avx2-only") : " portable") + (o.int8_activations ? " int8" : " f32");
 }
 
 // Builds the graph twice (same seeds, same data), runs one on the reference and

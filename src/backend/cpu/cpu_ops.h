@@ -42,6 +42,9 @@ struct FastKernelOptions {
   // Quantized weights: activations rounded to int8 blocks and integer dot products
   // (ggml's scheme; see backend/cpu/fast_product.h) instead of f32 activations.
   bool int8_activations = false;
+  // Prompt products over dequantized rows: the AVX-512 kernel where the processor has it
+  // (false: the AVX2 one, so that tests cover it on any processor).
+  bool avx512 = true;
 };
 
 void compute_fast(const Graph& graph, TensorId node, const Addresses& memory, ThreadPool& pool,

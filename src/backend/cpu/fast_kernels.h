@@ -12,6 +12,7 @@ struct FastContext {
   ThreadPool& pool;
   bool simd;
   bool int8_activations;
+  bool avx512;
 };
 
 // MulMat (and mul_mat_add), MulMatId.

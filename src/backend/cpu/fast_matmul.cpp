@@ -72,7 +72,7 @@ void run_chunks(const FastContext& context, ProductKernel kernel, const RowProdu
 bool mul_mat(const NodeArgs& args, const FastContext& context) {
   const TensorView& w = args.src[0];
   const TensorView& x = args.src[1];
-  const ProductKernel kernel = product_kernel(w.type, context.simd, context.int8_activations);
+  const ProductKernel kernel = product_kernel(w.type, context.simd, context.int8_activations, context.avx512);
   if (!kernel || (traits(w.type).quantized && w.ne[0] % kQuantBlock != 0)) return false;
   Activations& a = activations_of_this_thread();
   a.prepare(x, w.type, context);
@@ -95,7 +95,7 @@ bool mul_mat(const NodeArgs& args, const FastContext& context) {
 bool mul_mat_id(const NodeArgs& args, const FastContext& context) {
   const TensorView& w = args.src[0];
   const TensorView& x = args.src[1];
-  const ProductKernel kernel = product_kernel(w.type, context.simd, context.int8_activations);
+  const ProductKernel kernel = product_kernel(w.type, context.simd, context.int8_activations, context.avx512);
   if (!kernel) return false;
   const int64_t experts = w.ne[2];
   const std::vector<std::vector<int64_t>> tokens_of = tokens_by_expert(args);

@@ -9,7 +9,7 @@ namespace braid::cpu {
 void compute_fast(const Graph& graph, TensorId node, const Addresses& memory, ThreadPool& pool,
                   const FastKernelOptions& options) {
   const NodeArgs args = bind_node(graph, node, memory);
-  const FastContext context{pool, options.simd, options.int8_activations};
+  const FastContext context{pool, options.simd, options.int8_activations, options.avx512};
   bool done = false;
   switch (args.node.op) {
     case Op::MulMat:

@@ -28,9 +28,9 @@ bool simd_supported() {
   return supported;
 }
 
-ProductKernel product_kernel(DType type, bool simd, bool int8_activations) {
+ProductKernel product_kernel(DType type, bool simd, bool int8_activations, bool avx512) {
   if (simd && simd_supported()) {
-    if (ProductKernel k = detail::avx2_product_kernel(type, int8_activations)) return k;
+    if (ProductKernel k = detail::avx2_product_kernel(type, int8_activations, avx512)) return k;
   }
   return detail::scalar_product_kernel(type, int8_activations);
 }

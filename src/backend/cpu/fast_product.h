@@ -53,7 +53,9 @@ inline bool takes_quantized_activations(DType type, bool int8_activations) {
 
 // The kernel for weights of `type`, or nullptr where there is none (I32). simd: the AVX2
 // version where the processor has AVX2, FMA and F16C; false: the portable one.
-ProductKernel product_kernel(DType type, bool simd, bool int8_activations);
+// avx512: prompt products over dequantized rows may take the AVX-512 kernel (where the
+// processor has it); false keeps them on AVX2.
+ProductKernel product_kernel(DType type, bool simd, bool int8_activations, bool avx512);
 
 // Whether this processor runs the AVX2 kernels (and BRAID_CPU_SIMD=0 does not forbid them).
 bool simd_supported();
@@ -67,7 +69,7 @@ void quantize_activations(const float* x, BlockQ8Act* out, int64_t k, bool simd)
 
 namespace detail {
 ProductKernel scalar_product_kernel(DType type, bool int8_activations);
-ProductKernel avx2_product_kernel(DType type, bool int8_activations);
+ProductKernel avx2_product_kernel(DType type, bool int8_activations, bool avx512);
 float dot_f32_scalar(const float* a, const float* b, int64_t n);
 float dot_f32_avx2(const float* a, const float* b, int64_t n);
 void axpy_f32_scalar(float* y, float a, const float* x, int64_t n);

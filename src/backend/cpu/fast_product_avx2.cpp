@@ -298,13 +298,13 @@ constexpr int kWideTile = 6;
 // multiply-adds are those of dequantized_tile (element i of a part in group i / 8, groups
 // alternating between the even and odd accumulators), so every token's result is the
 // same bits whichever way its product runs.
-template <template <DType, int> class Tile, DType T>
+template <template <DType, int> class Tile, DType T, bool kAvx512>
 BRAID_AVX2 void dequantized_rows(const RowProduct& p, int64_t begin, int64_t end) {
   if (p.n < kTokensToDequantizeOnce) return tiled_rows<Tile, T>(p, begin, end);
   thread_local std::vector<float> rows;
   rows.resize(static_cast<size_t>((end - begin) * p.k));
   for (int64_t j = begin; j < end; ++j) dequantize_row<T>(p, j, rows.data() + (j - begin) * p.k);
-  if (avx512_supported()) return float_rows_avx512(rows.data(), p, begin, end);
+  if (kAvx512) return float_rows_avx512(rows.data(), p, begin, end);
   auto row = [&](int64_t j) { return reinterpret_cast<const uint8_t*>(rows.data() + (j - begin) * p.k); };
   int t0 = 0;
   for (; t0 + kWideTile <= p.n; t0 += kWideTile) {
@@ -399,19 +399,26 @@ BRAID_AVX2 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-ProductKernel avx2_product_kernel(DType type, bool int8_activations) {
+// The quantized kernel of f32 activations: the AVX-512 product over dequantized rows where
+// asked for and supported, else the AVX2 one.
+template <DType T>
+ProductKernel dequantizing(bool avx512) {
+  return avx512 && avx512_supported() ? dequantized_rows<DequantizedTile, T, true> : dequantized_rows<DequantizedTile, T, false>;
+}
+
+ProductKernel avx2_product_kernel(DType type, bool int8_activations, bool avx512) {
   if (!int8_activations) {
     switch (type) {
-      case DType::Q8_0: return dequantized_rows<DequantizedTile, DType::Q8_0>;
-      case DType::Q4_0: return dequantized_rows<DequantizedTile, DType::Q4_0>;
-      case DType::Q4_1: return dequantized_rows<DequantizedTile, DType::Q4_1>;
-      case DType::Q5_0: return dequantized_rows<DequantizedTile, DType::Q5_0>;
-      case DType::Q5_1: return dequantized_rows<DequantizedTile, DType::Q5_1>;
-      case DType::Q2_K: return dequantized_rows<DequantizedTile, DType::Q2_K>;
-      case DType::Q3_K: return dequantized_rows<DequantizedTile, DType::Q3_K>;
-      case DType::Q4_K: return dequantized_rows<DequantizedTile, DType::Q4_K>;
-      case DType::Q5_K: return dequantized_rows<DequantizedTile, DType::Q5_K>;
-      case DType::Q6_K: return dequantized_rows<DequantizedTile, DType::Q6_K>;
+      case DType::Q8_0: return dequantizing<DType::Q8_0>(avx512);
+      case DType::Q4_0: return dequantizing<DType::Q4_0>(avx512);
+      case DType::Q4_1: return dequantizing<DType::Q4_1>(avx512);
+      case DType::Q5_0: return dequantizing<DType::Q5_0>(avx512);
+      case DType::Q5_1: return dequantizing<DType::Q5_1>(avx512);
+      case DType::Q2_K: return dequantizing<DType::Q2_K>(avx512);
+      case DType::Q3_K: return dequantizing<DType::Q3_K>(avx512);
+      case DType::Q4_K: return dequantizing<DType::Q4_K>(avx512);
+      case DType::Q5_K: return dequantizing<DType::Q5_K>(avx512);
+      case DType::Q6_K: return dequantizing<DType::Q6_K>(avx512);
       default: break;
     }
   }
@@ -441,7 +448,7 @@ ProductKernel avx2_product_kernel(DType type, bool int8_activations) {
 #include "braid/quant/dot.h"
 
 namespace braid::cpu::detail {
-ProductKernel avx2_product_kernel(DType, bool) { return nullptr; }
+ProductKernel avx2_product_kernel(DType, bool, bool) { return nullptr; }
 float dot_f32_avx2(const float* a, const float* b, int64_t n) { return dot_f32_scalar(a, b, n); }
 void axpy_f32_avx2(float* y, float a, const float* x, int64_t n) { axpy_f32_scalar(y, a, x, n); }
 void quantize_activations_avx2(const float* x, BlockQ8Act* out, int64_t k) { quantize_activations(x, out, k); }
