@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,12 @@ class Executable {
   virtual void run() = 0;
   // Waits for the last run and copies a tensor's bytes out.
   virtual void read(TensorId id, void* dst, size_t bytes) = 0;
+  // Waits for the last run and shows an f32 tensor's `count` values (all of them) without
+  // copying them into the caller's memory: valid until the next run or read_view of this
+  // executable. The CPU
+  // shows the tensor's own memory; CUDA copies into a pinned host buffer (one direct DMA,
+  // where a read into pageable memory is staged by the driver). For per-step logits.
+  virtual std::span<const float> read_view(TensorId id, size_t count);
   virtual void synchronize() = 0;
   virtual MemoryReport memory() const = 0;
   // Runs the plan once, eagerly (no CUDA graph), timing every step on its stream; for
@@ -74,9 +81,11 @@ class Executable {
   virtual double time_runs_ms(int runs);
   // Runs the plan once with the staged inputs, waits for it and returns its time in
   // milliseconds: a real step that is also a measurement (the auto policy's guard). The
-  // default uses the host clock (run + synchronize), on every backend for now; a CUDA
-  // version timed by events waits in docs/pending/ for a GPU to test it on.
+  // default uses the host clock (run + synchronize); CUDA times it with events.
   virtual double run_timed_ms();
+
+ private:
+  std::vector<float> view_;  // read_view's default: a copy through read()
 };
 
 class Backend {

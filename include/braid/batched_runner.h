@@ -46,8 +46,8 @@ class BatchedRunner {
   BatchedRunner(const Model& model, Backend& backend, int sequences, int max_step_tokens, RunnerOptions options = {});
 
   // Evaluates one step: each entry's tokens at its sequence's position (which advances).
-  // Returns the logits of each entry's last token, in the entries' order, as views of the
-  // runner's buffer: valid until the next step. Throws
+  // Returns the logits of each entry's last token, in the entries' order, as views
+  // (Executable::read_view): valid until the next step. Throws
   // braid::Error (and changes nothing) for an empty step, a sequence out of range or
   // named twice, a bad token id, more tokens than max_step_tokens, or a full context.
   std::vector<std::span<const float>> step(const std::vector<BatchEntry>& entries);
@@ -95,7 +95,6 @@ class BatchedRunner {
   std::map<int, Prepared> prepared_;
   std::map<int, AutoReport> auto_reports_;
   std::vector<int> positions_;  // per sequence
-  std::vector<float> logits_;   // the last step's, read back
 };
 
 }  // namespace braid

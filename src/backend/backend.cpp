@@ -29,6 +29,12 @@ double Executable::time_runs_ms(int runs) {
   return median(std::move(times));
 }
 
+std::span<const float> Executable::read_view(TensorId id, size_t count) {
+  view_.resize(count);
+  read(id, view_.data(), count * sizeof(float));
+  return view_;
+}
+
 double Executable::run_timed_ms() {
   synchronize();
   const auto start = std::chrono::steady_clock::now();

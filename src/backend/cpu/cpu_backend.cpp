@@ -43,6 +43,7 @@ class CpuExecutable final : public Executable {
   void set_input(TensorId id, const void* data, size_t bytes) override;
   void run() override;
   void read(TensorId id, void* dst, size_t bytes) override;
+  std::span<const float> read_view(TensorId id, size_t count) override;
   void synchronize() override {}
   MemoryReport memory() const override;
   std::vector<StepTiming> trace_run() override;
@@ -261,6 +262,12 @@ std::vector<StepTiming> CpuExecutable::trace_run() {
 void CpuExecutable::read(TensorId id, void* dst, size_t bytes) {
   checked(id, bytes, TensorFlag{}, "read");
   std::memcpy(dst, memory_[static_cast<size_t>(id)], bytes);
+}
+
+std::span<const float> CpuExecutable::read_view(TensorId id, size_t count) {
+  const Tensor& t = checked(id, count * sizeof(float), TensorFlag{}, "read_view");
+  if (t.type != DType::F32) throw Error(fmt::format("read_view: tensor {} is not f32", t.name));
+  return {reinterpret_cast<const float*>(memory_[static_cast<size_t>(id)]), count};
 }
 
 MemoryReport CpuExecutable::memory() const {
