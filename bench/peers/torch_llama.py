@@ -158,6 +158,7 @@ class Llama:
         inv_freq = ROPE_BASE ** (-torch.arange(half, device=device, dtype=torch.float32) * 2 / cfg.head_dim)
         angles = torch.arange(N_CTX, device=device, dtype=torch.float32)[:, None] * inv_freq
         self.cos, self.sin = angles.cos(), angles.sin()
+        self.rotations = torch.stack((self.cos, self.sin), dim=-1)  # cos + i sin as (N_CTX, half, 2) reals
         self.slots = torch.arange(N_CTX, device=device)
         self.side_streams = []  # set while capturing graph-streams: branches run on these
         self.routed_experts = load_routed_experts() if cfg.experts else None
@@ -165,7 +166,7 @@ class Llama:
     def tensors(self):
         """Every tensor a decode step reads or writes besides its inputs: weights, cache, tables."""
         out = [self.embedding, self.output_norm, self.output, self.k_cache, self.v_cache, self.cos, self.sin,
-               self.slots]
+               self.rotations, self.slots]
         for L in self.layers:
             out += [t for t in vars(L).values() if isinstance(t, torch.Tensor)]
         return out
@@ -197,9 +198,23 @@ class Llama:
             main.wait_stream(s)  # join: every later use of the results is ordered after them
         return results
 
+    def angles(self, pos, complex_rope):
+        """The positions' rotations, looked up once for every layer: a complex (n, 1, half)
+        tensor, or (cos, sin) as two real (n, 1, half) tensors."""
+        if complex_rope:
+            return torch.view_as_complex(self.rotations.index_select(0, pos))[:, None, :]
+        return self.cos.index_select(0, pos)[:, None, :], self.sin.index_select(0, pos)[:, None, :]
+
     @staticmethod
-    def rope(x, cos, sin):
-        """Rotates adjacent pairs (x[2i], x[2i+1]) by pos * base^(-2i/head_dim); cos, sin: (n, 1, half)."""
+    def rope(x, angles):
+        """Rotates adjacent pairs (x[2i], x[2i+1]) by pos * base^(-2i/head_dim). Complex angles:
+        one complex product (3 kernels, as Meta's LLaMA code does; fewer launches for eager and
+        graphs); real (cos, sin): the same in real arithmetic, which Inductor fuses into one
+        kernel (it does not fuse complex products)."""
+        if isinstance(angles, torch.Tensor):
+            rotated = torch.view_as_complex(x.float().unflatten(-1, (-1, 2))) * angles
+            return torch.view_as_real(rotated).flatten(-2).to(x.dtype)
+        cos, sin = angles
         pairs = x.float().unflatten(-1, (-1, 2))
         x0, x1 = pairs[..., 0], pairs[..., 1]
         return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2).to(x.dtype)
@@ -226,13 +241,13 @@ class Llama:
         probs = torch.softmax(scores, dim=-1).to(q.dtype)
         return torch.matmul(probs, values).reshape(1, c.d)
 
-    def moe(self, L, h, static):
+    def moe(self, L, h, static, experts):
         c = self.cfg
         router = F.linear(h.float(), L.router)  # (n, experts), f32 like braid
         top, ids = router.topk(c.used, dim=-1)
         weights = torch.softmax(top, dim=-1)  # softmax over the selected experts' logits
         if static:  # one token, routing stays on the device: the experts read in place by id
-            y = self.routed_experts(h[0], ids[0], L.gate_exps, L.up_exps, L.down_exps)  # (used, d) f32
+            y = experts(h[0], ids[0], L.gate_exps, L.up_exps, L.down_exps)  # (used, d) f32
             return (y * weights[0, :, None]).sum(0, keepdim=True).to(h.dtype)
         ids_host = ids.cpu()  # eager PyTorch reads the routing on the host: one sync per layer
         out = torch.zeros(h.shape, device=h.device, dtype=torch.float32)
@@ -243,11 +258,13 @@ class Llama:
             out.index_add_(0, tok, y.float() * weights[tok, slot].unsqueeze(1))
         return out.to(h.dtype)
 
-    def forward(self, tokens, pos, host_pos=None, length=None):
+    def forward(self, tokens, pos, host_pos=None, length=None, experts=None, complex_rope=True):
         """tokens, pos: (n,) device tensors. host_pos: the first position when the caller knows
         it (eager, prompts). Otherwise a static step: one token, `length` cache slots attended
         (a Python int, the bucket), no host reads of device values, only fixed shapes: what the
-        graph modes capture and compile mode compiles. Returns the last token's logits, (1, N_VOCAB)."""
+        graph modes capture and compile mode compiles. experts: the static step's routed-experts
+        function (default self.routed_experts); complex_rope: see rope. Returns the last
+        token's logits, (1, N_VOCAB)."""
         c, n = self.cfg, tokens.shape[0]
         static = host_pos is None
         if static:
@@ -255,15 +272,14 @@ class Llama:
             masked = self.slots[:length] > pos  # slots of the bucket past the position
         else:
             length, masked = host_pos + n, None
-        cos = self.cos.index_select(0, pos)[:, None, :]  # the position's angles, once for every layer
-        sin = self.sin.index_select(0, pos)[:, None, :]
+        angles = self.angles(pos, complex_rope)
         x = F.embedding(tokens, self.embedding)
         for l, L in enumerate(self.layers):
             h = rms_norm(x, L.attn_norm)
             q, k, v = self.branches(lambda: F.linear(h, L.wq), lambda: F.linear(h, L.wk),
                                     lambda: F.linear(h, L.wv))
-            q = self.rope(q.view(n, c.heads, c.head_dim), cos, sin)
-            k = self.rope(k.view(n, c.kv_heads, c.head_dim), cos, sin)
+            q = self.rope(q.view(n, c.heads, c.head_dim), angles)
+            k = self.rope(k.view(n, c.kv_heads, c.head_dim), angles)
             a = self.attention(l, q, k, v.view(n, c.kv_heads, c.head_dim), pos, host_pos, length, masked)
             x = x + F.linear(a, L.wo)
             h = rms_norm(x, L.ffn_norm)
@@ -271,7 +287,7 @@ class Llama:
                 gate, up = self.branches(lambda: F.linear(h, L.gate), lambda: F.linear(h, L.up))
                 f = F.linear(F.silu(gate) * up, L.down)
             else:
-                f = self.moe(L, h, static)
+                f = self.moe(L, h, static, experts or self.routed_experts)
             x = x + f
         return F.linear(rms_norm(x[-1:], self.output_norm), self.output)
 
@@ -365,8 +381,15 @@ class Llama:
                 break
         cuda = self.device.type == "cuda"
         options = dict(mode="reduce-overhead") if cuda else dict(backend="aot_eager")
-        compiled = torch.compile(lambda tok, pos, length: self.forward(tok, pos, length=length),
-                                 fullgraph=True, dynamic=False, **options)
+        experts = self.routed_experts
+        if not cuda and experts is not copied_experts:
+            # Dynamo traces Triton kernels only where Triton has a GPU; the interpreted ones cannot
+            # be traced. The CPU check compiles the copying version instead (the kernels' math is
+            # checked by the graph modes).
+            experts = copied_experts
+        compiled = torch.compile(
+            lambda tok, pos, length: self.forward(tok, pos, length=length, experts=experts, complex_rope=False),
+            fullgraph=True, dynamic=False, **options)
         begin = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
         for t in self.tensors():  # cudagraph trees read these in place instead of copying them in
             torch._dynamo.mark_static_address(t)
@@ -542,11 +565,11 @@ def run_checks(args, device):
     torch.manual_seed(0)
     dtypes = [torch.float32, torch.float16] if device.type == "cpu" else [torch.float16]
     tolerances = {torch.float32: 1e-4, torch.float16: 2e-2}
-    models = [preset_config("tiny-256", layers=2),
-              config("tiny-gqa", 256, 512, 8, 2, 2),
-              config("tiny-moe-gqa", 256, 512, 8, 2, 2, 4, 2)]
-    if device.type == "cuda":  # the real shapes, 2 layers each: the kernels' and graphs' real sizes
+    models = [preset_config("tiny-256", layers=2), config("tiny-moe-gqa", 256, 512, 8, 2, 2, 4, 2)]
+    if device.type == "cuda":  # the real shapes, 2 layers each (grouped-query attention, 8 experts)
         models += [preset_config("llama-1b", layers=2), preset_config("moe-8x1b", layers=2)]
+    else:
+        models.insert(1, config("tiny-gqa", 256, 512, 8, 2, 2))
     ok = True
     for dtype in dtypes:
         for cfg in models:
@@ -599,8 +622,8 @@ def main():
                    help="where --check runs (default: cuda when there is one); the benchmark needs cuda")
     p.add_argument("--check", action="store_true",
                    help="compare every mode's logits with eager's, step by step, on small models, and exit")
-    p.add_argument("--check-steps", type=int, default=14, help="decode steps of --check (default 14)")
-    p.add_argument("--check-bucket", type=int, default=4, help="bucket of --check (default 4: lengths 4, 8, 12, 16)")
+    p.add_argument("--check-steps", type=int, default=10, help="decode steps of --check (default 10)")
+    p.add_argument("--check-bucket", type=int, default=4, help="bucket of --check (default 4: lengths 4, 8, 12)")
     p.add_argument("--dry-run", action="store_true",
                    help="CPU: --check, then the bench loop on tiny-256 with 2 layers, f32")
     args = p.parse_args()
