@@ -25,7 +25,9 @@ Compile mode's warm-up repetition compiles (tens of seconds per bucket); timed o
 
 The static step (graph, graph-streams, compile; one function, Llama.forward with `length`):
   - The token id and the position are static device tensors, written before each replay; the
-    KV cache is written at the position by index_copy_, RoPE angles are looked up by it.
+    KV cache is written at the position by index_copy_, RoPE angles are looked up by it once
+    per step (a complex product per rotation in eager and graph modes, as Meta's LLaMA code;
+    real arithmetic under torch.compile, which Inductor fuses and complex products it does not).
   - Attention reads the first `length` cache slots, `length` being the position + 1 rounded up
     to a multiple of --bucket (default 128 slots), the slots past the position masked: the work
     scales with the filled length, and one graph (or compiled graph) per bucket serves every
@@ -43,13 +45,15 @@ RMSNorm eps 1e-5, RoPE base 10000 on adjacent pairs, grouped-query attention, a 
 preallocated. Needs PyTorch 2.5 or later (compile mode: Triton and a C compiler, as
 torch.compile on CUDA always does).
 
---check compares every decode mode's logits with eager's, step by step from an empty cache,
-on small models (dense, grouped-query, mixture of experts) with a small bucket so that steps
-cross bucket boundaries, and checks a prompt against prompt + decode steps. On a GPU the modes
-run for real (graphs captured, torch.compile with reduce-overhead), in f16; on the CPU (--device
-cpu) the static step runs eagerly for the graph modes, compile uses torch.compile's aot_eager
-backend (Dynamo's trace, its guards and recompiles per bucket, no Inductor), and the Triton
-kernels run under TRITON_INTERPRET=1, in f32 and f16.
+--check compares every decode mode's logits with eager's, step by step from an empty cache
+(10 steps, 4-slot buckets: the steps cross bucket boundaries), and a prompt with a shorter
+prompt + an eager and a static step. On a GPU the modes run for real (graphs captured,
+torch.compile with reduce-overhead) in f16 on tiny-256, a small MoE with grouped-query
+attention, and llama-1b and moe-8x1b cut to 2 layers. On the CPU (--device cpu) in f32 and f16
+on the small models: the graph modes run the static step eagerly, compile uses torch.compile's
+aot_eager backend (Dynamo's trace, guards and per-bucket recompiles; no Inductor) with the
+copying experts (Dynamo traces Triton kernels only where Triton has a GPU), and the Triton
+kernels run under TRITON_INTERPRET=1 in the graph modes.
 """
 import argparse
 import json
