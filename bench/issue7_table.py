@@ -28,7 +28,7 @@ import sys
 import tempfile
 
 MULTI_STREAM_POLICIES = ("branch", "levels", "chains", "cost")
-TORCH_MODES = ("eager", "graph", "graph-streams")
+TORCH_MODES = ("eager", "graph", "graph-streams", "compile")
 
 # The issue's rows, in its order: (row name, label, test, llama.cpp t/s as published in
 # issue 7 (Sep 2026, without / with its multi-stream option), braid target t/s).
@@ -241,7 +241,7 @@ def render(data):
     out += [
         "| model | test | braid serial (graph) t/s | best multi-stream t/s (policy) | multi-stream / serial "
         "| auto t/s (auto / serial) | memory multi-stream / serial "
-        "| PyTorch eager / graph / graph+streams t/s (this run, with LM head) "
+        "| PyTorch eager / graph / graph+streams / compile t/s (this run, with LM head) "
         "| llama.cpp t/s (issue 7, published, H100) | target | met? |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
@@ -304,7 +304,7 @@ def self_test():
             {"serial": 1000, "branch": 1050, "auto": 1050}))
         write(call1, "torch-tiny-256_tg128.json", {"device": "Test GPU", "torch": "2.5", "rows": [
             {"model": "tiny-256 f16", "mode": m, "test": "tg128", "tps": v, "tps_runs": [v]}
-            for m, v in (("eager", 262.4), ("graph", 3241.0), ("graph-streams", 3823.0))]})
+            for m, v in (("eager", 262.4), ("graph", 3241.0), ("graph-streams", 3823.0), ("compile", 4100.0))]})
         # Call 2: a bundle made by --pack, as the .sh makes it.
         write(scratch, "braid-llama-1b_tg128.json", synthetic_braid(
             "llama-1b f16", "tg128", {"serial": 1000, "branch": 1100, "auto": 985},
@@ -329,12 +329,12 @@ def self_test():
                 assert part in line, f"self-test: {part!r} missing from {line!r}"
 
         check("tiny-256 | tg128", "| 5000 |", "| 6500 (branch, 3 streams) |", "| 1.30x |", "| 6800 (1.36x) |",
-              "| 1.05x |", "| 262 / 3241 / 3823 |", "| 916 / 825 |", "| >= 6000 | yes |")
+              "| 1.05x |", "| 262 / 3241 / 3823 / 4100 |", "| 916 / 825 |", "| >= 6000 | yes |")
         check("llama-1b | tg128", "| 1000 |", "| 1100 (branch, 2 streams) |", "| 1.10x |", "| 985 (0.98x) |", "| 1.15x |",
               "| - | 765 / 804 |", "| >= 1250 | no |")
         check("llama-7b | tg128", "| tg128 | - | - | - | - | - | - |", "| >= 210 | - |")
         pp = lines["llama-7b | pp512"]
-        assert pp.count("failed") == 6 and "| 35400 / - / - |" in pp, pp
+        assert pp.count("failed") == 6 and "| 35400 / - / - / - |" in pp, pp
         check("moe-8x1b | tg128", "| failed | failed |", "| - | 542 / 547 |")
         check("stories260K.gguf | tg128", "| tg128 (ran tg8) |", "| 12000 |", "| - (every plan 1 stream) |", "| yes |")
         check("llama-1b q4_0 | tg128", "| - | - | - | - | - | - | 1055 / 1074 | >= 2000 | - |")

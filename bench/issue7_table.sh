@@ -104,7 +104,7 @@ for row in "${rows[@]}"; do
     --policy serial,branch,levels,chains,cost,auto --graph 1 -o json "${extra[@]}"
 
   if [ $peer = 1 ] && [[ "$torch_presets" == *" $model "* ]]; then
-    if [ "${test:0:2}" = pp ]; then modes=eager; else modes=eager,graph,graph-streams; fi
+    if [ "${test:0:2}" = pp ]; then modes=eager; else modes=eager,graph,graph-streams,compile; fi
     run_json "$scratch/torch-$key.json" torch_peer --preset "$model" "${lengths[@]}" -r "$reps" --modes "$modes"
   fi
   python3 "$here/issue7_table.py" --pack "$scratch" --header "$header" -o "$out/data.json"
