@@ -6,7 +6,12 @@
 
 namespace braid::quant {
 
-int nearest(float v) { return static_cast<int>(std::lround(v)); }
+// std::lround's result without its library call (a third of the quantizers' time): in
+// double, v + 0.5 (or - 0.5) is exact for every float, and the conversion truncates.
+int nearest(float v) {
+  const double d = v;
+  return static_cast<int>(d + (d < 0 ? -0.5 : 0.5));
+}
 
 namespace {
 
@@ -31,6 +36,8 @@ ScaleMin fit_scale_min(const float* x, int n, int nmax) {
   }
   ScaleMin best{0, -lo};
   if (hi <= lo) return best;
+  double sum_x2 = 0;
+  for (int i = 0; i < n; ++i) sum_x2 += static_cast<double>(x[i]) * x[i];
   // The naive fit: lo maps to 0, hi to nmax.
   int q[256];
   double best_error = std::numeric_limits<double>::infinity();
@@ -60,7 +67,8 @@ ScaleMin fit_scale_min(const float* x, int n, int nmax) {
       a = sum_xq / sum_q2;
     }
     if (a <= 0) continue;
-    const double error = squared_error(x, q, n, a, b);
+    // sum (a q + b - x)^2 from the sums above: no second pass over the elements.
+    const double error = a * a * sum_q2 + 2 * a * b * sum_q - 2 * a * sum_xq + n * b * b - 2 * b * sum_x + sum_x2;
     if (error < best_error) {
       best_error = error;
       best = {static_cast<float>(a), static_cast<float>(-b)};
