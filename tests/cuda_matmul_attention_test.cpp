@@ -27,8 +27,17 @@ constexpr double kInt8Activations = 2e-4;
 
 // Bounds by path. The f32/f16/bf16 matrix-vector kernel uses the weights exactly as the
 // CPU does and differs only in f32 accumulation; the cuBLAS path: test::cublas_threshold.
+// The types the int8 matrix-vector kernels read (matvec_int8.cu), up to 32 columns.
+bool int8_kernel_type(DType type) {
+  switch (type) {
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return true;
+    default: return false;
+  }
+}
+
 double mul_mat_threshold(DType type, int64_t n) {
-  if (traits(type).quantized && n <= 8) return kInt8Activations;
+  if (traits(type).quantized && (n <= 8 || (int8_kernel_type(type) && n <= 32))) return kInt8Activations;
   if (n <= 4) return 1e-9;  // (16- and 32-bit weights take cuBLAS from 5 columns)
   return test::cublas_threshold(type);
 }
@@ -110,6 +119,30 @@ TEST(CudaMulMat, StridedAndMisalignedOperands) {
         OneNodeRunner runner(g, ops::mul_mat(g, w, x), 221);
         SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + " x offset " + std::to_string(x_offset));
         test::expect_matches_reference(runner, mul_mat_threshold(type, n), cuda);
+      }
+    }
+  }
+}
+
+// Past 8 columns the int8 kernels split the columns into groups of 8 over blocks of the
+// same rows (Note [Column groups]): whole and partial last groups, an odd row count, and
+// mul_mat_add (its addend offset by the group).
+TEST(CudaMulMat, Int8ColumnGroupsPastEightColumns) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  for (DType type : kWeightTypes) {
+    if (!int8_kernel_type(type)) continue;
+    for (int64_t n : {9, 16, 17, 32}) {
+      for (bool add : {false, true}) {
+        if (add && n != 17) continue;
+        Graph g;
+        const TensorId w = g.weight("w", type, {512, 37, 1, 1});
+        const TensorId x = g.input("x", DType::F32, {512, n, 1, 1});
+        const TensorId node = add ? ops::mul_mat_add(g, w, x, g.input("plus", DType::F32, {37, n, 1, 1}))
+                                  : ops::mul_mat(g, w, x);
+        OneNodeRunner runner(g, node, 261);
+        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + (add ? " add" : ""));
+        test::expect_matches_reference(runner, kInt8Activations, cuda);
       }
     }
   }

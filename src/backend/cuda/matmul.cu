@@ -35,7 +35,7 @@ bool mul_mat_uses_matvec(const Graph& graph, const Tensor& t) {
   const Tensor& w = graph[t.src[0]];
   const Tensor& x = graph[t.src[1]];
   const int64_t n = x.ne[1];
-  if (n > kMatvecMaxColumns) return false;
+  if (n > kMatvecMaxColumns) return int8_matvec_type(w.type) && n <= kInt8MatvecMaxColumns;
   if (traits(w.type).quantized || n <= kMatvecMaxFloatColumns) return true;
   return !gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
 }

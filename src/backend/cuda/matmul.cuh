@@ -1,9 +1,10 @@
 // mul_mat (w [k, m] times x [k, n] -> f32 [m, n]) and mul_mat_id (the expert of each token
 // chosen on the device from ids [used, n]).
 //
-// Batch n <= kMatvecMaxColumns (token generation; 4 for unquantized weights) is memory-bound: the matrix-vector
+// Batch n <= kMatvecMaxColumns (token generation; 4 for unquantized weights, 32 for
+// quantized ones with int8 kernels) is memory-bound: the matrix-vector
 // kernel (matvec.cu) reads every weight byte once for all n columns, 16-byte loads,
-// warp-shuffle reductions in a fixed order. For q8_0, q4_0 and q4_1 weights x is first
+// warp-shuffle reductions in a fixed order. For quantized weights x is first
 // quantized to int8 blocks in the stream's scratch and the products run on __dp4a
 // (matvec_int8.cu, Note [Int8 activations]). Larger batches (prompts) go to cuBLAS (gemm.cu): activations are
 // converted to the weight's 16-bit type in scratch, quantized weights are dequantized to
@@ -22,6 +23,9 @@
 namespace braid::cuda {
 
 inline constexpr int64_t kMatvecMaxColumns = 8;
+// Quantized weights with int8 kernels take the matrix-vector path up to this many columns,
+// in groups of 8 (matvec_int8.cu, Note [Column groups]).
+inline constexpr int64_t kInt8MatvecMaxColumns = 32;
 inline constexpr int64_t kMatvecMaxFloatColumns = 4;  // f32/f16/bf16 weights: see mul_mat_uses_matvec
 
 // What the matrix-vector kernels need: row r of expert e of w starts at
@@ -49,7 +53,8 @@ __device__ __forceinline__ float with_plus(const MatvecArgs& a, int64_t i, float
   return a.plus != nullptr ? product + a.plus[i] : product;
 }
 
-// Launches the matrix-vector product (n <= kMatvecMaxColumns, or any n with ids).
+// Launches the matrix-vector product (n <= kMatvecMaxColumns, up to kInt8MatvecMaxColumns
+// for int8_matvec_type weights, or any n with ids).
 void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
 
 // The int8 path (matvec_int8.cu): q8_0, q4_0, q4_1 weights whose blocks are aligned as

@@ -6,6 +6,8 @@
 // chunks t, t+128, ... of the row (weight_chunks.cuh), so each step of a warp reads one
 // contiguous span of the row: 512 bytes for 16-bit weights. All NC columns of x are
 // multiplied with each dequantized chunk, so the weights are read once per call.
+#include <algorithm>
+
 #include "backend/cuda/matmul.cuh"
 #include "backend/cuda/weight_chunks.cuh"
 
@@ -201,13 +203,25 @@ bool fast_path_ok(DType type, const MatvecArgs& a) {
 }  // namespace
 
 void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args) {
-  BRAID_ASSERT(args.ids != nullptr || args.n <= kMatvecMaxColumns);
+  BRAID_ASSERT(args.ids != nullptr || args.n <= kMatvecMaxColumns ||
+               (int8_matvec_type(w_type) && args.n <= kInt8MatvecMaxColumns));
   if (args.m == 0 || args.n == 0) return;
   const unsigned tokens = args.ids != nullptr ? static_cast<unsigned>(args.n) : 1u;
   if (tokens > 65535) throw Error(launch.label() + ": more than 65535 tokens");
   if (args.m > INT32_MAX) throw Error(launch.label() + ": too many rows");
   cudaStream_t stream = launch.ctx.stream;
-  if (int8_matvec_ok(w_type, args)) {
+  if (args.ids == nullptr && args.n > kMatvecMaxColumns && !int8_matvec_ok(w_type, args)) {
+    // Weights the int8 kernel cannot read as they lie: the generic kernel, 8 columns a launch.
+    for (int first = 0; first < args.n; first += static_cast<int>(kMatvecMaxColumns)) {
+      MatvecArgs group = args;
+      group.x += first * args.x_col_stride;
+      group.out += first * args.m;
+      if (group.plus != nullptr) group.plus += first * args.m;
+      group.n = std::min(static_cast<int>(kMatvecMaxColumns), args.n - first);
+      launch_kernel(matvec_generic_kernel, dim3(grid_size(args.m, kWarpsPerBlock)), kWarpsPerBlock * 32, 0, stream,
+                    group, w_type);
+    }
+  } else if (int8_matvec_ok(w_type, args)) {
     launch_int8_matvec(launch, w_type, args, tokens);
   } else if (int8_matvec_type(w_type) || !fast_path_ok(w_type, args)) {
     const dim3 grid(grid_size(args.m, kWarpsPerBlock), tokens);

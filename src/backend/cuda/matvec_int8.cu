@@ -31,6 +31,12 @@
 // instead of 0, so for |sum| < 2^22 its result read as a float is exactly 1.5 * 2^23 + sum.
 //
 // Two rows per group (every type but q8_0, and every type at batch > 1) reuse each loaded x block.
+//
+// Note [Column groups]: past 8 columns (batched decode of up to kInt8MatvecMaxColumns
+// sequences) a block still holds 8 columns' sums, and the columns are split into groups
+// of 8 over consecutive blocks of the same rows: the weights come from HBM once and from
+// L2 for the other groups, where the cuBLAS path would dequantize every weight to f16 for
+// each step.
 // Every sum is reduced in a fixed order (warp butterflies, then the warps of a row in
 // index order).
 #include "backend/cuda/int8_dot.cuh"
@@ -120,7 +126,13 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   constexpr int kStride = kRowThreads / Dot::kThreads;  // weight units a step covers
   const int thread = threadIdx.x % kRowThreads;
   const int part = thread % Dot::kThreads;
-  const int64_t first_row = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / kRowThreads) * kRows;
+  // More than NC columns (no ids): consecutive blocks share rows and take consecutive
+  // groups of NC columns, so the blocks that read the same weights run side by side and all
+  // but the first find them in L2 (Note [Column groups]).
+  const int column_groups = a.ids != nullptr ? 1 : (a.n + NC - 1) / NC;
+  const int column_group = static_cast<int>(blockIdx.x % column_groups);
+  const int64_t row_block = blockIdx.x / column_groups;
+  const int64_t first_row = (row_block * kGroups + threadIdx.x / kRowThreads) * kRows;
   if (first_row >= a.m) return;  // whole groups: kRowThreads is a multiple of 32
   const int64_t units = a.k / Dot::kUnit;
   const int64_t x_blocks = a.k / kQuantBlock;  // (d_x, s_x) pairs of a column
@@ -145,6 +157,14 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   const float2* xds = x.ds;
   float* out = a.out;
   int columns = a.n;
+  int64_t out_base = 0;  // of out (and a.plus) for this block's first column
+  if (column_groups > 1) {
+    xq += static_cast<int64_t>(column_group) * NC * a.k;
+    xds += static_cast<int64_t>(column_group) * NC * x_blocks;
+    out_base = static_cast<int64_t>(column_group) * NC * a.m;
+    out += out_base;
+    columns = min(NC, a.n - column_group * NC);
+  }
   if (a.ids != nullptr) {  // mul_mat_id: grid row y is the token, its expert comes from device memory
     const int64_t token = blockIdx.y;
     const int expert = a.ids[token * a.ids_col_stride + a.slot];
@@ -214,7 +234,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
           if (c < columns && first_row + r < a.m) {
-            out[c * a.m + first_row + r] = with_plus(a, c * a.m + first_row + r, acc[r][c]);
+            out[c * a.m + first_row + r] = with_plus(a, out_base + c * a.m + first_row + r, acc[r][c]);
           }
         }
       }
@@ -236,7 +256,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
         float sum = 0.0f;
 #pragma unroll
         for (int w2 = 0; w2 < kRowWarps; ++w2) sum += partial[w2][thread];
-        out[c * a.m + first_row + r] = with_plus(a, c * a.m + first_row + r, sum);
+        out[c * a.m + first_row + r] = with_plus(a, out_base + c * a.m + first_row + r, sum);
       }
     }
   }
@@ -249,11 +269,12 @@ void launch_shaped(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, c
   // 32000 gain 20-35%, 2048 x 2048 loses); other rows a whole block, which keeps more
   // loads in flight per row.
   const int64_t parts = a.k / Int8Dot<W>::kUnit * Int8Dot<W>::kThreads;
+  const unsigned column_groups = a.ids != nullptr ? 1u : static_cast<unsigned>((a.n + NC - 1) / NC);
   if (parts <= 64 || (parts <= 256 && a.m >= 8192)) {
-    const dim3 grid(grid_size(a.m, kBlockThreads / 32 * kRows), tokens);
+    const dim3 grid(grid_size(a.m, kBlockThreads / 32 * kRows) * column_groups, tokens);
     launch_kernel(int8_matvec_kernel<W, NC, kRows, 32>, grid, kBlockThreads, 0, stream, a, x);
   } else {
-    const dim3 grid(grid_size(a.m, kRows), tokens);
+    const dim3 grid(grid_size(a.m, kRows) * column_groups, tokens);
     launch_kernel(int8_matvec_kernel<W, NC, kRows, kBlockThreads>, grid, kBlockThreads, 0, stream, a, x);
   }
 }
