@@ -89,6 +89,72 @@ int32_t draw(const std::vector<TokenProbability>& candidates, std::mt19937_64& r
   return candidates.back().id;  // u within rounding of the total
 }
 
+namespace {
+
+// Heap order for best_logits: a before b when a has the higher logit (in .p), then the lower id.
+bool more_likely(const TokenProbability& a, const TokenProbability& b) {
+  return a.p > b.p || (a.p == b.p && a.id < b.id);
+}
+
+// The `count` tokens of highest logit, most likely first (logits in .p), in one pass: a
+// heap of the best so far whose front is the worst of them.
+std::vector<TokenProbability> best_logits(std::span<const float> logits, size_t count) {
+  std::vector<TokenProbability> best;
+  best.reserve(count);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const TokenProbability c{static_cast<int32_t>(i), logits[i]};
+    if (best.size() < count) {
+      best.push_back(c);
+      std::push_heap(best.begin(), best.end(), more_likely);
+    } else if (more_likely(c, best.front())) {
+      std::pop_heap(best.begin(), best.end(), more_likely);
+      best.back() = c;
+      std::push_heap(best.begin(), best.end(), more_likely);
+    }
+  }
+  std::sort_heap(best.begin(), best.end(), more_likely);
+  return best;
+}
+
+}  // namespace
+
+std::vector<TokenProbability> nucleus(std::span<const float> logits, float temperature, int top_k, float top_p) {
+  BRAID_ASSERT(temperature > 0 && !logits.empty());
+  const double max_logit = logits[static_cast<size_t>(argmax(logits))];
+  auto weight = [&](float logit) { return std::exp((static_cast<double>(logit) - max_logit) / temperature); };
+  const size_t vocab = logits.size();
+  if (top_k > 0 && static_cast<size_t>(top_k) < vocab) {
+    std::vector<TokenProbability> out = best_logits(logits, static_cast<size_t>(top_k));
+    for (auto& c : out) c.p = static_cast<float>(weight(c.p));
+    renormalize(out);
+    keep_top_p(out, top_p);
+    return out;
+  }
+  double total = 0;
+  for (float logit : logits) total += weight(logit);
+  if (top_p >= 1.0f) {
+    std::vector<TokenProbability> out(vocab);
+    for (size_t i = 0; i < vocab; ++i) out[i] = {static_cast<int32_t>(i), static_cast<float>(weight(logits[i]) / total)};
+    return out;
+  }
+  // The nucleus is usually small: look at the best 64, then 8x more until it is complete.
+  for (size_t count = 64;; count = std::min(vocab, count * 8)) {
+    std::vector<TokenProbability> out = best_logits(logits, std::min(count, vocab));
+    double mass = 0;
+    size_t keep = 0;
+    while (keep < out.size() && mass < top_p) {
+      TokenProbability& c = out[keep++];
+      c.p = static_cast<float>(weight(c.p) / total);
+      mass += c.p;
+    }
+    if (mass >= top_p || out.size() == vocab) {
+      out.resize(std::max<size_t>(keep, 1));
+      renormalize(out);
+      return out;
+    }
+  }
+}
+
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {
   if (options.repeat_penalty <= 0) {
     throw Error(fmt::format("repetition penalty must be positive, got {}", options.repeat_penalty));
@@ -105,10 +171,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
     scores = scratch_;
   }
   if (options_.temperature <= 0) return argmax(scores);
-  std::vector<TokenProbability> candidates = to_probabilities(scores, options_.temperature);
-  keep_top_k(candidates, options_.top_k);
-  keep_top_p(candidates, options_.top_p);
-  return draw(candidates, rng_);
+  return draw(nucleus(scores, options_.temperature, options_.top_k, options_.top_p), rng_);
 }
 
 void Sampler::accept(int32_t token) {
