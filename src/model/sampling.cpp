@@ -91,7 +91,8 @@ int32_t draw(const std::vector<TokenProbability>& candidates, std::mt19937_64& r
 
 namespace {
 
-// Heap order for best_logits: a before b when a has the higher logit (in .p), then the lower id.
+// The order of candidates: a before b when a has the higher value in .p (a logit or a
+// probability), then the lower id (to_probabilities' order).
 bool more_likely(const TokenProbability& a, const TokenProbability& b) {
   return a.p > b.p || (a.p == b.p && a.id < b.id);
 }
@@ -116,6 +117,32 @@ std::vector<TokenProbability> best_logits(std::span<const float> logits, size_t 
   return best;
 }
 
+// Moves the shortest prefix of `c` (in more_likely order) whose mass reaches `mass` to the
+// front, sorted, and returns its length (at least 1): halving selections (nth_element) find
+// where it ends in expected linear time, and only the prefix is sorted.
+size_t nucleus_prefix(std::vector<TokenProbability>& c, double mass) {
+  size_t lo = 0, hi = c.size();  // the prefix ends in [lo, hi); c[0, lo) belongs to it
+  double before = 0;             // mass of c[0, lo)
+  while (hi - lo > 64) {
+    const size_t mid = lo + (hi - lo) / 2;
+    std::nth_element(c.begin() + static_cast<std::ptrdiff_t>(lo), c.begin() + static_cast<std::ptrdiff_t>(mid),
+                     c.begin() + static_cast<std::ptrdiff_t>(hi), more_likely);
+    double upper = before;  // c[lo, mid) are the more likely half
+    for (size_t i = lo; i < mid; ++i) upper += c[i].p;
+    if (upper >= mass) {
+      hi = mid;
+    } else {
+      before = upper;
+      lo = mid;
+    }
+  }
+  std::sort(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(hi), more_likely);
+  double sum = 0;
+  size_t keep = 0;
+  while (keep < hi && sum < mass) sum += c[keep++].p;
+  return std::max<size_t>(keep, 1);
+}
+
 }  // namespace
 
 std::vector<TokenProbability> nucleus(std::span<const float> logits, float temperature, int top_k, float top_p) {
@@ -130,29 +157,19 @@ std::vector<TokenProbability> nucleus(std::span<const float> logits, float tempe
     keep_top_p(out, top_p);
     return out;
   }
+  // The softmax as to_probabilities computes it (the same sum, the same roundings), unsorted.
+  std::vector<TokenProbability> out(vocab);
   double total = 0;
-  for (float logit : logits) total += weight(logit);
-  if (top_p >= 1.0f) {
-    std::vector<TokenProbability> out(vocab);
-    for (size_t i = 0; i < vocab; ++i) out[i] = {static_cast<int32_t>(i), static_cast<float>(weight(logits[i]) / total)};
-    return out;
+  for (size_t i = 0; i < vocab; ++i) {
+    const double e = weight(logits[i]);
+    out[i] = {static_cast<int32_t>(i), static_cast<float>(e)};
+    total += e;
   }
-  // The nucleus is usually small: look at the best 64, then 8x more until it is complete.
-  for (size_t count = 64;; count = std::min(vocab, count * 8)) {
-    std::vector<TokenProbability> out = best_logits(logits, std::min(count, vocab));
-    double mass = 0;
-    size_t keep = 0;
-    while (keep < out.size() && mass < top_p) {
-      TokenProbability& c = out[keep++];
-      c.p = static_cast<float>(weight(c.p) / total);
-      mass += c.p;
-    }
-    if (mass >= top_p || out.size() == vocab) {
-      out.resize(std::max<size_t>(keep, 1));
-      renormalize(out);
-      return out;
-    }
-  }
+  for (auto& c : out) c.p = static_cast<float>(c.p / total);
+  if (top_p >= 1.0f) return out;
+  out.resize(nucleus_prefix(out, top_p));
+  renormalize(out);
+  return out;
 }
 
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {
