@@ -98,11 +98,12 @@ bool more_likely(const TokenProbability& a, const TokenProbability& b) {
 }
 
 // The `count` tokens of highest logit, most likely first (logits in .p), in one pass: a
-// heap of the best so far whose front is the worst of them.
+// heap of the best so far whose front is the worst of them. Once the heap is full, a run
+// of 16 logits all below its worst is passed over with one (vectorized) maximum.
 std::vector<TokenProbability> best_logits(std::span<const float> logits, size_t count) {
   std::vector<TokenProbability> best;
   best.reserve(count);
-  for (size_t i = 0; i < logits.size(); ++i) {
+  auto consider = [&](size_t i) {
     const TokenProbability c{static_cast<int32_t>(i), logits[i]};
     if (best.size() < count) {
       best.push_back(c);
@@ -112,7 +113,18 @@ std::vector<TokenProbability> best_logits(std::span<const float> logits, size_t 
       best.back() = c;
       std::push_heap(best.begin(), best.end(), more_likely);
     }
+  };
+  constexpr size_t kRun = 16;
+  size_t i = 0;
+  for (; i + kRun <= logits.size(); i += kRun) {
+    if (best.size() == count) {
+      float run_max = logits[i];
+      for (size_t j = 1; j < kRun; ++j) run_max = std::max(run_max, logits[i + j]);
+      if (run_max < best.front().p) continue;
+    }
+    for (size_t j = 0; j < kRun; ++j) consider(i + j);
   }
+  for (; i < logits.size(); ++i) consider(i);
   std::sort_heap(best.begin(), best.end(), more_likely);
   return best;
 }
@@ -147,16 +159,17 @@ size_t nucleus_prefix(std::vector<TokenProbability>& c, double mass) {
 
 std::vector<TokenProbability> nucleus(std::span<const float> logits, float temperature, int top_k, float top_p) {
   BRAID_ASSERT(temperature > 0 && !logits.empty());
-  const double max_logit = logits[static_cast<size_t>(argmax(logits))];
-  auto weight = [&](float logit) { return std::exp((static_cast<double>(logit) - max_logit) / temperature); };
   const size_t vocab = logits.size();
   if (top_k > 0 && static_cast<size_t>(top_k) < vocab) {
     std::vector<TokenProbability> out = best_logits(logits, static_cast<size_t>(top_k));
-    for (auto& c : out) c.p = static_cast<float>(weight(c.p));
+    const double max_logit = out.front().p;  // (the most likely token's)
+    for (auto& c : out) c.p = static_cast<float>(std::exp((static_cast<double>(c.p) - max_logit) / temperature));
     renormalize(out);
     keep_top_p(out, top_p);
     return out;
   }
+  const double max_logit = logits[static_cast<size_t>(argmax(logits))];
+  auto weight = [&](float logit) { return std::exp((static_cast<double>(logit) - max_logit) / temperature); };
   // The softmax as to_probabilities computes it (the same sum, the same roundings), unsorted.
   std::vector<TokenProbability> out(vocab);
   double total = 0;
