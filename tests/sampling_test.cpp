@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -151,6 +152,43 @@ TEST(Sampling, SamplerDrawsOnlyFromTheNucleus) {
   EXPECT_EQ(counts.size(), 2u);
   EXPECT_GT(counts[7], counts[3]);
   EXPECT_GT(counts[3], 300);
+}
+
+// nucleus (what Sampler draws from, without sorting the vocabulary) keeps the tokens of
+// the reference pipeline -- to_probabilities, keep_top_k, keep_top_p -- in the same order,
+// with the same probabilities up to float rounding, over many logit vectors (with ties)
+// and every kind of option.
+TEST(Sampling, NucleusKeepsTheTokensOfTheSortedPipeline) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<float> logits(trial % 2 ? 1000 : 37);
+    for (float& l : logits) l = normal(rng);
+    if (trial % 4 == 0) {
+      for (size_t i = 0; i < logits.size(); i += 3) logits[i] = logits[0];  // ties, broken by id
+    }
+    for (float temperature : {0.3f, 1.0f, 1.7f}) {
+      for (int top_k : {0, 1, 5, 40, 5000}) {
+        for (float top_p : {0.2f, 0.9f, 1.0f}) {
+          SCOPED_TRACE(testing::Message() << "trial " << trial << " T " << temperature << " k " << top_k << " p " << top_p);
+          std::vector<TokenProbability> expected = to_probabilities(logits, temperature);
+          keep_top_k(expected, top_k);
+          keep_top_p(expected, top_p);
+          std::vector<TokenProbability> got = nucleus(logits, temperature, top_k, top_p);
+          if ((top_k <= 0 || static_cast<size_t>(top_k) >= logits.size()) && top_p >= 1.0f) {  // every token, in id order
+            auto by_id = [](const TokenProbability& a, const TokenProbability& b) { return a.id < b.id; };
+            std::sort(expected.begin(), expected.end(), by_id);
+            ASSERT_TRUE(std::is_sorted(got.begin(), got.end(), by_id));
+          }
+          ASSERT_EQ(got.size(), expected.size());
+          for (size_t i = 0; i < got.size(); ++i) {
+            ASSERT_EQ(got[i].id, expected[i].id) << "at " << i;
+            ASSERT_NEAR(got[i].p, expected[i].p, 1e-6 + 1e-5 * expected[i].p) << "at " << i;
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(Sampling, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogitsOnce) {

@@ -16,14 +16,21 @@ BLOCK_ROWS, BLOCK_COLS = 8, 256
 
 
 @triton.jit
-def _gate_up_kernel(x_ptr, ids_ptr, gate_ptr, up_ptr, out_ptr, n_rows, n_cols,
-                    BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
-    """out[s, r] = silu(gate[e] @ x)[r] * (up[e] @ x)[r] with e = ids[s]; grid (row blocks, slots)."""
+def _expert_rows(ids_ptr, n_rows, n_cols, BLOCK_ROWS: tl.constexpr):
+    """This program's slot (grid axis 1), its block of rows (axis 0), which of them exist, and
+    their offsets into the stacked weights of the slot's expert, read from ids on the device."""
     block, slot = tl.program_id(0), tl.program_id(1)
     expert = tl.load(ids_ptr + slot).to(tl.int64)
     rows = block * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     row_ok = rows < n_rows
-    base = expert * n_rows * n_cols + rows.to(tl.int64)[:, None] * n_cols
+    return slot, rows, row_ok, expert * n_rows * n_cols + rows.to(tl.int64)[:, None] * n_cols
+
+
+@triton.jit
+def _gate_up_kernel(x_ptr, ids_ptr, gate_ptr, up_ptr, out_ptr, n_rows, n_cols,
+                    BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
+    """out[s, r] = silu(gate[e] @ x)[r] * (up[e] @ x)[r] with e = ids[s]; grid (row blocks, slots)."""
+    slot, rows, row_ok, base = _expert_rows(ids_ptr, n_rows, n_cols, BLOCK_ROWS)
     acc_gate = tl.zeros((BLOCK_ROWS, BLOCK_COLS), dtype=tl.float32)
     acc_up = tl.zeros((BLOCK_ROWS, BLOCK_COLS), dtype=tl.float32)
     for start in range(0, n_cols, BLOCK_COLS):
@@ -43,11 +50,7 @@ def _gate_up_kernel(x_ptr, ids_ptr, gate_ptr, up_ptr, out_ptr, n_rows, n_cols,
 def _down_kernel(act_ptr, ids_ptr, down_ptr, out_ptr, n_rows, n_cols,
                  BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
     """out[s, r] = (down[e] @ act[s])[r] in f32 with e = ids[s]; grid (row blocks, slots)."""
-    block, slot = tl.program_id(0), tl.program_id(1)
-    expert = tl.load(ids_ptr + slot).to(tl.int64)
-    rows = block * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    row_ok = rows < n_rows
-    base = expert * n_rows * n_cols + rows.to(tl.int64)[:, None] * n_cols
+    slot, rows, row_ok, base = _expert_rows(ids_ptr, n_rows, n_cols, BLOCK_ROWS)
     acc = tl.zeros((BLOCK_ROWS, BLOCK_COLS), dtype=tl.float32)
     for start in range(0, n_cols, BLOCK_COLS):
         cols = start + tl.arange(0, BLOCK_COLS)

@@ -67,6 +67,12 @@ ModelConfig read_config(const GgufFile& file) {
   c.n_embd = read_count(file, a + ".embedding_length", -1, 1);
   c.n_ff = read_count(file, a + ".feed_forward_length", -1, 1);
   c.n_layer = read_count(file, a + ".block_count", -1, 1);
+  // Every layer has tensors of its own: a count beyond the file's tensors is refused before
+  // the names of its weights are listed (a fuzzed count of billions ran out of memory there).
+  if (static_cast<size_t>(c.n_layer) > file.tensors().size()) {
+    throw Error(fmt::format("{}: {}.block_count is {}, but the file holds only {} tensors", file.source(), a, c.n_layer,
+                            file.tensors().size()));
+  }
   c.n_head = read_count(file, a + ".attention.head_count", -1, 1);
   c.n_head_kv = read_count(file, a + ".attention.head_count_kv", c.n_head, 1);
   c.n_expert = read_count(file, a + ".expert_count", 0, 0);

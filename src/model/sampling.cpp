@@ -89,6 +89,102 @@ int32_t draw(const std::vector<TokenProbability>& candidates, std::mt19937_64& r
   return candidates.back().id;  // u within rounding of the total
 }
 
+namespace {
+
+// The order of candidates: a before b when a has the higher value in .p (a logit or a
+// probability), then the lower id (to_probabilities' order).
+bool more_likely(const TokenProbability& a, const TokenProbability& b) {
+  return a.p > b.p || (a.p == b.p && a.id < b.id);
+}
+
+// The `count` tokens of highest logit, most likely first (logits in .p), in one pass: a
+// heap of the best so far whose front is the worst of them. Once the heap is full, a run
+// of 16 logits all below its worst is passed over with one (vectorized) maximum.
+std::vector<TokenProbability> best_logits(std::span<const float> logits, size_t count) {
+  std::vector<TokenProbability> best;
+  best.reserve(count);
+  auto consider = [&](size_t i) {
+    const TokenProbability c{static_cast<int32_t>(i), logits[i]};
+    if (best.size() < count) {
+      best.push_back(c);
+      std::push_heap(best.begin(), best.end(), more_likely);
+    } else if (more_likely(c, best.front())) {
+      std::pop_heap(best.begin(), best.end(), more_likely);
+      best.back() = c;
+      std::push_heap(best.begin(), best.end(), more_likely);
+    }
+  };
+  constexpr size_t kRun = 16;
+  size_t i = 0;
+  for (; i + kRun <= logits.size(); i += kRun) {
+    if (best.size() == count) {
+      float run_max = logits[i];
+      for (size_t j = 1; j < kRun; ++j) run_max = std::max(run_max, logits[i + j]);
+      if (run_max < best.front().p) continue;
+    }
+    for (size_t j = 0; j < kRun; ++j) consider(i + j);
+  }
+  for (; i < logits.size(); ++i) consider(i);
+  std::sort_heap(best.begin(), best.end(), more_likely);
+  return best;
+}
+
+// Moves the shortest prefix of `c` (in more_likely order) whose mass reaches `mass` to the
+// front, sorted, and returns its length (at least 1): halving selections (nth_element) find
+// where it ends in expected linear time, and only the prefix is sorted.
+size_t nucleus_prefix(std::vector<TokenProbability>& c, double mass) {
+  size_t lo = 0, hi = c.size();  // the prefix ends in [lo, hi); c[0, lo) belongs to it
+  double before = 0;             // mass of c[0, lo)
+  while (hi - lo > 64) {
+    const size_t mid = lo + (hi - lo) / 2;
+    std::nth_element(c.begin() + static_cast<std::ptrdiff_t>(lo), c.begin() + static_cast<std::ptrdiff_t>(mid),
+                     c.begin() + static_cast<std::ptrdiff_t>(hi), more_likely);
+    double upper = before;  // c[lo, mid) are the more likely half
+    for (size_t i = lo; i < mid; ++i) upper += c[i].p;
+    if (upper >= mass) {
+      hi = mid;
+    } else {
+      before = upper;
+      lo = mid;
+    }
+  }
+  std::sort(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(hi), more_likely);
+  double sum = 0;
+  size_t keep = 0;
+  while (keep < hi && sum < mass) sum += c[keep++].p;
+  return std::max<size_t>(keep, 1);
+}
+
+}  // namespace
+
+std::vector<TokenProbability> nucleus(std::span<const float> logits, float temperature, int top_k, float top_p) {
+  BRAID_ASSERT(temperature > 0 && !logits.empty());
+  const size_t vocab = logits.size();
+  if (top_k > 0 && static_cast<size_t>(top_k) < vocab) {
+    std::vector<TokenProbability> out = best_logits(logits, static_cast<size_t>(top_k));
+    const double max_logit = out.front().p;  // (the most likely token's)
+    for (auto& c : out) c.p = static_cast<float>(std::exp((static_cast<double>(c.p) - max_logit) / temperature));
+    renormalize(out);
+    keep_top_p(out, top_p);
+    return out;
+  }
+  const double max_logit = logits[static_cast<size_t>(argmax(logits))];
+  auto weight = [&](float logit) { return std::exp((static_cast<double>(logit) - max_logit) / temperature); };
+  // The softmax as to_probabilities computes it (the same sum, the same roundings), unsorted.
+  std::vector<TokenProbability> out(vocab);
+  double total = 0;
+  for (size_t i = 0; i < vocab; ++i) {
+    const double e = weight(logits[i]);
+    out[i] = {static_cast<int32_t>(i), static_cast<float>(e)};
+    total += e;
+  }
+  for (auto& c : out) c.p = static_cast<float>(c.p / total);
+  if (top_p >= 1.0f) return out;
+  out.resize(nucleus_prefix(out, top_p));
+  renormalize(out);
+  return out;
+}
+
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {
   if (options.repeat_penalty <= 0) {
     throw Error(fmt::format("repetition penalty must be positive, got {}", options.repeat_penalty));
@@ -105,10 +201,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
     scores = scratch_;
   }
   if (options_.temperature <= 0) return argmax(scores);
-  std::vector<TokenProbability> candidates = to_probabilities(scores, options_.temperature);
-  keep_top_k(candidates, options_.top_k);
-  keep_top_p(candidates, options_.top_p);
-  return draw(candidates, rng_);
+  return draw(nucleus(scores, options_.temperature, options_.top_k, options_.top_p), rng_);
 }
 
 void Sampler::accept(int32_t token) {

@@ -72,7 +72,7 @@ class Engine {
   void loop();
   void run_step(const StepPlan& plan);
   // Samples from `logits` and hands the token to the client; false when the request ended.
-  void next_token(Active& a, std::span<const float> logits, int position);
+  void next_token(Active& a, int32_t token, int position);
   void end(Active& a, FinishReason reason, std::string error = {});
 
   const Model& model_;
