@@ -42,6 +42,7 @@ class CudaExecutable final : public Executable {
   void set_input(TensorId id, const void* data, size_t bytes) override;
   void run() override;
   void read(TensorId id, void* dst, size_t bytes) override;
+  std::span<const float> read_view(TensorId id, size_t count) override;
   void synchronize() override;
   MemoryReport memory() const override;
   double time_runs_ms(int runs) override;
@@ -74,6 +75,7 @@ class CudaExecutable final : public Executable {
   DeviceBuffer arena_;
   DeviceBuffer staging_device_;
   PinnedBuffer staging_host_;
+  PinnedBuffer view_host_;  // read_view's copy, grown to the largest tensor shown
   std::vector<DeviceBuffer> scratch_;           // per plan stream (empty when unused)
   std::vector<DeviceBuffer> cublas_workspace_;  // per plan stream (empty when unused)
   DeviceAddresses addresses_;
