@@ -45,9 +45,10 @@ def metrics(host, port):
     return out
 
 
-def one_request(host, port, rng, cancel_rate, max_tokens):
+def one_request(host, port, rng, cancel_rate, max_tokens, fixed):
     """Returns (outcome, generated text chunks, seconds to first text)."""
-    body = {"prompt": rng.choice(PROMPTS), "max_tokens": rng.randint(4, max_tokens), "stream": True,
+    tokens = max_tokens if fixed else rng.randint(4, max_tokens)
+    body = {"prompt": rng.choice(PROMPTS), "max_tokens": tokens, "stream": True,
             "temperature": rng.choice([0, 0.8]), "seed": rng.randint(0, 1 << 30)}
     if rng.random() < 0.5:
         body = {"messages": [{"role": "user", "content": body.pop("prompt")}], **body}
@@ -97,6 +98,8 @@ def main():
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--cancel", type=float, default=0.2, help="share of clients that hang up mid-stream")
     ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--fixed", action="store_true",
+                    help="every request asks for --max-tokens exactly (default: 4 to --max-tokens at random)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rss-growth-mb", type=float, default=32, help="most resident growth allowed after warm-up")
     args = ap.parse_args()
@@ -131,7 +134,7 @@ def main():
                 n = issued[0]
             if proc and n == warm_at:
                 rss["warm"] = rss_kb(proc.pid)
-            outcome, _, first = one_request(host, port, rng, args.cancel, args.max_tokens)
+            outcome, _, first = one_request(host, port, rng, args.cancel, args.max_tokens, args.fixed)
             with lock:
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 if first is not None:

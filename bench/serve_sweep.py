@@ -7,7 +7,8 @@ bench/serve_load.py against the running server.
   python3 bench/serve_sweep.py --braid build/braid --model SmolLM2-135M-Instruct.Q4_1.gguf \\
       [--clients 1,8,32,64] [--policies serial,auto] [--max-tokens 128] [--backend cuda]
 
-Prints a markdown table; compare its t/s with `braid bench --parallel N` on the same
+Every request asks for --max-tokens tokens, as `braid bench --parallel N -n 128` decodes 128
+for each sequence. Prints a markdown table; compare its t/s with that bench on the same
 model (the issue asks for at least 80% of it through HTTP).
 """
 import argparse
@@ -59,7 +60,7 @@ def main():
                 requests = clients * args.requests_per_client
                 run = subprocess.run([sys.executable, os.path.join(HERE, "serve_load.py"), "--url", url, "--clients",
                                       str(clients), "--requests", str(requests), "--cancel", "0", "--max-tokens",
-                                      str(args.max_tokens)], capture_output=True, text=True)
+                                      str(args.max_tokens), "--fixed"], capture_output=True, text=True)
                 summary = json.loads(run.stdout)
                 failed |= run.returncode != 0
                 print(f"| {policy} | {clients} | {requests} | {summary['tokens_per_second']:.1f} | "

@@ -187,15 +187,17 @@ TEST(CudaMulMat, Int8KernelsNeedTheScratchTheyReport) {
   EXPECT_EQ(cuda::scratch_bytes(g, node), 0u);
 }
 
-// A quantized matrix larger than one dequantization tile (32 MiB of f16) on the cuBLAS path.
-TEST(CudaMulMat, QuantizedGemmSpansSeveralTiles) {
+// A quantized matrix larger than one dequantized slice (64 MiB of f16) on the cuBLAS path:
+// two slices along k, the second added to the first's product (gemm.cu, Note [Slices
+// along k]).
+TEST(CudaMulMat, QuantizedGemmSpansSeveralSlices) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
   Graph g;
-  const TensorId w = g.weight("w", DType::Q4_0, {4096, 4160, 1, 1});
-  const TensorId x = g.input("x", DType::F32, {4096, 9, 1, 1});
+  const TensorId w = g.weight("w", DType::Q3_K, {8192, 4160, 1, 1});  // (no int8 kernel: cuBLAS at any batch)
+  const TensorId x = g.input("x", DType::F32, {8192, 9, 1, 1});
   OneNodeRunner runner(g, ops::mul_mat(g, w, x), 231);
-  test::expect_matches_reference(runner, mul_mat_threshold(DType::Q4_0, 9), cuda);
+  test::expect_matches_reference(runner, mul_mat_threshold(DType::Q3_K, 9), cuda);
 }
 
 // The matrix-vector form of mul_mat_id: up to 8 tokens, or (15 tokens here) fewer tokens

@@ -10,15 +10,26 @@
 namespace braid::cuda {
 namespace {
 
-// Quantized weights are dequantized into scratch this many bytes (of f16) at a time, so
-// scratch stays bounded for large matrices (a Mixtral expert is 117 MB in f16).
-constexpr int64_t kDequantTileBytes = int64_t{32} << 20;
+// Quantized weights are dequantized into scratch at most this many bytes (of f16) at a
+// time, so scratch stays bounded for large matrices (an LM head of 128k tokens is 1 GB in
+// f16).
+//
+// Note [Slices along k]: a matrix larger than the cap is cut along k into slices of every
+// row, and each slice's product is added to out (beta = 1 after the first). Cutting rows
+// instead gave cuBLAS products of few rows: llama-7b's ffn_down (4096 rows of 11008) in
+// row tiles of 32 MiB was three products of 1524 rows, 48 output tiles of 128 x 128 for
+// 132 multiprocessors at a 512-token prompt. Slices keep every output tile in each product.
+constexpr int64_t kDequantSliceBytes = int64_t{64} << 20;
 constexpr size_t kScratchAlignment = 256;
 
 size_t align_up(size_t bytes) { return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment; }
 
-int64_t dequant_tile_rows(int64_t k, int64_t m) {
-  return std::min<int64_t>(m, std::max<int64_t>(1, kDequantTileBytes / (k * 2)));
+// Elements of k per slice: the fewest slices under the cap, of equal size in whole blocks.
+int64_t dequant_slice(DType w_type, int64_t k, int64_t m) {
+  const int64_t block = traits(w_type).block_elements;
+  const int64_t slices = std::max<int64_t>(1, (m * k * 2 + kDequantSliceBytes - 1) / kDequantSliceBytes);
+  const int64_t blocks = (k / block + slices - 1) / slices;
+  return std::min(k, blocks * block);
 }
 
 // x [k, n] f32 (column stride in floats) -> contiguous 16-bit [k, n].
@@ -37,14 +48,15 @@ unsigned stride_blocks(int64_t count) {
   return static_cast<unsigned>(std::clamp<int64_t>((count + 255) / 256, 1, 65536));
 }
 
+// c = a^T b, or c += a^T b with accumulate.
 void gemm(const NodeLaunch& launch, cudaDataType_t type, const void* a, int64_t lda, const void* b, int64_t ldb,
-          float* c, int64_t m, int64_t n, int64_t k, int64_t ldc) {
+          float* c, int64_t m, int64_t n, int64_t k, int64_t ldc, bool accumulate = false) {
   const float one = 1.0f;
-  const float zero = 0.0f;
+  const float beta = accumulate ? 1.0f : 0.0f;
   const std::string what = launch.label() + ": cublasGemmEx";
   check(cublasGemmEx(launch.ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
                      static_cast<int>(k), &one, a, type, static_cast<int>(lda), b, type, static_cast<int>(ldb),
-                     &zero, c, CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     &beta, c, CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
         what.c_str());
 }
 
@@ -78,7 +90,7 @@ size_t gemm_scratch_bytes(DType w_type, int64_t k, int64_t m, int64_t n) {
   if (w_type == DType::F32) return 0;
   const size_t x_bytes = align_up(static_cast<size_t>(k * n) * 2);
   if (w_type == DType::F16 || w_type == DType::BF16) return x_bytes;
-  return x_bytes + align_up(static_cast<size_t>(k * dequant_tile_rows(k, m)) * 2);
+  return x_bytes + align_up(static_cast<size_t>(m * dequant_slice(w_type, k, m)) * 2);
 }
 
 void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64_t w_row_stride, const float* x,
@@ -104,13 +116,14 @@ void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64
     gemm(launch, CUDA_R_16F, w, w_row_stride / 2, x16, k, out, m, n, k, m);
     return;
   }
-  // Quantized: dequantize a tile of rows, multiply it into its slice of out, repeat.
+  // Quantized: dequantize a slice of k of every row, add its product to out, repeat
+  // (Note [Slices along k]).
   auto* w16 = reinterpret_cast<__half*>(scratch + align_up(static_cast<size_t>(k * n) * 2));
-  const int64_t tile = dequant_tile_rows(k, m);
-  for (int64_t first = 0; first < m; first += tile) {
-    const int64_t rows = std::min(tile, m - first);
-    dequantize_rows(launch, w_type, w + first * w_row_stride, w_row_stride, k, rows, w16);
-    gemm(launch, CUDA_R_16F, w16, k, x16, k, out + first, rows, n, k, m);
+  const int64_t slice = dequant_slice(w_type, k, m);
+  for (int64_t first = 0; first < k; first += slice) {
+    const int64_t width = std::min(slice, k - first);
+    dequantize_rows(launch, w_type, w + row_bytes(w_type, first), w_row_stride, width, m, w16);
+    gemm(launch, CUDA_R_16F, w16, width, x16 + first, k, out, m, n, width, m, first > 0);
   }
 }
 

@@ -8,7 +8,7 @@
 // quantized to int8 blocks in the stream's scratch and the products run on __dp4a
 // (matvec_int8.cu, Note [Int8 activations]). Larger batches (prompts) go to cuBLAS (gemm.cu): activations are
 // converted to the weight's 16-bit type in scratch, quantized weights are dequantized to
-// f16 in scratch tile by tile, and the product accumulates in f32.
+// f16 in scratch slice by slice along k, and the product accumulates in f32.
 //
 // mul_mat_id never reads ids on the host (its launch is captured into CUDA graphs that
 // replay with new ids). Up to kMatvecMaxColumns tokens, or fewer tokens than experts, it
