@@ -376,12 +376,12 @@ class Llama:
     def compile_step(self):
         """compile: torch.compile(mode="reduce-overhead") of the static step, recompiled (and its
         CUDA graph recorded) once per bucket. On the CPU, the aot_eager backend (no Inductor)."""
-        import torch._dynamo
+        import torch._dynamo as dynamo
 
         buckets = N_CTX // self.bucket + 2
         for name in ("recompile_limit", "cache_size_limit"):  # one compiled graph per bucket
-            if hasattr(torch._dynamo.config, name):
-                setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), buckets))
+            if hasattr(dynamo.config, name):
+                setattr(dynamo.config, name, max(getattr(dynamo.config, name), buckets))
                 break
         cuda = self.device.type == "cuda"
         options = dict(mode="reduce-overhead") if cuda else dict(backend="aot_eager")
@@ -396,7 +396,7 @@ class Llama:
             fullgraph=True, dynamic=False, **options)
         begin = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
         for t in self.tensors():  # cudagraph trees read these in place instead of copying them in
-            torch._dynamo.mark_static_address(t)
+            dynamo.mark_static_address(t)
 
         def run_of_length(tok, pos, length):
             def run():
@@ -408,7 +408,7 @@ class Llama:
 
         step = self.bucketed(run_of_length)
         for t in step.inputs:
-            torch._dynamo.mark_static_address(t)
+            dynamo.mark_static_address(t)
         return step
 
     def decode_step(self, mode):
@@ -457,8 +457,8 @@ def grad_off(mode):
 
 def release(device, mode):
     if mode == "compile":
-        import torch._dynamo
-        torch._dynamo.reset()  # compiled code and cudagraph trees' memory
+        import torch._dynamo as dynamo  # (`import torch._dynamo` would make torch a local name)
+        dynamo.reset()  # compiled code and cudagraph trees' memory
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()

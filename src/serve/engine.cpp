@@ -148,9 +148,12 @@ void Engine::run_step(const StepPlan& plan) {
   }
   if (metrics_) metrics_->count_step(plan.tokens());
 
-  // Each sequence's next token, sampled side by side (each request has its own sampler), then
-  // taken in order. A model may have more logits than pieces (a padded embedding): only
-  // pieces can be chosen.
+  // Each sequence's next token, sampled and passed on side by side: each request has its own
+  // sampler, text stream and handle, so nothing is shared but the (thread-safe) metrics.
+  // On the pool the CPU backend uses for its nodes, idle between steps: a sample scans the
+  // whole vocabulary (0.1-0.5 ms at 32k-128k tokens), and waking a client's thread is a
+  // system call per token, which one thread paid 64 times a step. A model may have more
+  // logits than pieces (a padded embedding): only pieces can be chosen.
   const size_t pieces = static_cast<size_t>(tokenizer_.vocabulary().size());
   std::vector<Active*> sampling(plan.work.size(), nullptr);
   for (size_t i = 0; i < plan.work.size(); ++i) {
@@ -158,27 +161,18 @@ void Engine::run_step(const StepPlan& plan) {
     if (!w.decode && metrics_) metrics_->add_prompt_tokens(w.count);
     if (w.decode || w.last_chunk) sampling[i] = active_.at(w.id).get();
   }
-  std::vector<int32_t> tokens(plan.work.size(), -1);
-  std::vector<std::string> errors(plan.work.size());
-  // (On the pool the CPU backend uses for its nodes, idle between steps: a sample scans the
-  // whole vocabulary, 0.1-0.5 ms at 32k-128k tokens, and threads started per step cost
-  // more than that.)
   cpu::ThreadPool::shared().parallel_for(static_cast<int64_t>(plan.work.size()), [&](int64_t i) {
-    if (!sampling[i]) return;
+    Active* a = sampling[i];
+    if (!a) return;
+    int32_t token = -1;
     try {
-      tokens[i] = sampling[i]->sampler.sample(logits[i].first(std::min(pieces, logits[i].size())));
-    } catch (const std::exception& e) {  // (not expected: kept from the other threads' requests)
-      errors[i] = e.what();
+      token = a->sampler.sample(logits[i].first(std::min(pieces, logits[i].size())));
+    } catch (const std::exception& e) {  // (not expected)
+      end(*a, FinishReason::Error, e.what());
+      return;
     }
+    next_token(*a, token, runner_->position(plan.work[i].slot));
   });
-  for (size_t i = 0; i < plan.work.size(); ++i) {
-    if (!sampling[i]) continue;
-    if (!errors[i].empty()) {
-      end(*sampling[i], FinishReason::Error, errors[i]);
-    } else {
-      next_token(*sampling[i], tokens[i], runner_->position(plan.work[i].slot));
-    }
-  }
 }
 
 // The steps of generate_tokens after the sample, one token at a time.
