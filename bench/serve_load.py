@@ -41,7 +41,7 @@ def metrics(host, port):
     for line in text.splitlines():
         if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
+            out[name] = float(value)  # (labelled series keep their labels in the name)
     return out
 
 
@@ -140,7 +140,7 @@ def main():
                 if first is not None:
                     ttfts.append(first)
 
-    before = metrics(host, port)["braid_generated_tokens_total"]  # (a running server may have served others)
+    before = metrics(host, port)  # (a running server may have served others)
     start = time.time()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
     for t in threads:
@@ -155,10 +155,21 @@ def main():
     while time.time() < deadline and (m["braid_running_sequences"] or m["braid_queue_depth"]):
         time.sleep(0.05)
         m = metrics(host, port)
+    def delta(name):
+        return m.get(name, 0) - before.get(name, 0)
+
+    steps = max(1, delta("braid_steps_total"))
     summary = {
         "requests": args.requests, "clients": args.clients, "seconds": round(seconds, 2), "outcomes": outcomes,
-        "generated_tokens": m["braid_generated_tokens_total"] - before,
-        "tokens_per_second": round((m["braid_generated_tokens_total"] - before) / seconds, 1),
+        "generated_tokens": delta("braid_generated_tokens_total"),
+        "tokens_per_second": round(delta("braid_generated_tokens_total") / seconds, 1),
+        # Where the server's time went, per step: tokens evaluated, the batch they ran at
+        # (padding included), milliseconds evaluating the model and sampling + streaming.
+        "steps": delta("braid_steps_total"),
+        "tokens_per_step": round(delta("braid_step_tokens_total") / steps, 1),
+        "batch_per_step": round(delta("braid_step_batch_tokens_total") / steps, 1),
+        "evaluate_ms_per_step": round(1e3 * delta('braid_step_seconds_total{phase="evaluate"}') / steps, 3),
+        "sample_ms_per_step": round(1e3 * delta('braid_step_seconds_total{phase="sample"}') / steps, 3),
         "median_ttft_s": round(statistics.median(ttfts), 4) if ttfts else None,
         "running_at_end": m["braid_running_sequences"], "queue_at_end": m["braid_queue_depth"],
     }

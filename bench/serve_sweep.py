@@ -50,8 +50,9 @@ def main():
     args = ap.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
 
-    print("| policy | clients | requests | generated t/s | median time to first token (s) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| policy | clients | requests | generated t/s | median time to first token (s) | tokens / batch a step "
+          "| ms a step: evaluate / sample + stream |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     failed = False
     for policy in args.policies.split(","):
         proc, url = start_server(args, policy, max(counts))
@@ -64,7 +65,8 @@ def main():
                 summary = json.loads(run.stdout)
                 failed |= run.returncode != 0
                 print(f"| {policy} | {clients} | {requests} | {summary['tokens_per_second']:.1f} | "
-                      f"{summary['median_ttft_s']} |", flush=True)
+                      f"{summary['median_ttft_s']} | {summary['tokens_per_step']} / {summary['batch_per_step']} | "
+                      f"{summary['evaluate_ms_per_step']} / {summary['sample_ms_per_step']} |", flush=True)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)

@@ -139,6 +139,7 @@ void Engine::run_step(const StepPlan& plan) {
     }
   }
   std::vector<std::span<const float>> logits;
+  const auto started = Clock::now();
   try {
     logits = runner_->step(entries);
   } catch (const std::exception& e) {
@@ -146,7 +147,7 @@ void Engine::run_step(const StepPlan& plan) {
     for (const SlotWork& w : plan.work) end(*active_.at(w.id), FinishReason::Error, e.what());
     return;
   }
-  if (metrics_) metrics_->count_step(plan.tokens());
+  const auto evaluated = Clock::now();
 
   // Each sequence's next token, sampled and passed on side by side: each request has its own
   // sampler, text stream and handle, so nothing is shared but the (thread-safe) metrics.
@@ -173,6 +174,11 @@ void Engine::run_step(const StepPlan& plan) {
     }
     next_token(*a, token, runner_->position(plan.work[i].slot));
   });
+  if (metrics_) {
+    metrics_->count_step(plan.tokens(), runner_->bucket_for(plan.tokens()),
+                         std::chrono::duration<double>(evaluated - started).count(),
+                         std::chrono::duration<double>(Clock::now() - evaluated).count());
+  }
 }
 
 // The steps of generate_tokens after the sample, one token at a time.

@@ -35,9 +35,13 @@ void Metrics::set_scheduler(int waiting, int running, int slots) {
   slots_ = slots;
 }
 
-void Metrics::count_step(int tokens) {
+void Metrics::count_step(int tokens, int bucket, double evaluate_seconds, double sample_seconds) {
   ++steps_;
   step_tokens_ += static_cast<uint64_t>(tokens);
+  step_bucket_tokens_ += static_cast<uint64_t>(bucket);
+  std::lock_guard lock(mutex_);
+  evaluate_seconds_ += evaluate_seconds;
+  sample_seconds_ += sample_seconds;
 }
 
 double Metrics::tokens_per_second() const {
@@ -77,6 +81,11 @@ std::string Metrics::prometheus_text() const {
   out += fmt::format("braid_steps_total {}\n", steps_.load());
   metric("braid_step_tokens_total", "counter", "Tokens evaluated by engine steps (decode and prompt chunks)");
   out += fmt::format("braid_step_tokens_total {}\n", step_tokens_.load());
+  metric("braid_step_batch_tokens_total", "counter", "Batch sizes the steps ran at (their tokens plus padding)");
+  out += fmt::format("braid_step_batch_tokens_total {}\n", step_bucket_tokens_.load());
+  metric("braid_step_seconds_total", "counter", "Seconds of engine steps: evaluating the model, sampling and streaming");
+  out += fmt::format("braid_step_seconds_total{{phase=\"evaluate\"}} {:.6f}\n", evaluate_seconds_);
+  out += fmt::format("braid_step_seconds_total{{phase=\"sample\"}} {:.6f}\n", sample_seconds_);
   metric("braid_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s");
   out += fmt::format("braid_tokens_per_second {:.3f}\n", rate);
   metric("braid_time_to_first_token_seconds", "summary", "From a request's arrival to its first generated token");

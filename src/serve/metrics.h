@@ -20,7 +20,10 @@ class Metrics {
   void add_generated_tokens(int n);
   void observe_time_to_first_token(double seconds);
   void set_scheduler(int waiting, int running, int slots);
-  void count_step(int tokens);
+  // One engine step: the tokens it evaluated, the batch size it ran at (its bucket, padding
+  // included), the seconds the model took (inputs, graph, logits back) and the seconds
+  // spent sampling and handing the tokens to the clients.
+  void count_step(int tokens, int bucket, double evaluate_seconds, double sample_seconds);
   void count_cancelled() { ++cancelled_; }
 
   int running() const { return running_; }
@@ -31,13 +34,15 @@ class Metrics {
 
  private:
   using Clock = std::chrono::steady_clock;
-  mutable std::mutex mutex_;  // guards the map, the window and the time-to-first-token sums
+  mutable std::mutex mutex_;  // guards the map, the window and the sums of seconds
   std::map<int, uint64_t> requests_;
   mutable std::deque<std::pair<Clock::time_point, int>> window_;  // generated tokens by time
   double ttft_sum_ = 0;
   uint64_t ttft_count_ = 0;
   double ttft_max_ = 0;
-  std::atomic<uint64_t> prompt_tokens_{0}, generated_tokens_{0}, steps_{0}, step_tokens_{0}, cancelled_{0};
+  double evaluate_seconds_ = 0, sample_seconds_ = 0;
+  std::atomic<uint64_t> prompt_tokens_{0}, generated_tokens_{0}, steps_{0}, step_tokens_{0}, step_bucket_tokens_{0},
+      cancelled_{0};
   std::atomic<int> waiting_{0}, running_{0}, slots_{0};
 };
 
