@@ -130,9 +130,10 @@ TEST(CudaMulMat, StridedAndMisalignedOperands) {
 
 // Past 8 columns the int8 types take the tensor-core product (matmul_int8_mma.cu): every
 // type, column counts around its tiles of 8 (and 128, the last it takes), 200 rows (a
-// partial last tile of 64), rows of several steps of 8 blocks with a partial last step
-// for the legacy types (2816 = 88 blocks), x blocks of very different magnitudes (and
-// all-zero ones), mul_mat_add, and x columns further apart than k.
+// partial last tile of 64), rows of several steps of 8 blocks (k split over several
+// thread blocks, Note [Split k]; 544 = 17 blocks ends on a partial step), x blocks of
+// very different magnitudes (and all-zero ones), mul_mat_add with one and with several
+// splits, and x columns further apart than k.
 TEST(CudaMulMat, Int8TensorCoresOnEveryTypeFrom9To128Columns) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
@@ -140,7 +141,7 @@ TEST(CudaMulMat, Int8TensorCoresOnEveryTypeFrom9To128Columns) {
   for (DType type : kWeightTypes) {
     if (!int8_kernel_type(type)) continue;
     const bool k_quant = traits(type).block_elements == 256;
-    for (int64_t k : {k_quant ? int64_t{768} : int64_t{512}, int64_t{2816}}) {
+    for (int64_t k : {k_quant ? int64_t{768} : int64_t{544}, int64_t{2816}}) {
       for (int64_t n : {9, 16, 31, 32, 33, 64, 100, 128}) {
         Graph g;
         const TensorId w = g.weight("w", type, {k, m, 1, 1});
@@ -172,9 +173,9 @@ TEST(CudaMulMat, Int8TensorCoresOnEveryTypeFrom9To128Columns) {
 }
 
 // The int8 tensor-core product takes kMatvecMaxColumns + 1 to kInt8MmaMaxColumns columns of
-// the int8 types; more columns, and the other quantized types, go to cuBLAS.
+// the int8 types; more columns, and the other quantized types, go to cuBLAS. (Decided from
+// the graph alone: runs without a GPU.)
 TEST(CudaMulMat, Int8TensorCoresTakeUpTo128Columns) {
-  BRAID_SKIP_WITHOUT_CUDA();
   for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q2_K}) {
     for (int64_t n : {9, 128, 129}) {
       Graph g;

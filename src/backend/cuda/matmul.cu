@@ -154,7 +154,8 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   if (t.op == Op::MulMatId && mul_mat_id_uses_gemm(graph, t)) {
     return expert_gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n, w.ne[2]);
   }
-  const bool matvec = t.op == Op::MulMatId || mul_mat_uses_matvec(graph, t) || mul_mat_uses_int8_mma(graph, t);
+  if (mul_mat_uses_int8_mma(graph, t)) return int8_mma_scratch_bytes(w.ne[0], w.ne[1], n);
+  const bool matvec = t.op == Op::MulMatId || mul_mat_uses_matvec(graph, t);
   if (matvec) return int8_matvec_type(w.type) ? int8_matvec_scratch_bytes(w.ne[0], n) : 0;
   return gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n);
 }

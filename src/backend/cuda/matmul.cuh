@@ -84,9 +84,10 @@ Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x
                              int64_t columns, bool nibble_order);
 
 // The tensor-core product (matmul_int8_mma.cu) for kMatvecMaxColumns < n <=
-// kInt8MmaMaxColumns, no ids, weights that int8_matvec_ok accepts; needs the scratch of
-// int8_matvec_scratch_bytes(k, n).
+// kInt8MmaMaxColumns, no ids, weights that int8_matvec_ok accepts; ctx.scratch must hold
+// int8_mma_scratch_bytes(k, m, n): the int8 copy of x, and partial sums where k is split.
 void launch_int8_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
+size_t int8_mma_scratch_bytes(int64_t k, int64_t m, int64_t n);
 
 // cuBLAS product of w [k, m] (row stride in bytes) and x [k, n] (column stride in floats).
 void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64_t w_row_stride, const float* x,

@@ -18,13 +18,15 @@
 // Tiles. A block of kMmaWarps = 4 warps owns kMmaRows = 64 consecutive rows (warp w rows
 // 16 w..16 w + 15) and all n columns, padded to tiles of 8 (NT tiles: 4, 8 or 16; tiles
 // past n are skipped, padded columns of the last tile are computed from zeros and never
-// stored). It walks k in steps of kStepBlocks = 8 blocks (256 weights: one K-quant
-// super-block). Per step, the block copies q_x of those 8 blocks for all columns to shared
-// memory (columns kXStride = 272 bytes apart: the 32-bit B-fragment reads of a warp then
-// hit 32 different banks) and (d_x, s_x) as [block][column]; each lane reads its own
-// A fragments straight from the weights (the first step's before wait_for_producers, Note
-// [Weight prefetch]), as the fragment layout wants them, so nothing about the weights goes
-// through shared memory.
+// stored). It walks its part of k (Note [Split k]) in steps of kStepBlocks = 8 blocks (256
+// weights: one K-quant super-block). Per step, the block copies q_x of those 8 blocks for
+// all columns to shared memory (columns kXStride = 272 bytes apart: the 32-bit B-fragment
+// reads of a warp then hit 32 different banks) and (d_x, s_x) as [block][column]; each
+// lane reads its own A fragments straight from the weights, as the fragment layout wants
+// them, half a step (kLoad = 4 blocks) at a time, the first half before the step's barrier
+// (and the first step's before wait_for_producers, Note [Weight prefetch]); nothing about
+// the weights goes through shared memory. (A whole step in registers spilled the K-quants:
+// 168-255 registers; half a step keeps every variant under 232 with no spills at sm_90.)
 //
 // Fragments (PTX ISA, "Matrix Fragments for mma.m16n8k32", .s8): lane = 4 g + t.
 //   A (16 x 32, row): a0 = row g, k 4t..4t+3; a1 = row g+8, k 4t..4t+3; a2 = row g, k 16+4t..;
@@ -40,6 +42,8 @@
 // 1.5 * 2^23 (kDotBias, Note [Integer to float] of the dp4a kernel), exact while |dot| <
 // 2^22 (at most 32 * 127 * 127 here). Each accumulator sums the blocks in k order, so the
 // result is deterministic; nothing is reduced across threads.
+#include <algorithm>
+
 #include "backend/cuda/int8_dot.cuh"
 #include "backend/cuda/matmul.cuh"
 
@@ -51,6 +55,33 @@ constexpr int kMmaThreads = 32 * kMmaWarps;
 constexpr int kMmaRows = 16 * kMmaWarps;
 constexpr int kStepBlocks = 8;
 constexpr int kXStride = kStepBlocks * kQuantBlock + 16;  // bytes between columns of the staged q_x
+constexpr int64_t kTargetBlocks = 264;  // thread blocks worth splitting k for: two per SM of an H100/H200
+constexpr size_t kScratchAlignment = 256;
+
+size_t align_up(size_t bytes) { return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment; }
+
+// Note [Split k]: a block owns 64 rows, so a 4096-row matrix gives 64 blocks, half the SMs
+// of an H200 with one block (4 warps) each, too few loads in flight to stream the weights.
+// The blocks then split k: grid row y (of `splits`) takes steps [y * steps_per_split,
+// (y + 1) * steps_per_split) and writes its partial sums to scratch, and sum_splits_kernel
+// adds the partials in split order (and the addend of mul_mat_add): a fixed order for a
+// given shape, so results do not change from run to run. Splits are chosen from the shape
+// alone (the scratch is sized when the plan is made): enough for kTargetBlocks blocks, at
+// most one per step.
+struct KSplit {
+  int64_t splits;
+  int64_t steps_per_split;
+};
+KSplit k_split(int64_t k, int64_t m) {
+  const int64_t row_blocks = (m + kMmaRows - 1) / kMmaRows;
+  const int64_t steps = (k / kQuantBlock + kStepBlocks - 1) / kStepBlocks;
+  const int64_t wanted = std::max<int64_t>(1, std::min(steps, (kTargetBlocks + row_blocks - 1) / row_blocks));
+  const int64_t per_split = (steps + wanted - 1) / wanted;
+  return {(steps + per_split - 1) / per_split, per_split};
+}
+
+// Where the partial sums of the splits live in scratch: after the int8 copy of x.
+size_t partials_offset(int64_t k, int64_t n) { return align_up(int8_matvec_scratch_bytes(k, n)); }
 
 // What a lane needs of one 32-weight block of one row: the signed (or unsigned, with a
 // minimum) int8 weights 4t..4t+3 (lo) and 16+4t..16+4t+3 (hi), the scale of each half
@@ -249,12 +280,14 @@ __device__ __forceinline__ void add_block(float (&acc)[NT][4], const Frag& w0, c
   }
 }
 
+// Grid row y sums blocks [y * blocks_per_split, (y + 1) * blocks_per_split) of k; with one
+// split it stores the product (plus the addend), with more its partial sums at partials +
+// y * m * n (Note [Split k]).
 template <DType W, int NT>
-__global__ void __launch_bounds__(kMmaThreads) int8_mma_kernel(MatvecArgs a, Int8Columns x) {
+__global__ void __launch_bounds__(kMmaThreads, 2)
+    int8_mma_kernel(MatvecArgs a, Int8Columns x, float* partials, int64_t blocks_per_split) {
   constexpr int N = 8 * NT;
-  // Blocks whose weights are in registers at once: half a step with 16 tiles, whose
-  // accumulators take 64 registers (a whole step spilled for the K-quants).
-  constexpr int kLoad = NT >= 16 ? kStepBlocks / 2 : kStepBlocks;
+  constexpr int kLoad = kStepBlocks / 2;  // blocks whose weights are in registers at once
   __shared__ __align__(16) int8_t xq[N * kXStride];
   __shared__ __align__(16) float2 xds[kStepBlocks][N];  // (d_x, s_x) of block i of the step, column c
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -265,9 +298,11 @@ __global__ void __launch_bounds__(kMmaThreads) int8_mma_kernel(MatvecArgs a, Int
   const uint8_t* row_g8 = a.w + min(first_row + g + 8, a.m - 1) * a.w_row_stride;
   const int tiles = (a.n + 7) / 8;  // <= NT
   const int64_t blocks = a.k / kQuantBlock;
+  const int64_t begin = blockIdx.y * blocks_per_split;
+  const int64_t end = min(blocks, begin + blocks_per_split);
 
   Frag f[kLoad][2];
-  load_blocks<W, kLoad>(f, row_g, row_g8, 0, blocks, t);
+  load_blocks<W, kLoad>(f, row_g, row_g8, begin, blocks, t);
   wait_for_producers();
 
   float acc[NT][4];
@@ -276,9 +311,9 @@ __global__ void __launch_bounds__(kMmaThreads) int8_mma_kernel(MatvecArgs a, Int
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[nt][i] = 0.0f;
   }
-  for (int64_t first = 0; first < blocks; first += kStepBlocks) {
-    const int step_blocks = blocks - first < kStepBlocks ? static_cast<int>(blocks - first) : kStepBlocks;
-    if (first > 0) load_blocks<W, kLoad>(f, row_g, row_g8, first, blocks, t);
+  for (int64_t first = begin; first < end; first += kStepBlocks) {
+    const int step_blocks = end - first < kStepBlocks ? static_cast<int>(end - first) : kStepBlocks;
+    if (first > begin) load_blocks<W, kLoad>(f, row_g, row_g8, first, blocks, t);
     __syncthreads();  // the previous step's reads of xq and xds are done
     // q_x of the step's blocks, 16 bytes a thread a turn (zeros for padded columns).
     for (int i = static_cast<int>(threadIdx.x); i < tiles * 8 * 2 * kStepBlocks; i += kMmaThreads) {
@@ -316,22 +351,40 @@ __global__ void __launch_bounds__(kMmaThreads) int8_mma_kernel(MatvecArgs a, Int
       const int column = 8 * nt + 2 * t + i % 2;
       if (row < a.m && column < a.n) {
         const int64_t at = column * a.m + row;
-        a.out[at] = with_plus(a, at, acc[nt][i]);
+        if (gridDim.y == 1) {
+          a.out[at] = with_plus(a, at, acc[nt][i]);
+        } else {
+          partials[blockIdx.y * a.m * a.n + at] = acc[nt][i];
+        }
       }
     }
   }
 }
 
+// out = the sum of the splits' partials in split order, plus the addend (mul_mat_add).
+__global__ void sum_splits_kernel(const float* partials, int64_t splits, int64_t count, const float* plus,
+                                  float* out) {
+  wait_for_producers();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float sum = partials[i];
+    for (int64_t s = 1; s < splits; ++s) sum += partials[s * count + i];
+    out[i] = plus != nullptr ? sum + plus[i] : sum;
+  }
+}
+
 template <DType W>
-void launch_typed(const MatvecArgs& a, const Int8Columns& x, cudaStream_t stream) {
-  const dim3 grid(grid_size(a.m, kMmaRows));
+void launch_typed(const MatvecArgs& a, const Int8Columns& x, float* partials, const KSplit& split,
+                  cudaStream_t stream) {
+  const dim3 grid(grid_size(a.m, kMmaRows), static_cast<unsigned>(split.splits));
+  const int64_t blocks_per_split = split.steps_per_split * kStepBlocks;
   const int tiles = (a.n + 7) / 8;
   if (tiles <= 4) {
-    launch_kernel(int8_mma_kernel<W, 4>, grid, kMmaThreads, 0, stream, a, x);
+    launch_kernel(int8_mma_kernel<W, 4>, grid, kMmaThreads, 0, stream, a, x, partials, blocks_per_split);
   } else if (tiles <= 8) {
-    launch_kernel(int8_mma_kernel<W, 8>, grid, kMmaThreads, 0, stream, a, x);
+    launch_kernel(int8_mma_kernel<W, 8>, grid, kMmaThreads, 0, stream, a, x, partials, blocks_per_split);
   } else {
-    launch_kernel(int8_mma_kernel<W, 16>, grid, kMmaThreads, 0, stream, a, x);
+    launch_kernel(int8_mma_kernel<W, 16>, grid, kMmaThreads, 0, stream, a, x, partials, blocks_per_split);
   }
 }
 
@@ -341,20 +394,39 @@ void launch_int8_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& a
   BRAID_ASSERT(args.ids == nullptr && args.n > 0 && args.n <= kInt8MmaMaxColumns && int8_matvec_ok(w_type, args));
   if (args.m == 0) return;
   if (args.m > INT32_MAX) throw Error(launch.label() + ": too many rows");
+  const size_t need = int8_mma_scratch_bytes(args.k, args.m, args.n);
+  if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
+    throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
+                std::to_string(launch.ctx.scratch_bytes));
+  }
+  const KSplit split = k_split(args.k, args.m);
+  if (split.splits > 65535) throw Error(launch.label() + ": rows too long");  // grid rows
   const Int8Columns x = quantize_columns(launch, args.x, args.x_col_stride, args.k, args.n, false);
+  auto* partials = reinterpret_cast<float*>(static_cast<uint8_t*>(launch.ctx.scratch) + partials_offset(args.k, args.n));
   cudaStream_t stream = launch.ctx.stream;
   switch (w_type) {
-    case DType::Q8_0: launch_typed<DType::Q8_0>(args, x, stream); break;
-    case DType::Q4_0: launch_typed<DType::Q4_0>(args, x, stream); break;
-    case DType::Q4_1: launch_typed<DType::Q4_1>(args, x, stream); break;
-    case DType::Q5_0: launch_typed<DType::Q5_0>(args, x, stream); break;
-    case DType::Q5_1: launch_typed<DType::Q5_1>(args, x, stream); break;
-    case DType::Q4_K: launch_typed<DType::Q4_K>(args, x, stream); break;
-    case DType::Q5_K: launch_typed<DType::Q5_K>(args, x, stream); break;
-    case DType::Q6_K: launch_typed<DType::Q6_K>(args, x, stream); break;
+    case DType::Q8_0: launch_typed<DType::Q8_0>(args, x, partials, split, stream); break;
+    case DType::Q4_0: launch_typed<DType::Q4_0>(args, x, partials, split, stream); break;
+    case DType::Q4_1: launch_typed<DType::Q4_1>(args, x, partials, split, stream); break;
+    case DType::Q5_0: launch_typed<DType::Q5_0>(args, x, partials, split, stream); break;
+    case DType::Q5_1: launch_typed<DType::Q5_1>(args, x, partials, split, stream); break;
+    case DType::Q4_K: launch_typed<DType::Q4_K>(args, x, partials, split, stream); break;
+    case DType::Q5_K: launch_typed<DType::Q5_K>(args, x, partials, split, stream); break;
+    case DType::Q6_K: launch_typed<DType::Q6_K>(args, x, partials, split, stream); break;
     default: throw Error(launch.label() + ": no int8 tensor-core kernel for this weight type");
   }
+  if (split.splits > 1) {
+    const int64_t count = args.m * args.n;
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 65535));
+    launch_kernel(sum_splits_kernel, blocks, 256, 0, stream, partials, split.splits, count, args.plus, args.out);
+  }
   launch.check_launch();
+}
+
+size_t int8_mma_scratch_bytes(int64_t k, int64_t m, int64_t n) {
+  const KSplit split = k_split(k, m);
+  const size_t partials = split.splits > 1 ? static_cast<size_t>(split.splits * m * n) * sizeof(float) : 0;
+  return partials_offset(k, n) + partials;
 }
 
 }  // namespace braid::cuda
