@@ -25,8 +25,10 @@
 // lane reads its own A fragments straight from the weights, as the fragment layout wants
 // them, half a step (kLoad = 4 blocks) at a time, the first half before the step's barrier
 // (and the first step's before wait_for_producers, Note [Weight prefetch]); nothing about
-// the weights goes through shared memory. (A whole step in registers spilled the K-quants:
-// 168-255 registers; half a step keeps every variant under 232 with no spills at sm_90.)
+// the weights goes through shared memory. With j (the block of the step) a constant of the
+// unrolled loops, a K-quant super-block's header is read and unpacked once per row and
+// step. Half a step in registers keeps every variant at or under 168 registers (3 blocks
+// an SM) with no spills at sm_90; a whole step took up to 208 (kLoad, to tune).
 //
 // Fragments (PTX ISA, "Matrix Fragments for mma.m16n8k32", .s8): lane = 4 g + t.
 //   A (16 x 32, row): a0 = row g, k 4t..4t+3; a1 = row g+8, k 4t..4t+3; a2 = row g, k 16+4t..;
@@ -39,9 +41,9 @@
 // and j + 16 share byte j), which is why x stays in plain order.
 //
 // The int32 results become floats without I2F: each product starts from the bits of
-// 1.5 * 2^23 (kDotBias, Note [Integer to float] of the dp4a kernel), exact while |dot| <
-// 2^22 (at most 32 * 127 * 127 here). Each accumulator sums the blocks in k order, so the
-// result is deterministic; nothing is reduced across threads.
+// 1.5 * 2^23 (kDotBias, Note [Integer to float]), exact while |dot| < 2^22 (at most
+// 32 * 127 * 127 here). Each accumulator sums its blocks in k order and the splits of k
+// are added in split order, so the result is deterministic; there are no atomics.
 #include <algorithm>
 
 #include "backend/cuda/int8_dot.cuh"
@@ -83,6 +85,9 @@ KSplit k_split(int64_t k, int64_t m) {
 // Where the partial sums of the splits live in scratch: after the int8 copy of x.
 size_t partials_offset(int64_t k, int64_t n) { return align_up(int8_matvec_scratch_bytes(k, n)); }
 
+// A step of kStepBlocks blocks is one K-quant super-block.
+static_assert(kStepBlocks * kQuantBlock == kSuperBlock);
+
 // What a lane needs of one 32-weight block of one row: the signed (or unsigned, with a
 // minimum) int8 weights 4t..4t+3 (lo) and 16+4t..16+4t+3 (hi), the scale of each half
 // (equal but for q6_K) and the minimum term's factor (acc += m * s_x).
@@ -97,8 +102,8 @@ struct MmaWeights;
 template <>
 struct MmaWeights<DType::Q8_0> {
   static constexpr bool kMin = false, kSplit = false;
-  __device__ static Frag load(const uint8_t* row, int64_t block, int t) {
-    const auto* h = reinterpret_cast<const uint16_t*>(row + block * sizeof(BlockQ8_0));  // qs at h + 1
+  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
+    const auto* h = reinterpret_cast<const uint16_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ8_0));  // qs at h + 1
     return {pair16(h + 1 + 2 * t), pair16(h + 9 + 2 * t), half_bits_to_float(__ldg(h)), 0.0f, 0.0f};
   }
 };
@@ -106,8 +111,8 @@ struct MmaWeights<DType::Q8_0> {
 template <>
 struct MmaWeights<DType::Q4_0> {
   static constexpr bool kMin = false, kSplit = false;
-  __device__ static Frag load(const uint8_t* row, int64_t block, int t) {
-    const auto* h = reinterpret_cast<const uint16_t*>(row + block * sizeof(BlockQ4_0));
+  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
+    const auto* h = reinterpret_cast<const uint16_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ4_0));
     const auto q = static_cast<uint32_t>(pair16(h + 1 + 2 * t));  // qs bytes 4t..4t+3
     return {static_cast<int>(__vsub4(q & 0x0f0f0f0fu, 0x08080808u)),
             static_cast<int>(__vsub4((q >> 4) & 0x0f0f0f0fu, 0x08080808u)), half_bits_to_float(__ldg(h)), 0.0f, 0.0f};
@@ -117,8 +122,8 @@ struct MmaWeights<DType::Q4_0> {
 template <>
 struct MmaWeights<DType::Q4_1> {  // 4-byte aligned blocks (int8_matvec_ok)
   static constexpr bool kMin = true, kSplit = false;
-  __device__ static Frag load(const uint8_t* row, int64_t block, int t) {
-    const auto* words = reinterpret_cast<const uint32_t*>(row + block * sizeof(BlockQ4_1));
+  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
+    const auto* words = reinterpret_cast<const uint32_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ4_1));
     const uint32_t dm = __ldg(words), q = __ldg(words + 1 + t);
     return {static_cast<int>(q & 0x0f0f0f0fu), static_cast<int>((q >> 4) & 0x0f0f0f0fu),
             half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu)), 0.0f,
@@ -129,8 +134,8 @@ struct MmaWeights<DType::Q4_1> {  // 4-byte aligned blocks (int8_matvec_ok)
 template <>
 struct MmaWeights<DType::Q5_0> {
   static constexpr bool kMin = false, kSplit = false;
-  __device__ static Frag load(const uint8_t* row, int64_t block, int t) {
-    const auto* h = reinterpret_cast<const uint16_t*>(row + block * sizeof(BlockQ5_0));  // qh at h + 1, qs at h + 3
+  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
+    const auto* h = reinterpret_cast<const uint16_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ5_0));  // qh at h + 1, qs at h + 3
     const auto qh = static_cast<uint32_t>(pair16(h + 1));
     const auto q = static_cast<uint32_t>(pair16(h + 3 + 2 * t));
     const uint32_t lo = (q & 0x0f0f0f0fu) | static_cast<uint32_t>(spread4_to_bit4(qh >> (4 * t)));
@@ -143,8 +148,8 @@ struct MmaWeights<DType::Q5_0> {
 template <>
 struct MmaWeights<DType::Q5_1> {  // 4-byte aligned blocks
   static constexpr bool kMin = true, kSplit = false;
-  __device__ static Frag load(const uint8_t* row, int64_t block, int t) {
-    const auto* words = reinterpret_cast<const uint32_t*>(row + block * sizeof(BlockQ5_1));
+  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
+    const auto* words = reinterpret_cast<const uint32_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ5_1));
     const uint32_t dm = __ldg(words), qh = __ldg(words + 1), q = __ldg(words + 2 + t);
     const uint32_t lo = (q & 0x0f0f0f0fu) | static_cast<uint32_t>(spread4_to_bit4(qh >> (4 * t)));
     const uint32_t hi = ((q >> 4) & 0x0f0f0f0fu) | static_cast<uint32_t>(spread4_to_bit4(qh >> (16 + 4 * t)));
@@ -155,10 +160,10 @@ struct MmaWeights<DType::Q5_1> {  // 4-byte aligned blocks
 
 // q4_K and q5_K: sub-block j of a super-block has weight l in nibble j % 2 of qs byte
 // 32 (j / 2) + l (and, for q5_K, its fifth bit in bit j of qh byte l); w = d sc_j q - dmin m_j.
+// A step is one super-block, so j is known when the loops are unrolled.
 template <typename Block, bool kFifthBit>
-__device__ __forceinline__ Frag k_scale_min_frag(const uint8_t* row, int64_t block, int t) {
-  const uint8_t* super = row + block / 8 * sizeof(Block);
-  const int j = static_cast<int>(block % 8);
+__device__ __forceinline__ Frag k_scale_min_frag(const uint8_t* row, int64_t step, int j, int t) {
+  const uint8_t* super = row + step * sizeof(Block);
   const uint32_t dm = __ldg(reinterpret_cast<const uint32_t*>(super));
   int sc, mn;
   quant_detail::k_scale_min(super + offsetof(Block, scales), j, &sc, &mn);
@@ -179,16 +184,16 @@ __device__ __forceinline__ Frag k_scale_min_frag(const uint8_t* row, int64_t blo
 template <>
 struct MmaWeights<DType::Q4_K> {  // 16-byte aligned blocks
   static constexpr bool kMin = true, kSplit = false;
-  __device__ static Frag load(const uint8_t* row, int64_t block, int t) {
-    return k_scale_min_frag<BlockQ4_K, false>(row, block, t);
+  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
+    return k_scale_min_frag<BlockQ4_K, false>(row, step, j, t);
   }
 };
 
 template <>
 struct MmaWeights<DType::Q5_K> {
   static constexpr bool kMin = true, kSplit = false;
-  __device__ static Frag load(const uint8_t* row, int64_t block, int t) {
-    return k_scale_min_frag<BlockQ5_K, true>(row, block, t);
+  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
+    return k_scale_min_frag<BlockQ5_K, true>(row, step, j, t);
   }
 };
 
@@ -198,9 +203,9 @@ struct MmaWeights<DType::Q5_K> {
 template <>
 struct MmaWeights<DType::Q6_K> {
   static constexpr bool kMin = false, kSplit = true;
-  __device__ static Frag load(const uint8_t* row, int64_t block, int t) {
-    const uint8_t* super = row + block / 8 * sizeof(BlockQ6_K);
-    const int j = static_cast<int>(block % 8), h = j / 4, g = j % 4;
+  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
+    const uint8_t* super = row + step * sizeof(BlockQ6_K);
+    const int h = j / 4, g = j % 4;
     const auto* ql = reinterpret_cast<const uint16_t*>(super + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (g % 2) + 4 * t);
     const auto* qh = reinterpret_cast<const uint16_t*>(super + offsetof(BlockQ6_K, qh) + 32 * h + 4 * t);
     const auto* scales = reinterpret_cast<const int8_t*>(super + offsetof(BlockQ6_K, scales)) + 2 * j;
@@ -227,16 +232,18 @@ __device__ __forceinline__ void mma_k16(int (&d)[4], int a0, int a1, int b0) {
       : "r"(a0), "r"(a1), "r"(b0), "r"(kDotBias));
 }
 
-// The weights of kLoad blocks from `first` for rows g (f[i][0]) and g + 8 (f[i][1]);
-// blocks past the row's end read its last block, and are not used.
+// The weights of blocks first_j.. first_j + kLoad - 1 of a step for rows g (f[i][0]) and
+// g + 8 (f[i][1]); blocks past the row's end (a partial last step of a legacy type) are
+// not loaded, nor used.
 template <DType W, int kLoad>
 __device__ __forceinline__ void load_blocks(Frag (&f)[kLoad][2], const uint8_t* row_g, const uint8_t* row_g8,
-                                            int64_t first, int64_t blocks, int t) {
+                                            int64_t step, int first_j, int64_t blocks, int t) {
 #pragma unroll
   for (int i = 0; i < kLoad; ++i) {
-    const int64_t block = min(first + i, blocks - 1);
-    f[i][0] = MmaWeights<W>::load(row_g, block, t);
-    f[i][1] = MmaWeights<W>::load(row_g8, block, t);
+    if (step * kStepBlocks + first_j + i < blocks) {
+      f[i][0] = MmaWeights<W>::load(row_g, step, first_j + i, t);
+      f[i][1] = MmaWeights<W>::load(row_g8, step, first_j + i, t);
+    }
   }
 }
 
@@ -280,12 +287,13 @@ __device__ __forceinline__ void add_block(float (&acc)[NT][4], const Frag& w0, c
   }
 }
 
-// Grid row y sums blocks [y * blocks_per_split, (y + 1) * blocks_per_split) of k; with one
+// Grid row y sums steps [y * steps_per_split, (y + 1) * steps_per_split) of k; with one
 // split it stores the product (plus the addend), with more its partial sums at partials +
-// y * m * n (Note [Split k]).
+// y * m * n (Note [Split k]). Step s is blocks 8 s..8 s + 7 of every row (block j of the
+// step: MmaWeights::load(row, s, j, t)).
 template <DType W, int NT>
 __global__ void __launch_bounds__(kMmaThreads, 2)
-    int8_mma_kernel(MatvecArgs a, Int8Columns x, float* partials, int64_t blocks_per_split) {
+    int8_mma_kernel(MatvecArgs a, Int8Columns x, float* partials, int64_t steps_per_split) {
   constexpr int N = 8 * NT;
   constexpr int kLoad = kStepBlocks / 2;  // blocks whose weights are in registers at once
   __shared__ __align__(16) int8_t xq[N * kXStride];
@@ -298,11 +306,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2)
   const uint8_t* row_g8 = a.w + min(first_row + g + 8, a.m - 1) * a.w_row_stride;
   const int tiles = (a.n + 7) / 8;  // <= NT
   const int64_t blocks = a.k / kQuantBlock;
-  const int64_t begin = blockIdx.y * blocks_per_split;
-  const int64_t end = min(blocks, begin + blocks_per_split);
+  const int64_t begin = blockIdx.y * steps_per_split;
+  const int64_t end = min((blocks + kStepBlocks - 1) / kStepBlocks, begin + steps_per_split);
 
   Frag f[kLoad][2];
-  load_blocks<W, kLoad>(f, row_g, row_g8, begin, blocks, t);
+  load_blocks<W, kLoad>(f, row_g, row_g8, begin, 0, blocks, t);
   wait_for_producers();
 
   float acc[NT][4];
@@ -311,9 +319,10 @@ __global__ void __launch_bounds__(kMmaThreads, 2)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[nt][i] = 0.0f;
   }
-  for (int64_t first = begin; first < end; first += kStepBlocks) {
-    const int step_blocks = end - first < kStepBlocks ? static_cast<int>(end - first) : kStepBlocks;
-    if (first > begin) load_blocks<W, kLoad>(f, row_g, row_g8, first, blocks, t);
+  for (int64_t step = begin; step < end; ++step) {
+    const int64_t first = step * kStepBlocks;  // block
+    const int step_blocks = blocks - first < kStepBlocks ? static_cast<int>(blocks - first) : kStepBlocks;
+    if (step > begin) load_blocks<W, kLoad>(f, row_g, row_g8, step, 0, blocks, t);
     __syncthreads();  // the previous step's reads of xq and xds are done
     // q_x of the step's blocks, 16 bytes a thread a turn (zeros for padded columns).
     for (int i = static_cast<int>(threadIdx.x); i < tiles * 8 * 2 * kStepBlocks; i += kMmaThreads) {
@@ -332,7 +341,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2)
 #pragma unroll
     for (int part = 0; part < kStepBlocks / kLoad; ++part) {
       if (part * kLoad >= step_blocks) break;
-      if (part > 0) load_blocks<W, kLoad>(f, row_g, row_g8, first + part * kLoad, blocks, t);
+      if (part > 0) load_blocks<W, kLoad>(f, row_g, row_g8, step, part * kLoad, blocks, t);
 #pragma unroll
       for (int i = 0; i < kLoad; ++i) {
         const int b = part * kLoad + i;  // of the step
@@ -377,14 +386,13 @@ template <DType W>
 void launch_typed(const MatvecArgs& a, const Int8Columns& x, float* partials, const KSplit& split,
                   cudaStream_t stream) {
   const dim3 grid(grid_size(a.m, kMmaRows), static_cast<unsigned>(split.splits));
-  const int64_t blocks_per_split = split.steps_per_split * kStepBlocks;
   const int tiles = (a.n + 7) / 8;
   if (tiles <= 4) {
-    launch_kernel(int8_mma_kernel<W, 4>, grid, kMmaThreads, 0, stream, a, x, partials, blocks_per_split);
+    launch_kernel(int8_mma_kernel<W, 4>, grid, kMmaThreads, 0, stream, a, x, partials, split.steps_per_split);
   } else if (tiles <= 8) {
-    launch_kernel(int8_mma_kernel<W, 8>, grid, kMmaThreads, 0, stream, a, x, partials, blocks_per_split);
+    launch_kernel(int8_mma_kernel<W, 8>, grid, kMmaThreads, 0, stream, a, x, partials, split.steps_per_split);
   } else {
-    launch_kernel(int8_mma_kernel<W, 16>, grid, kMmaThreads, 0, stream, a, x, partials, blocks_per_split);
+    launch_kernel(int8_mma_kernel<W, 16>, grid, kMmaThreads, 0, stream, a, x, partials, split.steps_per_split);
   }
 }
 
