@@ -1,5 +1,5 @@
 // CUDA mul_mat, mul_mat_id and attention against the CPU reference: every weight type
-// at batch 1, 4 (matrix-vector kernel) and 64 (cuBLAS), strided and misaligned operands,
+// at batch 1, 4 (matrix-vector kernel) and 64 (int8 tensor cores or cuBLAS), strided and misaligned operands,
 // grouped-query attention at several positions in both the split (flash-decoding) and
 // the single-chunk (prompt) form, and one captured graph replayed at new positions.
 #ifdef BRAID_HAVE_CUDA
@@ -27,7 +27,9 @@ constexpr double kInt8Activations = 2e-4;
 
 // Bounds by path. The f32/f16/bf16 matrix-vector kernel uses the weights exactly as the
 // CPU does and differs only in f32 accumulation; the cuBLAS path: test::cublas_threshold.
-// The types the int8 matrix-vector kernels read (matvec_int8.cu), up to 32 columns.
+// The types the int8 kernels read: matrix-vector (matvec_int8.cu) up to 8 columns, tensor
+// cores (matmul_int8_mma.cu) up to kInt8MmaMaxColumns.
+constexpr int64_t kInt8MmaMaxColumns = 128;  // matmul.cuh
 bool int8_kernel_type(DType type) {
   switch (type) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
@@ -37,7 +39,8 @@ bool int8_kernel_type(DType type) {
 }
 
 double mul_mat_threshold(DType type, int64_t n) {
-  if (traits(type).quantized && (n <= 8 || (int8_kernel_type(type) && n <= 32))) return kInt8Activations;
+  const bool int8_kernels = n <= 8 || (int8_kernel_type(type) && n <= kInt8MmaMaxColumns);
+  if (traits(type).quantized && int8_kernels) return kInt8Activations;
   if (n <= 4) return 1e-9;  // (16- and 32-bit weights take cuBLAS from 5 columns)
   return test::cublas_threshold(type);
 }
@@ -66,14 +69,15 @@ TEST(CudaMulMat, EveryWeightTypeAtBatch1_4_6_64) {
   }
 }
 
-// mul_mat_add on every kernel: f16 (vector loads), q4_0 and q8_0 (int8), f32 rows of odd
-// length (generic kernel), and 64 columns (cuBLAS, then the addition).
+// mul_mat_add on every kernel: f16 (vector loads), q4_0 and q8_0 (int8 matrix-vector, then
+// tensor cores at 64 columns), f32 rows of odd length (generic kernel), and cuBLAS, then
+// the addition (f16 and f32 at 64 columns, every type at 160).
 TEST(CudaMulMat, MulMatAddOnEveryPath) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
   for (DType type : {DType::F16, DType::Q4_0, DType::Q8_0, DType::F32}) {
     const int64_t k = type == DType::F32 ? 301 : 512;
-    for (int64_t n : {1, 3, 64}) {
+    for (int64_t n : {1, 3, 64, 160}) {
       Graph g;
       const TensorId w = g.weight("w", type, {k, 136, 1, 1});
       const TensorId x = g.input("x", DType::F32, {k, n, 1, 1});
@@ -124,25 +128,63 @@ TEST(CudaMulMat, StridedAndMisalignedOperands) {
   }
 }
 
-// Past 8 columns the int8 kernels split the columns into groups of 8 over blocks of the
-// same rows (Note [Column groups]): whole and partial last groups, an odd row count, and
-// mul_mat_add (its addend offset by the group).
-TEST(CudaMulMat, Int8ColumnGroupsPastEightColumns) {
+// Past 8 columns the int8 types take the tensor-core product (matmul_int8_mma.cu): every
+// type, column counts around its tiles of 8 (and 128, the last it takes), 200 rows (a
+// partial last tile of 64), rows of several steps of 8 blocks (k split over several
+// thread blocks, Note [Split k]; 544 = 17 blocks ends on a partial step), x blocks of
+// very different magnitudes (and all-zero ones), mul_mat_add with one and with several
+// splits, and x columns further apart than k.
+TEST(CudaMulMat, Int8TensorCoresOnEveryTypeFrom9To128Columns) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
+  constexpr int64_t m = 200;
   for (DType type : kWeightTypes) {
     if (!int8_kernel_type(type)) continue;
-    for (int64_t n : {9, 16, 17, 32}) {
-      for (bool add : {false, true}) {
-        if (add && n != 17) continue;
+    const bool k_quant = traits(type).block_elements == 256;
+    for (int64_t k : {k_quant ? int64_t{768} : int64_t{544}, int64_t{2816}}) {
+      for (int64_t n : {9, 16, 31, 32, 33, 64, 100, 128}) {
         Graph g;
-        const TensorId w = g.weight("w", type, {512, 37, 1, 1});
-        const TensorId x = g.input("x", DType::F32, {512, n, 1, 1});
-        const TensorId node = add ? ops::mul_mat_add(g, w, x, g.input("plus", DType::F32, {37, n, 1, 1}))
-                                  : ops::mul_mat(g, w, x);
-        OneNodeRunner runner(g, node, 261);
-        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + (add ? " add" : ""));
+        const TensorId w = g.weight("w", type, {k, m, 1, 1});
+        const TensorId x = g.input("x", DType::F32, {k, n, 1, 1});
+        const TensorId node = ops::mul_mat(g, w, x);
+        ASSERT_FALSE(cuda::uses_cublas(g, node));
+        OneNodeRunner runner(g, node, 271);
+        runner.set_floats(x, blocks_of_mixed_magnitude(k, n, 272));
+        SCOPED_TRACE(std::string(name(type)) + " k=" + std::to_string(k) + " n=" + std::to_string(n));
         test::expect_matches_reference(runner, kInt8Activations, cuda);
+      }
+    }
+    for (int64_t n : {17, 100}) {  // mul_mat_add, and x columns k + 32 floats apart, one float in
+      for (bool add : {false, true}) {
+        const int64_t k = k_quant ? 512 : 256;
+        Graph g;
+        const TensorId w = g.weight("w", type, {k, m, 1, 1});
+        const TensorId x_full = g.input("x", DType::F32, {k + 32, n, 1, 1});
+        const TensorId x = ops::view(g, x_full, {k, n, 1, 1}, g[x_full].nb, add ? size_t{0} : size_t{4});
+        const TensorId node = add ? ops::mul_mat_add(g, w, x, g.input("plus", DType::F32, {m, n, 1, 1}))
+                                  : ops::mul_mat(g, w, x);
+        ASSERT_FALSE(cuda::uses_cublas(g, node));
+        OneNodeRunner runner(g, node, 281);
+        SCOPED_TRACE(std::string(name(type)) + " n=" + std::to_string(n) + (add ? " add" : " strided x"));
+        test::expect_matches_reference(runner, kInt8Activations, cuda);
+      }
+    }
+  }
+}
+
+// The int8 tensor-core product takes kMatvecMaxColumns + 1 to kInt8MmaMaxColumns columns of
+// the int8 types; more columns, and the other quantized types, go to cuBLAS. (Decided from
+// the graph alone: runs without a GPU.)
+TEST(CudaMulMat, Int8TensorCoresTakeUpTo128Columns) {
+  for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q2_K}) {
+    for (int64_t n : {9, 128, 129}) {
+      Graph g;
+      const TensorId node =
+          ops::mul_mat(g, g.weight("w", type, {512, 64, 1, 1}), g.input("x", DType::F32, {512, n, 1, 1}));
+      const bool tensor_cores = int8_kernel_type(type) && n <= kInt8MmaMaxColumns;
+      EXPECT_EQ(cuda::uses_cublas(g, node), !tensor_cores) << name(type) << " n=" << n;
+      if (tensor_cores) {  // the int8 copy of x
+        EXPECT_GE(cuda::scratch_bytes(g, node), static_cast<size_t>(512 * n + 16 * n * 8)) << name(type);
       }
     }
   }
@@ -172,15 +214,17 @@ TEST(CudaMulMat, Int8KernelsOnLongRowsAtEveryWidth) {
 TEST(CudaMulMat, Int8KernelsNeedTheScratchTheyReport) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
-    Graph g;
-    const TensorId w = g.weight("w", type, {4096, 8, 1, 1});
-    const TensorId x = g.input("x", DType::F32, {4096, 3, 1, 1});
-    const TensorId node = ops::mul_mat(g, w, x);
-    EXPECT_GE(cuda::scratch_bytes(g, node), size_t{4096 * 3 + 128 * 3 * 8}) << name(type);
-    cuda::DeviceAddresses memory(static_cast<size_t>(g.tensor_count()), nullptr);
-    cuda::StreamContext ctx{cuda.stream(), cuda.cublas(), nullptr, 0};
-    EXPECT_THROW(cuda::launch(g, node, memory, ctx), Error) << name(type);
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K}) {
+    for (int64_t n : {3, 64}) {  // matrix-vector, tensor cores
+      Graph g;
+      const TensorId w = g.weight("w", type, {4096, 8, 1, 1});
+      const TensorId x = g.input("x", DType::F32, {4096, n, 1, 1});
+      const TensorId node = ops::mul_mat(g, w, x);
+      EXPECT_GE(cuda::scratch_bytes(g, node), static_cast<size_t>(4096 * n + 128 * n * 8)) << name(type);
+      cuda::DeviceAddresses memory(static_cast<size_t>(g.tensor_count()), nullptr);
+      cuda::StreamContext ctx{cuda.stream(), cuda.cublas(), nullptr, 0};
+      EXPECT_THROW(cuda::launch(g, node, memory, ctx), Error) << name(type) << " n=" << n;
+    }
   }
   Graph g;  // f16 weights need none
   const TensorId node = ops::mul_mat(g, g.weight("w", DType::F16, {4096, 8, 1, 1}), g.input("x", DType::F32, {4096, 3, 1, 1}));
@@ -189,15 +233,17 @@ TEST(CudaMulMat, Int8KernelsNeedTheScratchTheyReport) {
 
 // A quantized matrix larger than one dequantized slice (64 MiB of f16) on the cuBLAS path:
 // two slices along k, the second added to the first's product (gemm.cu, Note [Slices
-// along k]).
+// along k]); q2_K has no int8 kernel, so 9 columns take cuBLAS.
 TEST(CudaMulMat, QuantizedGemmSpansSeveralSlices) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
   Graph g;
-  const TensorId w = g.weight("w", DType::Q3_K, {8192, 4160, 1, 1});  // (no int8 kernel: cuBLAS at any batch)
+  const TensorId w = g.weight("w", DType::Q2_K, {8192, 4160, 1, 1});
   const TensorId x = g.input("x", DType::F32, {8192, 9, 1, 1});
-  OneNodeRunner runner(g, ops::mul_mat(g, w, x), 231);
-  test::expect_matches_reference(runner, mul_mat_threshold(DType::Q3_K, 9), cuda);
+  const TensorId node = ops::mul_mat(g, w, x);
+  ASSERT_TRUE(cuda::uses_cublas(g, node));
+  OneNodeRunner runner(g, node, 231);
+  test::expect_matches_reference(runner, mul_mat_threshold(DType::Q2_K, 9), cuda);
 }
 
 // The matrix-vector form of mul_mat_id: up to 8 tokens, or (15 tokens here) fewer tokens

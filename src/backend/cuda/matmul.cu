@@ -25,6 +25,21 @@ bool mul_mat_id_uses_gemm(const Graph& graph, const Tensor& t) {
          w.ne[1] <= INT32_MAX && gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
 }
 
+// Whether mul_mat takes the int8 tensor-core product (matmul_int8_mma.cu): weights of an
+// int8 type, kMatvecMaxColumns < n <= kInt8MmaMaxColumns, whole blocks and a row stride
+// the kernel's loads allow. The alignment of the weights' first byte is checked at launch,
+// where weights the int8 kernels cannot read take the generic matrix-vector kernel.
+bool mul_mat_uses_int8_mma(const Graph& graph, const Tensor& t) {
+  if (t.op != Op::MulMat) return false;
+  const Tensor& w = graph[t.src[0]];
+  const int64_t n = graph[t.src[1]].ne[1];
+  if (n <= kMatvecMaxColumns || n > kInt8MmaMaxColumns || w.ne[1] > INT32_MAX) return false;
+  MatvecArgs shape;
+  shape.w_row_stride = static_cast<int64_t>(w.nb[1]);
+  shape.k = w.ne[0];
+  return int8_matvec_ok(w.type, shape);
+}
+
 // Whether mul_mat (no ids) takes the matrix-vector kernel. Quantized weights do up to
 // kMatvecMaxColumns columns (x is read as int8 blocks); 16- and 32-bit weights up to
 // kMatvecMaxFloatColumns, because their kernel reads every column of x from L2 for each
@@ -35,7 +50,7 @@ bool mul_mat_uses_matvec(const Graph& graph, const Tensor& t) {
   const Tensor& w = graph[t.src[0]];
   const Tensor& x = graph[t.src[1]];
   const int64_t n = x.ne[1];
-  if (n > kMatvecMaxColumns) return int8_matvec_type(w.type) && n <= kInt8MatvecMaxColumns;
+  if (n > kMatvecMaxColumns) return false;
   if (traits(w.type).quantized || n <= kMatvecMaxFloatColumns) return true;
   return !gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
 }
@@ -61,7 +76,8 @@ void launch_mul_mat(const NodeLaunch& launch) {
   auto* out = reinterpret_cast<float*>(launch.out_data());
   const auto x_col_stride = static_cast<int64_t>(x.nb[1] / 4);
   const float* plus = launch.node.src.size() > 2 ? reinterpret_cast<const float*>(launch.src_data(2)) : nullptr;
-  if (mul_mat_uses_matvec(launch.graph, launch.node)) {
+  const bool int8_mma = mul_mat_uses_int8_mma(launch.graph, launch.node);
+  if (int8_mma || mul_mat_uses_matvec(launch.graph, launch.node)) {
     MatvecArgs args;
     args.w = launch.src_data(0);
     args.w_row_stride = static_cast<int64_t>(w.nb[1]);
@@ -72,7 +88,11 @@ void launch_mul_mat(const NodeLaunch& launch) {
     args.m = m;
     args.n = static_cast<int>(n);
     args.plus = plus;
-    launch_matvec(launch, w.type, args);
+    if (int8_mma && int8_matvec_ok(w.type, args)) {
+      launch_int8_mma(launch, w.type, args);
+    } else {
+      launch_matvec(launch, w.type, args);
+    }
     return;
   }
   launch_gemm(launch, w.type, launch.src_data(0), static_cast<int64_t>(w.nb[1]), x_data, x_col_stride, out, k, m, n);
@@ -124,8 +144,8 @@ void launch_mul_mat_id(const NodeLaunch& launch) {
   launch_matvec(launch, w.type, args);
 }
 
-// mul_mat_id and small batches of quantized weights: the int8 copy of x (reported even
-// when odd alignment sends a node to the generic kernel, which needs none).
+// mul_mat_id and quantized weights up to kInt8MmaMaxColumns: the int8 copy of x (reported
+// even when odd alignment sends a node to the generic kernel, which needs none).
 size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
   if (t.op != Op::MulMat && t.op != Op::MulMatId) return 0;
@@ -134,6 +154,7 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   if (t.op == Op::MulMatId && mul_mat_id_uses_gemm(graph, t)) {
     return expert_gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n, w.ne[2]);
   }
+  if (mul_mat_uses_int8_mma(graph, t)) return int8_mma_scratch_bytes(w.ne[0], w.ne[1], n);
   const bool matvec = t.op == Op::MulMatId || mul_mat_uses_matvec(graph, t);
   if (matvec) return int8_matvec_type(w.type) ? int8_matvec_scratch_bytes(w.ne[0], n) : 0;
   return gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n);
@@ -142,7 +163,7 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
 bool mul_mat_uses_cublas(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
   if (t.op == Op::MulMatId) return mul_mat_id_uses_gemm(graph, t);
-  return t.op == Op::MulMat && !mul_mat_uses_matvec(graph, t);
+  return t.op == Op::MulMat && !mul_mat_uses_matvec(graph, t) && !mul_mat_uses_int8_mma(graph, t);
 }
 
 bool mul_mat_supported(const Graph& graph, TensorId node) {
@@ -154,7 +175,7 @@ bool mul_mat_supported(const Graph& graph, TensorId node) {
     const Tensor& ids = graph[t.src[2]];
     return x.ne[1] <= 65535 && ids.nb[1] % 4 == 0 && w.ne[2] <= INT32_MAX;
   }
-  if (x.ne[1] <= kMatvecMaxColumns) return true;
+  if (x.ne[1] <= kMatvecMaxColumns || mul_mat_uses_int8_mma(graph, t)) return true;
   return x.ne[1] <= INT32_MAX && w.ne[1] <= INT32_MAX &&
          gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
 }

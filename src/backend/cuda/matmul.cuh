@@ -1,14 +1,16 @@
 // mul_mat (w [k, m] times x [k, n] -> f32 [m, n]) and mul_mat_id (the expert of each token
 // chosen on the device from ids [used, n]).
 //
-// Batch n <= kMatvecMaxColumns (token generation; 4 for unquantized weights, 32 for
-// quantized ones with int8 kernels) is memory-bound: the matrix-vector
-// kernel (matvec.cu) reads every weight byte once for all n columns, 16-byte loads,
-// warp-shuffle reductions in a fixed order. For quantized weights x is first
-// quantized to int8 blocks in the stream's scratch and the products run on __dp4a
-// (matvec_int8.cu, Note [Int8 activations]). Larger batches (prompts) go to cuBLAS (gemm.cu): activations are
-// converted to the weight's 16-bit type in scratch, quantized weights are dequantized to
-// f16 in scratch slice by slice along k, and the product accumulates in f32.
+// Batch n <= kMatvecMaxColumns (token generation; 4 for unquantized weights) is
+// memory-bound: the matrix-vector kernel (matvec.cu) reads every weight byte once for all
+// n columns, 16-byte loads, warp-shuffle reductions in a fixed order. For quantized weights
+// x is first quantized to int8 blocks in the stream's scratch and the products run on
+// __dp4a (matvec_int8.cu, Note [Int8 activations]). Quantized weights with int8 kernels
+// take the tensor-core product up to kInt8MmaMaxColumns columns (batched decode;
+// matmul_int8_mma.cu, Note [Int8 tensor-core product]), on the same int8 copy of x. Larger
+// batches (prompts) go to cuBLAS (gemm.cu): activations are converted to the weight's
+// 16-bit type in scratch, quantized weights are dequantized to f16 in scratch slice by
+// slice along k, and the product accumulates in f32.
 //
 // mul_mat_id never reads ids on the host (its launch is captured into CUDA graphs that
 // replay with new ids). Up to kMatvecMaxColumns tokens, or fewer tokens than experts, it
@@ -23,9 +25,9 @@
 namespace braid::cuda {
 
 inline constexpr int64_t kMatvecMaxColumns = 8;
-// Quantized weights with int8 kernels take the matrix-vector path up to this many columns,
-// in groups of 8 (matvec_int8.cu, Note [Column groups]).
-inline constexpr int64_t kInt8MatvecMaxColumns = 32;
+// Quantized weights with int8 kernels (int8_matvec_type) take the tensor-core product from
+// kMatvecMaxColumns + 1 up to this many columns (matmul_int8_mma.cu).
+inline constexpr int64_t kInt8MmaMaxColumns = 128;
 inline constexpr int64_t kMatvecMaxFloatColumns = 4;  // f32/f16/bf16 weights: see mul_mat_uses_matvec
 
 // What the matrix-vector kernels need: row r of expert e of w starts at
@@ -53,17 +55,39 @@ __device__ __forceinline__ float with_plus(const MatvecArgs& a, int64_t i, float
   return a.plus != nullptr ? product + a.plus[i] : product;
 }
 
-// Launches the matrix-vector product (n <= kMatvecMaxColumns, up to kInt8MatvecMaxColumns
-// for int8_matvec_type weights, or any n with ids).
+// Launches the matrix-vector product (n <= kMatvecMaxColumns, or any n with ids). Past
+// kMatvecMaxColumns columns (up to kInt8MmaMaxColumns) it takes only weights the int8
+// kernels cannot read as they lie (int8_matvec_ok false), on the generic kernel 8 columns
+// a launch.
 void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
 
-// The int8 path (matvec_int8.cu): q8_0, q4_0, q4_1 weights whose blocks are aligned as
-// it needs; it quantizes the x columns (all n tokens with ids) into ctx.scratch, which
-// must hold int8_matvec_scratch_bytes(k, n), then launches the product on the same stream.
+// The int8 path (matvec_int8.cu): q8_0, q4_*, q5_*, q4_K, q5_K and q6_K weights whose blocks
+// are aligned as it needs; it quantizes the x columns (all n tokens with ids) into
+// ctx.scratch, which must hold int8_matvec_scratch_bytes(k, n), then launches the product
+// on the same stream.
 bool int8_matvec_type(DType w_type);
 bool int8_matvec_ok(DType w_type, const MatvecArgs& args);
 size_t int8_matvec_scratch_bytes(int64_t k, int64_t columns);
 void launch_int8_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args, unsigned tokens);
+
+// x quantized to int8 blocks of 32 in scratch (Note [Int8 activations]): column c's values
+// at q + c * k, its blocks' (d_x, s_x = d_x * sum(q_x)) at ds + c * (k / 32). In nibble
+// order (matvec_int8.cu) or plain order (element j of a block at byte j).
+struct Int8Columns {
+  const int8_t* q;
+  const float2* ds;
+};
+// Quantizes `columns` columns of x (k a multiple of 32) into launch.ctx.scratch, which must
+// hold int8_matvec_scratch_bytes(k, columns) (throws braid::Error otherwise), on the
+// node's stream.
+Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x_col_stride, int64_t k,
+                             int64_t columns, bool nibble_order);
+
+// The tensor-core product (matmul_int8_mma.cu) for kMatvecMaxColumns < n <=
+// kInt8MmaMaxColumns, no ids, weights that int8_matvec_ok accepts; ctx.scratch must hold
+// int8_mma_scratch_bytes(k, m, n): the int8 copy of x, and partial sums where k is split.
+void launch_int8_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
+size_t int8_mma_scratch_bytes(int64_t k, int64_t m, int64_t n);
 
 // cuBLAS product of w [k, m] (row stride in bytes) and x [k, n] (column stride in floats).
 void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64_t w_row_stride, const float* x,

@@ -32,11 +32,8 @@
 //
 // Two rows per group (every type but q8_0, and every type at batch > 1) reuse each loaded x block.
 //
-// Note [Column groups]: past 8 columns (batched decode of up to kInt8MatvecMaxColumns
-// sequences) a block still holds 8 columns' sums, and the columns are split into groups
-// of 8 over consecutive blocks of the same rows: the weights come from HBM once and from
-// L2 for the other groups, where the cuBLAS path would dequantize every weight to f16 for
-// each step.
+// Past 8 columns the weights meet x on tensor cores instead (matmul_int8_mma.cu), on the
+// x that quantize_columns leaves here in plain order.
 // Every sum is reduced in a fixed order (warp butterflies, then the warps of a row in
 // index order).
 #include "backend/cuda/int8_dot.cuh"
@@ -51,13 +48,7 @@ constexpr size_t kScratchAlignment = 256;
 
 size_t align_up(size_t bytes) { return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment; }
 
-// Where the quantized x lives in scratch: column c's int8 values at q + c * k, its block
-// scales (d_x, s_x) at ds + c * (k / 32).
-struct Int8Columns {
-  const int8_t* q;
-  const float2* ds;
-};
-
+// Where the quantized x lives in scratch (Int8Columns, matmul.cuh).
 Int8Columns int8_columns(void* scratch, int64_t k, int64_t columns) {
   auto* base = static_cast<uint8_t*>(scratch);
   return {reinterpret_cast<const int8_t*>(base),
@@ -126,13 +117,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   constexpr int kStride = kRowThreads / Dot::kThreads;  // weight units a step covers
   const int thread = threadIdx.x % kRowThreads;
   const int part = thread % Dot::kThreads;
-  // More than NC columns (no ids): consecutive blocks share rows and take consecutive
-  // groups of NC columns, so the blocks that read the same weights run side by side and all
-  // but the first find them in L2 (Note [Column groups]).
-  const int column_groups = a.ids != nullptr ? 1 : (a.n + NC - 1) / NC;
-  const int column_group = static_cast<int>(blockIdx.x % column_groups);
-  const int64_t row_block = blockIdx.x / column_groups;
-  const int64_t first_row = (row_block * kGroups + threadIdx.x / kRowThreads) * kRows;
+  const int64_t first_row = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / kRowThreads) * kRows;
   if (first_row >= a.m) return;  // whole groups: kRowThreads is a multiple of 32
   const int64_t units = a.k / Dot::kUnit;
   const int64_t x_blocks = a.k / kQuantBlock;  // (d_x, s_x) pairs of a column
@@ -156,15 +141,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   const int8_t* xq = x.q;
   const float2* xds = x.ds;
   float* out = a.out;
-  int columns = a.n;
-  int64_t out_base = 0;  // of out (and a.plus) for this block's first column
-  if (column_groups > 1) {
-    xq += static_cast<int64_t>(column_group) * NC * a.k;
-    xds += static_cast<int64_t>(column_group) * NC * x_blocks;
-    out_base = static_cast<int64_t>(column_group) * NC * a.m;
-    out += out_base;
-    columns = min(NC, a.n - column_group * NC);
-  }
+  int columns = a.n;  // <= NC without ids
   if (a.ids != nullptr) {  // mul_mat_id: grid row y is the token, its expert comes from device memory
     const int64_t token = blockIdx.y;
     const int expert = a.ids[token * a.ids_col_stride + a.slot];
@@ -234,7 +211,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
           if (c < columns && first_row + r < a.m) {
-            out[c * a.m + first_row + r] = with_plus(a, out_base + c * a.m + first_row + r, acc[r][c]);
+            out[c * a.m + first_row + r] = with_plus(a, c * a.m + first_row + r, acc[r][c]);
           }
         }
       }
@@ -256,7 +233,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
         float sum = 0.0f;
 #pragma unroll
         for (int w2 = 0; w2 < kRowWarps; ++w2) sum += partial[w2][thread];
-        out[c * a.m + first_row + r] = with_plus(a, out_base + c * a.m + first_row + r, sum);
+        out[c * a.m + first_row + r] = with_plus(a, c * a.m + first_row + r, sum);
       }
     }
   }
@@ -269,24 +246,20 @@ void launch_shaped(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, c
   // 32000 gain 20-35%, 2048 x 2048 loses); other rows a whole block, which keeps more
   // loads in flight per row.
   const int64_t parts = a.k / Int8Dot<W>::kUnit * Int8Dot<W>::kThreads;
-  const unsigned column_groups = a.ids != nullptr ? 1u : static_cast<unsigned>((a.n + NC - 1) / NC);
   if (parts <= 64 || (parts <= 256 && a.m >= 8192)) {
-    const dim3 grid(grid_size(a.m, kBlockThreads / 32 * kRows) * column_groups, tokens);
+    const dim3 grid(grid_size(a.m, kBlockThreads / 32 * kRows), tokens);
     launch_kernel(int8_matvec_kernel<W, NC, kRows, 32>, grid, kBlockThreads, 0, stream, a, x);
   } else {
-    const dim3 grid(grid_size(a.m, kRows) * column_groups, tokens);
+    const dim3 grid(grid_size(a.m, kRows), tokens);
     launch_kernel(int8_matvec_kernel<W, NC, kRows, kBlockThreads>, grid, kBlockThreads, 0, stream, a, x);
   }
 }
 
-// Quantizes x into scratch (every token's column with ids), then the product; both on
-// `stream`, so the product sees the finished x.
+// The product on x quantized in scratch (every token's column with ids), on the stream of
+// the quantization, so it sees the finished x.
 template <DType W>
-void launch_typed(const MatvecArgs& a, void* scratch, unsigned tokens, cudaStream_t stream) {
-  const Int8Columns x = int8_columns(scratch, a.k, a.n);
-  const dim3 quantize_grid(grid_size(a.k / 4, kQuantizeThreads), static_cast<unsigned>(a.n));
-  launch_kernel(quantize_columns_kernel<Int8Dot<W>::kNibbleOrder>, quantize_grid, kQuantizeThreads, 0, stream, a.x,
-                a.x_col_stride, a.k, static_cast<int8_t*>(scratch), const_cast<float2*>(x.ds));
+void launch_typed(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, cudaStream_t stream) {
+  BRAID_ASSERT(a.ids != nullptr || a.n <= 8);
   const int columns = a.ids != nullptr ? 1 : a.n;
   // One column: two rows a group (each x block loaded serves both; on the H100's llama
   // shapes up to 40% faster for 4-bit weights, none slower; on the H200 10-17% for q4_K and
@@ -302,6 +275,13 @@ void launch_typed(const MatvecArgs& a, void* scratch, unsigned tokens, cudaStrea
   } else {
     launch_shaped<W, 8, 2>(a, x, tokens, stream);
   }
+}
+
+// Quantizes x (every token's column with ids), then the product.
+template <DType W>
+void launch_product(const NodeLaunch& launch, const MatvecArgs& a, unsigned tokens) {
+  const Int8Columns x = quantize_columns(launch, a.x, a.x_col_stride, a.k, a.n, Int8Dot<W>::kNibbleOrder);
+  launch_typed<W>(a, x, tokens, launch.ctx.stream);
 }
 
 }  // namespace
@@ -334,24 +314,37 @@ size_t int8_matvec_scratch_bytes(int64_t k, int64_t columns) {
          static_cast<size_t>(columns * (k / kQuantBlock)) * sizeof(float2);
 }
 
-void launch_int8_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args, unsigned tokens) {
-  const int64_t columns = args.n;  // every token's column with ids
-  const size_t need = int8_matvec_scratch_bytes(args.k, columns);
+Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x_col_stride, int64_t k,
+                             int64_t columns, bool nibble_order) {
+  const size_t need = int8_matvec_scratch_bytes(k, columns);
   if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
     throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
                 std::to_string(launch.ctx.scratch_bytes));
   }
   if (columns > 65535) throw Error(launch.label() + ": more than 65535 columns");  // grid rows of the quantizer
+  const Int8Columns out = int8_columns(launch.ctx.scratch, k, columns);
+  const dim3 grid(grid_size(k / 4, kQuantizeThreads), static_cast<unsigned>(columns));
+  auto* q = static_cast<int8_t*>(launch.ctx.scratch);
+  auto* ds = const_cast<float2*>(out.ds);
   cudaStream_t stream = launch.ctx.stream;
+  if (nibble_order) {
+    launch_kernel(quantize_columns_kernel<true>, grid, kQuantizeThreads, 0, stream, x, x_col_stride, k, q, ds);
+  } else {
+    launch_kernel(quantize_columns_kernel<false>, grid, kQuantizeThreads, 0, stream, x, x_col_stride, k, q, ds);
+  }
+  return out;
+}
+
+void launch_int8_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args, unsigned tokens) {
   switch (w_type) {
-    case DType::Q8_0: launch_typed<DType::Q8_0>(args, launch.ctx.scratch, tokens, stream); break;
-    case DType::Q4_0: launch_typed<DType::Q4_0>(args, launch.ctx.scratch, tokens, stream); break;
-    case DType::Q4_1: launch_typed<DType::Q4_1>(args, launch.ctx.scratch, tokens, stream); break;
-    case DType::Q5_0: launch_typed<DType::Q5_0>(args, launch.ctx.scratch, tokens, stream); break;
-    case DType::Q5_1: launch_typed<DType::Q5_1>(args, launch.ctx.scratch, tokens, stream); break;
-    case DType::Q4_K: launch_typed<DType::Q4_K>(args, launch.ctx.scratch, tokens, stream); break;
-    case DType::Q5_K: launch_typed<DType::Q5_K>(args, launch.ctx.scratch, tokens, stream); break;
-    case DType::Q6_K: launch_typed<DType::Q6_K>(args, launch.ctx.scratch, tokens, stream); break;
+    case DType::Q8_0: launch_product<DType::Q8_0>(launch, args, tokens); break;
+    case DType::Q4_0: launch_product<DType::Q4_0>(launch, args, tokens); break;
+    case DType::Q4_1: launch_product<DType::Q4_1>(launch, args, tokens); break;
+    case DType::Q5_0: launch_product<DType::Q5_0>(launch, args, tokens); break;
+    case DType::Q5_1: launch_product<DType::Q5_1>(launch, args, tokens); break;
+    case DType::Q4_K: launch_product<DType::Q4_K>(launch, args, tokens); break;
+    case DType::Q5_K: launch_product<DType::Q5_K>(launch, args, tokens); break;
+    case DType::Q6_K: launch_product<DType::Q6_K>(launch, args, tokens); break;
     default: throw Error(launch.label() + ": no int8 matrix-vector kernel for this weight type");
   }
 }
