@@ -152,9 +152,9 @@ void Engine::run_step(const StepPlan& plan) {
   // Each sequence's next token, sampled and passed on side by side: each request has its own
   // sampler, text stream and handle, so nothing is shared but the (thread-safe) metrics.
   // On the pool the CPU backend uses for its nodes, idle between steps: a sample scans the
-  // whole vocabulary (0.1-0.5 ms at 32k-128k tokens), and waking a client's thread is a
-  // system call per token, which one thread paid 64 times a step. A model may have more
-  // logits than pieces (a padded embedding): only pieces can be chosen.
+  // whole vocabulary (0.1-0.5 ms at 32k-128k tokens). The handlers that got text are woken
+  // by waker_, off this thread. A model may have more logits than pieces (a padded
+  // embedding): only pieces can be chosen.
   const size_t pieces = static_cast<size_t>(tokenizer_.vocabulary().size());
   std::vector<Active*> sampling(plan.work.size(), nullptr);
   for (size_t i = 0; i < plan.work.size(); ++i) {
@@ -162,6 +162,7 @@ void Engine::run_step(const StepPlan& plan) {
     if (!w.decode && metrics_) metrics_->add_prompt_tokens(w.count);
     if (w.decode || w.last_chunk) sampling[i] = active_.at(w.id).get();
   }
+  std::vector<std::shared_ptr<RequestHandle>> woken(plan.work.size());
   cpu::ThreadPool::shared().parallel_for(static_cast<int64_t>(plan.work.size()), [&](int64_t i) {
     Active* a = sampling[i];
     if (!a) return;
@@ -172,8 +173,10 @@ void Engine::run_step(const StepPlan& plan) {
       end(*a, FinishReason::Error, e.what());
       return;
     }
-    next_token(*a, token, runner_->position(plan.work[i].slot));
+    if (next_token(*a, token, runner_->position(plan.work[i].slot))) woken[i] = a->handle;
   });
+  std::erase(woken, nullptr);
+  waker_.wake_later(std::move(woken));
   if (metrics_) {
     metrics_->count_step(plan.tokens(), runner_->bucket_for(plan.tokens()),
                          std::chrono::duration<double>(evaluated - started).count(),
@@ -181,11 +184,12 @@ void Engine::run_step(const StepPlan& plan) {
   }
 }
 
-// The steps of generate_tokens after the sample, one token at a time.
-void Engine::next_token(Active& a, int32_t token, int position) {
+// The steps of generate_tokens after the sample, one token at a time. True when the
+// request got text that its handler has not been woken for (the caller wakes it).
+bool Engine::next_token(Active& a, int32_t token, int position) {
   if (tokenizer_.is_end_of_generation(token)) {
     end(a, FinishReason::Stop);
-    return;
+    return false;
   }
   a.sampler.accept(token);
   ++a.generated;
@@ -196,14 +200,17 @@ void Engine::next_token(Active& a, int32_t token, int position) {
       metrics_->observe_time_to_first_token(std::chrono::duration<double>(Clock::now() - a.arrived).count());
     }
   }
-  a.handle->push_text(a.text.push(tokenizer_.token_to_piece(token)));
+  const bool appended = a.handle->append_text(a.text.push(tokenizer_.token_to_piece(token)));
   if (a.text.stopped()) {
-    end(a, FinishReason::Stop);
-  } else if (a.generated >= a.job.max_tokens || position >= model_.config.n_ctx) {
-    end(a, FinishReason::Length);  // (no decode step for a token nobody will read)
-  } else {
-    a.next = token;
+    end(a, FinishReason::Stop);  // (which wakes the handler)
+    return false;
   }
+  if (a.generated >= a.job.max_tokens || position >= model_.config.n_ctx) {
+    end(a, FinishReason::Length);  // (no decode step for a token nobody will read)
+    return false;
+  }
+  a.next = token;
+  return appended;
 }
 
 void Engine::end(Active& a, FinishReason reason, std::string error) {

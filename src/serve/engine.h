@@ -29,6 +29,7 @@
 #include "serve/request_handle.h"
 #include "serve/scheduler.h"
 #include "serve/text_stream.h"
+#include "serve/waker.h"
 
 namespace braid::serve {
 
@@ -71,8 +72,9 @@ class Engine {
   struct Active;
   void loop();
   void run_step(const StepPlan& plan);
-  // Samples from `logits` and hands the token to the client; false when the request ended.
-  void next_token(Active& a, int32_t token, int position);
+  // Hands a sampled token to its request: text appended to the handle, the request ended
+  // where it should. True when the handler has text it was not woken for (waker_'s job).
+  bool next_token(Active& a, int32_t token, int position);
   void end(Active& a, FinishReason reason, std::string error = {});
 
   const Model& model_;
@@ -90,6 +92,7 @@ class Engine {
   bool stopping_ = false;
 
   std::map<RequestId, std::unique_ptr<Active>> active_;  // the loop's own
+  Waker waker_;  // (declared before thread_: the loop uses it until stop() joins)
   std::thread thread_;
 };
 

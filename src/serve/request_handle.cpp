@@ -17,13 +17,17 @@ std::string_view finish_reason_name(FinishReason reason) {
 }
 
 void RequestHandle::push_text(std::string text) {
-  if (text.empty()) return;
-  {
-    std::lock_guard lock(mutex_);
-    text_ += text;
-  }
-  changed_.notify_all();
+  if (append_text(std::move(text))) wake();
 }
+
+bool RequestHandle::append_text(std::string text) {
+  if (text.empty()) return false;
+  std::lock_guard lock(mutex_);
+  text_ += text;
+  return true;
+}
+
+void RequestHandle::wake() { changed_.notify_all(); }
 
 void RequestHandle::finish(FinishReason reason, Usage usage, std::string error, std::vector<int32_t> tokens) {
   {

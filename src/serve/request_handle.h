@@ -38,8 +38,11 @@ class RequestHandle {
   explicit RequestHandle(RequestId id) : id_(id) {}
   RequestId id() const { return id_; }
 
-  // Engine side.
+  // Engine side. push_text adds text and wakes the handler; append_text only adds it (true
+  // when there was text to add), for a wake() later from another thread (serve/waker.h).
   void push_text(std::string text);
+  bool append_text(std::string text);
+  void wake();
   void finish(FinishReason reason, Usage usage, std::string error = {}, std::vector<int32_t> tokens = {});
 
   // Handler side: what came since the last call, waiting up to `timeout` for something.
