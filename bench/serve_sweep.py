@@ -28,6 +28,7 @@ def start_server(args, policy, slots):
         cmd += ["--backend", args.backend]
     if args.chat_template:
         cmd += ["--chat-template", args.chat_template]
+    cmd += args.serve_args.split()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if "listening on" not in line:
@@ -47,6 +48,7 @@ def main():
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--backend")
     ap.add_argument("--chat-template", help="for models without one (stories260K: chatml)")
+    ap.add_argument("--serve-args", default="", help="more arguments of braid serve, e.g. '--fuse --cache-type f16'")
     args = ap.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
 

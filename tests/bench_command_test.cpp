@@ -44,6 +44,26 @@ TEST(BenchCommand, MarkdownAndCsvCarryTheMedianAndTheHostTime) {
       << csv.out;
 }
 
+// --cache-type f16: the same rows with a 16-bit KV cache, named so, in less memory.
+TEST(BenchCommand, SixteenBitCacheTakesLessMemory) {
+  const std::string args = "bench --backend cpu --preset tiny-256 --layers 1 --ctx 256 -p 4 -n 2 -r 1 --policy serial";
+  const test::CliResult f32 = run_cli(args + " -o json");
+  const test::CliResult f16 = run_cli(args + " --cache-type f16 -o json");
+  ASSERT_EQ(f32.exit_code, 0) << f32.err;
+  ASSERT_EQ(f16.exit_code, 0) << f16.err;
+  const auto rows32 = nlohmann::json::parse(f32.out);
+  const auto rows16 = nlohmann::json::parse(f16.out);
+  ASSERT_EQ(rows32.size(), rows16.size());
+  for (size_t i = 0; i < rows16.size(); ++i) {
+    EXPECT_TRUE(contains(rows16[i]["model"].get<std::string>(), "(f16 cache)")) << rows16[i].dump();
+    EXPECT_GT(rows16[i]["tps_median"].get<double>(), 0.0);
+    // One layer's k and v caches, 256 rows of 256 values: 512 KiB in f32, 256 KiB in f16.
+    EXPECT_EQ(rows32[i]["memory"]["total_bytes"].get<int64_t>() - rows16[i]["memory"]["total_bytes"].get<int64_t>(),
+              256 * 1024)
+        << rows32[i].dump() << "\n" << rows16[i].dump();
+  }
+}
+
 // --cpu-kernels fast,reference: one run times both kernel sets, the reference rows named
 // by their backend column and summarized against their own serial row.
 TEST(BenchCommand, CpuKernelsFastAndReferenceInOneRun) {

@@ -19,7 +19,7 @@ namespace {
 struct BenchOptions {
   std::vector<std::string> files;
   std::vector<std::string> presets;
-  ModelSource base;  // type, layers, ctx, seed for presets
+  ModelSource base;  // type, layers, ctx, seed for presets; ctx and cache type for files too
   std::vector<int> prompt;
   std::vector<int> generate;
   std::vector<int> parallel;  // batched decode of this many sequences (instead of pp/tg)
@@ -108,7 +108,7 @@ void run_bench(const BenchOptions& o) {
   const std::string backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
   std::vector<ModelSource> sources;
   for (const auto& f : o.files) {
-    ModelSource s;
+    ModelSource s = o.base;  // (--ctx and --cache-type; a file has its own weight types and layers)
     s.file = f;
     sources.push_back(s);
   }
@@ -287,6 +287,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--type", o->base.type, "Weight type of presets")->capture_default_str();
   cmd->add_option("--layers", o->base.layers, "Override presets' layer count")->check(positive());
   cmd->add_option("--ctx", o->base.context, "Context length")->check(positive());
+  add_cache_type_option(*cmd, o->base.cache_type);
   cmd->add_option("-p,--n-prompt", o->prompt, "Prompt lengths (default 512)")->check(non_negative());
   cmd->add_option("-n,--n-gen", o->generate, "Generation lengths (default 128)")->check(non_negative());
   cmd->add_option("--parallel", o->parallel,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "model_source.h"
 
 namespace braid::cli {
 
@@ -36,6 +37,7 @@ void add_generation_options(CLI::App& cmd, GenerationOptions& o) {
   cmd.add_flag("--fuse", o.fuse, "Fuse sibling projections (q/k/v, gate/up) into one mul_mat each");
   cmd.add_flag("!--no-auto-guard", o.auto_guard, "auto: keep the tuned plan even if it falls behind serial later");
   cmd.add_option("--ctx", o.context, "Context length (default: the model's)")->check(positive());
+  add_cache_type_option(cmd, o.cache_type);
   cmd.add_option("--backend", o.backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
 }
@@ -43,6 +45,7 @@ void add_generation_options(CLI::App& cmd, GenerationOptions& o) {
 LoadedGenerator::LoadedGenerator(const GenerationOptions& o)
     : file(GgufFile::open(o.file)), tokenizer(load_tokenizer(file)), model(load_gguf_model(file)) {
   if (o.context > 0) model.config.n_ctx = o.context;
+  model.config.cache_type = cache_type_named(o.cache_type);
   RunnerOptions runner_options;
   runner_options.policy = policy_from_name(o.policy);
   runner_options.plan.max_streams = o.streams;

@@ -27,6 +27,7 @@ struct GenerationOptions {
   bool fuse = false;
   bool auto_guard = true;  // auto: keep checking the choice at run time (PlanGuard)
   int context = 0;
+  std::string cache_type = "f32";  // --cache-type
   std::string backend;
   // Tensor parallelism over this many devices (`braid generate --devices`): on the CPU,
   // simulated ranks (ParallelRunner); CUDA needs NCCL, not in this build.
@@ -36,7 +37,7 @@ struct GenerationOptions {
 };
 
 // -m, -n, --temp, --top-k, --top-p, --seed, --repeat-penalty, --repeat-last-n, --policy,
-// --streams, --graph, --fuse, --ctx, --backend.
+// --streams, --graph, --fuse, --ctx, --cache-type, --backend.
 void add_generation_options(CLI::App& cmd, GenerationOptions& options);
 
 // A GGUF model ready to generate. Not movable: the runner refers to the model.

@@ -8,8 +8,24 @@
 namespace braid::cli {
 
 std::string ModelSource::label() const {
-  if (!file.empty()) return file.substr(file.find_last_of('/') + 1);
-  return layers > 0 ? fmt::format("{} {} ({} layers)", preset, type, layers) : fmt::format("{} {}", preset, type);
+  const std::string cache = cache_type == "f32" ? "" : fmt::format(" ({} cache)", cache_type);
+  if (!file.empty()) return file.substr(file.find_last_of('/') + 1) + cache;
+  return (layers > 0 ? fmt::format("{} {} ({} layers)", preset, type, layers) : fmt::format("{} {}", preset, type)) +
+         cache;
+}
+
+void add_cache_type_option(CLI::App& cmd, std::string& cache_type) {
+  cmd.add_option("--cache-type", cache_type, "KV cache element type: f32, f16 or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
+}
+
+DType cache_type_named(const std::string& name) {
+  DType type = DType::F32;
+  if (!parse_dtype(name, &type) || (type != DType::F32 && type != DType::F16 && type != DType::BF16)) {
+    throw Error(fmt::format("unknown cache type '{}' (known: f32, f16, bf16)", name));
+  }
+  return type;
 }
 
 std::string preset_list() {
@@ -25,6 +41,7 @@ void add_model_options(CLI::App& cmd, ModelSource& source, bool file_allowed) {
       ->capture_default_str();
   cmd.add_option("--layers", source.layers, "Override the preset's layer count")->check(positive());
   cmd.add_option("--ctx", source.context, "Context length (KV cache size)")->check(positive());
+  add_cache_type_option(cmd, source.cache_type);
   cmd.add_option("--seed", source.seed, "Seed of a preset's random weights")->capture_default_str();
 }
 
@@ -35,6 +52,7 @@ ModelConfig preset_source_config(const ModelSource& source) {
   set_weight_type(config, source.type);
   if (source.layers > 0) config.n_layer = source.layers;
   if (source.context > 0) config.n_ctx = source.context;
+  config.cache_type = cache_type_named(source.cache_type);
   config.check();
   return config;
 }
@@ -47,6 +65,7 @@ std::unique_ptr<Model> load_model(const ModelSource& source) {
   if (!source.file.empty()) {
     *model = load_gguf_model(source.file);
     if (source.context > 0) model->config.n_ctx = source.context;
+    model->config.cache_type = cache_type_named(source.cache_type);
     return model;
   }
   *model = make_random_model(preset_source_config(source), source.seed);
@@ -58,6 +77,7 @@ ModelConfig check_model_source(const ModelSource& source) {
   if (source.file.empty()) return preset_source_config(source);
   ModelConfig config = load_gguf_model(source.file).config;  // mapped, not read
   if (source.context > 0) config.n_ctx = source.context;
+  config.cache_type = cache_type_named(source.cache_type);
   return config;
 }
 

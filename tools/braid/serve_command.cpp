@@ -19,6 +19,7 @@
 #include "braid/model.h"
 #include "braid/tokenizer.h"
 #include "commands.h"
+#include "model_source.h"
 #include "serve/engine.h"
 #if BRAID_SERVE_HTTP
 #include "serve/http/server.h"
@@ -35,11 +36,13 @@ struct ServeOptions {
   int port = 8080;
   int parallel = 0;  // 0: 4 on the CPU, 1 on CUDA
   int context = 0;   // 0: the model's, at most kDefaultMaxContext
+  std::string cache_type = "f32";
   int queue = 64;
   int chunk = 32;
   std::string chat_template;
   std::string policy = "serial";
   int streams = 4;
+  bool fuse = false;
   std::string backend;
   std::string model_name;
 };
@@ -67,6 +70,7 @@ void run_serve(const ServeOptions& o) {
   } else {
     model.config.n_ctx = std::min(model.config.n_ctx, kDefaultMaxContext);
   }
+  model.config.cache_type = cache_type_named(o.cache_type);
   const std::string backend = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
   const int parallel = o.parallel > 0 ? o.parallel : (backend == "cuda" ? 8 : 4);
 
@@ -89,10 +93,12 @@ void run_serve(const ServeOptions& o) {
   engine_options.scheduler.chunk_size = o.chunk;
   engine_options.runner.policy = policy_from_name(o.policy);
   engine_options.runner.plan.max_streams = o.streams;
+  engine_options.runner.fuse = o.fuse;
 
   fmt::print(stderr, "braid serve: {} as '{}', backend {}, {} slots (one batched graph a step), context {}, "
-                     "queue {}, policy {}\n",
-             o.file, config.model_name, backend, parallel, model.config.n_ctx, o.queue, o.policy);
+                     "{} cache, queue {}, policy {}{}\n",
+             o.file, config.model_name, backend, parallel, model.config.n_ctx, o.cache_type, o.queue, o.policy,
+             o.fuse ? ", fused projections" : "");
   serve::Metrics metrics;
   serve::Engine engine(model, *tokenizer, engine_options, &metrics);
   serve::HttpServer server(engine, *tokenizer, config, metrics);
@@ -130,6 +136,7 @@ void add_serve_command(CLI::App& app) {
       ->check(positive());
   cmd->add_option("--ctx", o->context, "Context length of each slot (default: the model's, at most 4096)")
       ->check(positive());
+  add_cache_type_option(*cmd, o->cache_type);
   cmd->add_option("--queue", o->queue, "Requests that may wait for a slot; beyond them: 503")
       ->capture_default_str()->check(non_negative());
   cmd->add_option("--chunk", o->chunk, "Largest prompt chunk per step (a power of two)")->capture_default_str()
@@ -140,6 +147,7 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--streams", o->streams, "Most streams a plan may use")->capture_default_str()
       ->check(CLI::Range(1, 32));
+  cmd->add_flag("--fuse", o->fuse, "Fuse sibling projections (q/k/v, gate/up) into one mul_mat each");
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--model-name", o->model_name, "The model's id in the API (default: the file name without .gguf)");
