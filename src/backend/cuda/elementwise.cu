@@ -7,33 +7,6 @@ namespace {
 
 constexpr int kRowThreads = 256;
 
-enum class Binary { Add, Mul, Swiglu };
-enum class Unary { Scale, Silu };
-
-__device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
-
-template <Binary kOp>
-__device__ __forceinline__ float apply(float a, float b) {
-  if constexpr (kOp == Binary::Add) return a + b;
-  if constexpr (kOp == Binary::Mul) return a * b;
-  return silu(a) * b;
-}
-
-// Grid: x covers one row's elements, y walks the rows. Parallel over elements, not rows,
-// because decode has a single row of thousands of elements; with many rows (prompts)
-// each thread takes several elements of a row, so the row's address (three 64-bit
-// divisions) is computed once per row and thread, not once per element.
-//
-// b's indices wrap (broadcast by repetition): b's row is a's row index taken modulo each
-// of b's dimensions.
-__device__ __forceinline__ const uint8_t* broadcast_row_address(const StridedTensor& a, const StridedTensor& b,
-                                                                int64_t row) {
-  const int64_t i1 = row % a.ne[1];
-  const int64_t i2 = (row / a.ne[1]) % a.ne[2];
-  const int64_t i3 = row / (a.ne[1] * a.ne[2]);
-  return b.data + (i1 % b.ne[1]) * b.nb[1] + (i2 % b.ne[2]) * b.nb[2] + (i3 % b.ne[3]) * b.nb[3];
-}
-
 template <Binary kOp>
 __global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int64_t rows) {
   wait_for_producers();
@@ -44,9 +17,7 @@ __global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int6
     const auto* a_row = reinterpret_cast<const float*>(a.row_data(row));
     const auto* b_row = reinterpret_cast<const float*>(broadcast_row_address(a, b, row));
     float* out_row = out + row * a.ne[0];
-    for (int64_t i = first; i < a.ne[0]; i += step) {
-      out_row[i] = apply<kOp>(a_row[i], b_row[same_width ? i : i % b.ne[0]]);
-    }
+    for (int64_t i = first; i < a.ne[0]; i += step) binary_element<kOp>(a_row, b_row, b.ne[0], same_width, out_row, i);
   }
 }
 
@@ -58,9 +29,7 @@ __global__ void unary_kernel(StridedTensor a, float factor, float* out, int64_t 
   for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
     const auto* a_row = reinterpret_cast<const float*>(a.row_data(row));
     float* out_row = out + row * a.ne[0];
-    for (int64_t i = first; i < a.ne[0]; i += step) {
-      out_row[i] = kOp == Unary::Scale ? a_row[i] * factor : silu(a_row[i]);
-    }
+    for (int64_t i = first; i < a.ne[0]; i += step) unary_element<kOp>(a_row, factor, out_row, i);
   }
 }
 

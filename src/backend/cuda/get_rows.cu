@@ -7,16 +7,7 @@ constexpr int kGetRowsThreads = 256;
 
 __global__ void get_rows_kernel(StridedTensor table, DType type, const int32_t* ids, float* out) {
   wait_for_producers();
-  const int64_t i = blockIdx.x;
-  const int64_t id = ids[i];
-  const int64_t cols = table.ne[0];
-  float* out_row = out + i * cols;
-  if (id < 0 || id >= table.ne[1]) {
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out_row[c] = __int_as_float(0x7fc00000);
-    return;
-  }
-  const uint8_t* row = table.data + id * table.nb[1];
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out_row[c] = load_element(type, row, c);
+  for (int64_t c = threadIdx.x; c < table.ne[0]; c += blockDim.x) get_rows_element(table, type, ids, out, blockIdx.x, c);
 }
 
 }  // namespace

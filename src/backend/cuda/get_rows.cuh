@@ -8,6 +8,14 @@
 
 namespace braid::cuda {
 
+// Element c of output row i, shared by the kernel and the persistent kernel's tiles.
+__device__ __forceinline__ void get_rows_element(const StridedTensor& table, DType type, const int32_t* ids,
+                                                 float* out, int64_t i, int64_t c) {
+  const int64_t id = ids[i];
+  const int64_t cols = table.ne[0];
+  out[i * cols + c] = id < 0 || id >= table.ne[1] ? __int_as_float(0x7fc00000) : load_element(type, table.data + id * table.nb[1], c);
+}
+
 void launch_get_rows(const NodeLaunch& launch);
 
 }  // namespace braid::cuda

@@ -6,15 +6,7 @@ namespace {
 // One block per (group of kRopeHeadsPerBlock heads, token).
 __global__ void rope_kernel(StridedTensor x, const int32_t* positions, RopeParams p, float* out) {
   wait_for_producers();
-  const int64_t token = blockIdx.y;
-  const int head0 = static_cast<int>(blockIdx.x) * kRopeHeadsPerBlock;
-  const int head_end = min(head0 + kRopeHeadsPerBlock, static_cast<int>(x.ne[1]));
-  const int64_t head_dim = x.ne[0];
-  float* out_token = out + token * x.ne[1] * head_dim;
-  rope_heads(
-      p, static_cast<double>(positions[token]), head0, head_end, head_dim,
-      [&](int h) { return reinterpret_cast<const float*>(x.data + h * x.nb[1] + token * x.nb[2]); },
-      [&](int h, int64_t d, float v) { out_token[h * head_dim + d] = v; });
+  rope_block(x, positions, p, out, static_cast<int>(blockIdx.x), blockIdx.y);
 }
 
 }  // namespace

@@ -79,6 +79,20 @@ inline dim3 rope_grid(int64_t heads, int64_t tokens) {
               static_cast<unsigned>(tokens));
 }
 
+// The rope kernel's block (head group `group` of kRopeHeadsPerBlock heads, token `token`),
+// shared with the persistent kernel's tiles: out is contiguous [head_dim, heads, n].
+__device__ __forceinline__ void rope_block(const StridedTensor& x, const int32_t* positions, const RopeParams& p,
+                                           float* out, int group, int64_t token) {
+  const int head0 = group * kRopeHeadsPerBlock;
+  const int head_end = min(head0 + kRopeHeadsPerBlock, static_cast<int>(x.ne[1]));
+  const int64_t head_dim = x.ne[0];
+  float* out_token = out + token * x.ne[1] * head_dim;
+  rope_heads(
+      p, static_cast<double>(positions[token]), head0, head_end, head_dim,
+      [&](int h) { return reinterpret_cast<const float*>(x.data + h * x.nb[1] + token * x.nb[2]); },
+      [&](int h, int64_t d, float v) { out_token[h * head_dim + d] = v; });
+}
+
 void launch_rope(const NodeLaunch& launch);
 
 }  // namespace braid::cuda
