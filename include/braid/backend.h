@@ -43,6 +43,13 @@ struct ExecOptions {
   // CUDA, for debugging: issue the plan without a CUDA graph and synchronize after every
   // node, so that an asynchronous kernel fault is reported with the node that caused it.
   bool sync_each_node = false;
+  // CUDA, decode-sized graphs (one column a product; prompts and batches stay on the
+  // CUDA-graph executor): run the whole plan as ONE persistent kernel whose resident blocks
+  // take the plan's tiles in ticket order and wait on per-step completion counters instead
+  // of kernel boundaries (src/backend/cuda/persistent, Note [Persistent protocol]). compile()
+  // throws braid::Error naming the first node it cannot run (v0: quantized weights, heads
+  // over 128). cuda_graph and sync_each_node do not apply to it. The CPU ignores it.
+  bool persistent = false;
 };
 
 // When one plan step ran, for traces: microseconds from the start of the traced run.

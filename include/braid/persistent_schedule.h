@@ -60,6 +60,21 @@ ValidationReport validate_schedule(const Graph& graph, const Plan& plan, const P
 // last task finishes. Throws braid::Error if the blocks stall with tasks left (a deadlock).
 double simulate_schedule(const PersistentSchedule& schedule, int blocks, const std::function<double(int)>& duration);
 
+// The schedule as a persistent kernel reads it: flat int32 arrays (a device copies them
+// as they are). Step s has tiles[s] tasks from ticket first_task[s]; it waits on steps
+// waits[wait_begin[s] .. wait_begin[s + 1]); ticket t belongs to step task_step[t].
+struct FlatSchedule {
+  std::vector<int32_t> task_step;   // task_count entries
+  std::vector<int32_t> tiles;       // per step
+  std::vector<int32_t> first_task;  // per step
+  std::vector<int32_t> wait_begin;  // steps + 1 entries
+  std::vector<int32_t> waits;
+};
+FlatSchedule flatten(const PersistentSchedule& schedule);
+// The inverse, given the plan whose steps name the nodes; throws braid::Error when the
+// arrays are inconsistent (sizes, ranges, a ticket outside its step).
+PersistentSchedule unflatten(const FlatSchedule& flat, const Plan& plan);
+
 // One line per step: ticket range, node, op, tiles, waits.
 std::string to_text(const Graph& graph, const PersistentSchedule& schedule);
 

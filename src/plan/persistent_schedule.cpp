@@ -152,6 +152,51 @@ double simulate_schedule(const PersistentSchedule& schedule, int blocks, const s
   }
 }
 
+FlatSchedule flatten(const PersistentSchedule& schedule) {
+  FlatSchedule flat;
+  flat.task_step.resize(static_cast<size_t>(schedule.task_count));
+  flat.wait_begin.push_back(0);
+  for (size_t s = 0; s < schedule.steps.size(); ++s) {
+    const ScheduleStep& step = schedule.steps[s];
+    flat.tiles.push_back(step.tiles);
+    flat.first_task.push_back(step.first_task);
+    for (int t = step.first_task; t < step.first_task + step.tiles; ++t) {
+      flat.task_step.at(static_cast<size_t>(t)) = static_cast<int32_t>(s);
+    }
+    flat.waits.insert(flat.waits.end(), step.waits.begin(), step.waits.end());
+    flat.wait_begin.push_back(static_cast<int32_t>(flat.waits.size()));
+  }
+  return flat;
+}
+
+PersistentSchedule unflatten(const FlatSchedule& flat, const Plan& plan) {
+  const size_t steps = plan.steps.size();
+  if (flat.tiles.size() != steps || flat.first_task.size() != steps || flat.wait_begin.size() != steps + 1) {
+    throw Error(fmt::format("unflatten: arrays for {} steps ({} tiles, {} first tasks, {} wait offsets)", steps,
+                            flat.tiles.size(), flat.first_task.size(), flat.wait_begin.size()));
+  }
+  PersistentSchedule schedule;
+  schedule.task_count = static_cast<int>(flat.task_step.size());
+  for (size_t s = 0; s < steps; ++s) {
+    ScheduleStep step;
+    step.node = plan.steps[s].node;
+    step.tiles = flat.tiles[s];
+    step.first_task = flat.first_task[s];
+    const int32_t begin = flat.wait_begin[s], end = flat.wait_begin[s + 1];
+    if (begin < 0 || end < begin || static_cast<size_t>(end) > flat.waits.size()) {
+      throw Error(fmt::format("unflatten: step {} has waits {}..{} of {}", s, begin, end, flat.waits.size()));
+    }
+    step.waits.assign(flat.waits.begin() + begin, flat.waits.begin() + end);
+    for (int t = step.first_task; t < step.first_task + step.tiles; ++t) {
+      if (t < 0 || t >= schedule.task_count || flat.task_step[static_cast<size_t>(t)] != static_cast<int32_t>(s)) {
+        throw Error(fmt::format("unflatten: ticket {} is not step {}'s", t, s));
+      }
+    }
+    schedule.steps.push_back(std::move(step));
+  }
+  return schedule;
+}
+
 std::string to_text(const Graph& graph, const PersistentSchedule& schedule) {
   std::string out = fmt::format("persistent schedule: {} steps, {} tasks\n", schedule.steps.size(), schedule.task_count);
   for (size_t s = 0; s < schedule.steps.size(); ++s) {

@@ -19,6 +19,9 @@ struct BenchRow {
   std::string policy;
   int streams = 1;
   bool graph = true;
+  // "graph" (one kernel a node, in a CUDA graph or not) or "persistent" (one persistent
+  // kernel a decode step: ExecOptions::persistent).
+  std::string executor = "graph";
   bool fused = false;  // fused projections (q/k/v, gate/up)
   std::string test;  // "pp512", "tg128"
   int tokens = 0;

@@ -26,6 +26,7 @@ struct BenchOptions {
   int repetitions = 3;
   std::vector<std::string> policies{"serial", "branch", "levels", "chains", "cost"};
   std::vector<int> graph{1};
+  std::vector<std::string> executors{"graph"};  // graph, persistent (CUDA, decode only)
   std::vector<int> fuse{0};
   std::string backend;
   int devices = 1;  // tensor parallelism: CPU simulated ranks (ParallelRunner)
@@ -148,6 +149,13 @@ void run_bench(const BenchOptions& o) {
     }
   }
   if (backend_name == "cuda" && !cuda_available()) make_backend(backend_name);  // throws why not
+  const bool persistent_wanted =
+      std::find(o.executors.begin(), o.executors.end(), "persistent") != o.executors.end();
+  if (persistent_wanted && backend_name != "cuda") throw Error("--executor persistent needs the CUDA backend");
+  if (persistent_wanted && (o.devices > 1 || batched)) {
+    throw Error("--executor persistent runs single-sequence decode (tg) on one device: not with --devices or "
+                "--parallel");
+  }
   if (o.devices > 1 && backend_name != "cpu") multi_gpu_unavailable(o.devices);
   if (o.devices > 1 && batched) throw Error("--devices with --parallel (batched decode) is not supported yet");
 
@@ -166,99 +174,108 @@ void run_bench(const BenchOptions& o) {
       auto backend = make_backend(backend_name);
       for (int graph : o.graph) {
         for (const std::string& kernels : o.cpu_kernels) {
-          for (Policy policy : policies) {
-            RunnerOptions ro;
-            ro.exec.cpu_reference = kernels == "reference";
-            ro.policy = policy;
-            ro.plan.max_streams = o.streams;
-            ro.exec.cuda_graph = graph != 0;
-            ro.fuse = fuse != 0;
-            ro.guard.enabled = o.auto_guard;
-            const Model& run_model = fuse ? *fused_model : *model;
-            auto describe = [&](BenchRow& row, const std::string& test, int tokens, const TestTimes& times) {
-              const std::vector<double>& tps = times.tps;
-              row.model = source.label();
-              row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
-              row.params = model->parameter_count();
-              row.backend = backend_name == "cpu" && kernels == "reference" ? "cpu-reference" : backend_name;
-              row.device = backend->device_name();
-              row.policy = std::string(policy_name(policy));
-              row.graph = graph != 0;
-              row.fused = fuse != 0;
-              row.test = test;
-              row.tokens = tokens;
-              row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
-              double var = 0;
-              for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
-              row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
-              row.tps_median = median(tps);
-              row.host_us = times.host_us.empty() ? 0 : median(times.host_us);
-            };
-            if (batched) {
-              for (int sequences : o.parallel) {
-                for (int p : batched_prompt) {
-                  // Its own backend: the caches' size depends on the number of sequences.
-                  auto batch_backend = make_backend(backend_name);
-                  BatchedRunner runner(run_model, *batch_backend, sequences, std::max(sequences, p), ro);
-                  const int bucket = runner.bucket_for(sequences);
-                  for (int n : generate) {
-                    fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {} sequences, pp{} then tg{}\n",
-                               source.label(), policy_name(policy), graph, fuse, sequences, p, n);
-                    BenchRow row;
-                    describe(row, fmt::format("pp{}+tg{} x{}", p, n, sequences), sequences * n,
-                             time_batched(runner, p, n, o.repetitions));
-                    row.streams = runner.plan(bucket).stream_count;
-                    row.memory = runner.memory(bucket);
-                    if (policy == Policy::Auto) row.auto_choice = runner.plan(bucket).policy;
-                    rows.push_back(row);
+          for (const std::string& executor : o.executors) {
+            const bool persistent = executor == "persistent";
+            for (Policy policy : policies) {
+              RunnerOptions ro;
+              ro.exec.persistent = persistent;
+              ro.exec.cpu_reference = kernels == "reference";
+              ro.policy = policy;
+              ro.plan.max_streams = o.streams;
+              ro.exec.cuda_graph = graph != 0;
+              ro.fuse = fuse != 0;
+              ro.guard.enabled = o.auto_guard;
+              const Model& run_model = fuse ? *fused_model : *model;
+              auto describe = [&](BenchRow& row, const std::string& test, int tokens, const TestTimes& times) {
+                const std::vector<double>& tps = times.tps;
+                row.model = source.label();
+                row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
+                row.params = model->parameter_count();
+                row.backend = backend_name == "cpu" && kernels == "reference" ? "cpu-reference" : backend_name;
+                row.device = backend->device_name();
+                row.policy = std::string(policy_name(policy));
+                row.graph = graph != 0;
+                row.executor = executor;
+                row.fused = fuse != 0;
+                row.test = test;
+                row.tokens = tokens;
+                row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
+                double var = 0;
+                for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
+                row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
+                row.tps_median = median(tps);
+                row.host_us = times.host_us.empty() ? 0 : median(times.host_us);
+              };
+              if (batched) {
+                for (int sequences : o.parallel) {
+                  for (int p : batched_prompt) {
+                    // Its own backend: the caches' size depends on the number of sequences.
+                    auto batch_backend = make_backend(backend_name);
+                    BatchedRunner runner(run_model, *batch_backend, sequences, std::max(sequences, p), ro);
+                    const int bucket = runner.bucket_for(sequences);
+                    for (int n : generate) {
+                      fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {} sequences, pp{} then tg{}\n",
+                                 source.label(), policy_name(policy), graph, fuse, sequences, p, n);
+                      BenchRow row;
+                      describe(row, fmt::format("pp{}+tg{} x{}", p, n, sequences), sequences * n,
+                               time_batched(runner, p, n, o.repetitions));
+                      row.streams = runner.plan(bucket).stream_count;
+                      row.memory = runner.memory(bucket);
+                      if (policy == Policy::Auto) row.auto_choice = runner.plan(bucket).policy;
+                      rows.push_back(row);
+                    }
                   }
                 }
+                continue;
               }
-              continue;
-            }
-            if (o.devices > 1) {
-              // Every rank shards the unfused model and fuses its own shard (ro.fuse).
-              ParallelRunner parallel(*model, o.devices, ro);
+              if (o.devices > 1) {
+                // Every rank shards the unfused model and fuses its own shard (ro.fuse).
+                ParallelRunner parallel(*model, o.devices, ro);
+                auto test = [&](bool is_prompt, int n) {
+                  if (n <= 0) return;
+                  fmt::print(stderr, "braid bench: {} {} fuse={} {} ranks {}{}\n", source.label(), policy_name(policy),
+                             fuse, o.devices, is_prompt ? "pp" : "tg", n);
+                  BenchRow row;
+                  describe(row, fmt::format("{}{}", is_prompt ? "pp" : "tg", n), n,
+                           time_test(parallel, is_prompt, n, o.repetitions));
+                  row.backend = fmt::format("{} x{}", row.backend, o.devices);
+                  row.host_us = 0;  // (the step itself: see time_test)
+                  row.streams = parallel.rank_runner(0).plan(is_prompt ? n : 1).stream_count;
+                  row.memory = parallel.rank_runner(0).memory(is_prompt ? n : 1);  // one rank's
+                  rows.push_back(row);
+                };
+                for (int n : prompt) test(true, n);
+                for (int n : generate) test(false, n);
+                continue;
+              }
+              ModelRunner runner(run_model, *backend, ro);
               auto test = [&](bool is_prompt, int n) {
                 if (n <= 0) return;
-                fmt::print(stderr, "braid bench: {} {} fuse={} {} ranks {}{}\n", source.label(), policy_name(policy),
-                           fuse, o.devices, is_prompt ? "pp" : "tg", n);
+                fmt::print(stderr, "braid bench: {} {} graph={} executor={} fuse={} {}{}\n", source.label(),
+                           policy_name(policy), graph, executor, fuse, is_prompt ? "pp" : "tg", n);
+                const size_t fallbacks_before = runner.guard_fallbacks().size();
                 BenchRow row;
                 describe(row, fmt::format("{}{}", is_prompt ? "pp" : "tg", n), n,
-                         time_test(parallel, is_prompt, n, o.repetitions));
-                row.backend = fmt::format("{} x{}", row.backend, o.devices);
-                row.host_us = 0;  // (the step itself: see time_test)
-                row.streams = parallel.rank_runner(0).plan(is_prompt ? n : 1).stream_count;
-                row.memory = parallel.rank_runner(0).memory(is_prompt ? n : 1);  // one rank's
+                         time_test(runner, is_prompt, n, o.repetitions));
+                row.streams = runner.plan(is_prompt ? n : 1).stream_count;
+                row.memory = runner.memory(is_prompt ? n : 1);
+                if (policy == Policy::Auto) {
+                  row.auto_choice = runner.plan(is_prompt ? n : 1).policy;
+                  for (size_t i = fallbacks_before; i < runner.guard_fallbacks().size(); ++i) {
+                    const GuardFallback& f = runner.guard_fallbacks()[i];
+                    row.auto_choice = fmt::format("{}, guard -> serial at run {} ({:.3f}x serial's time)", f.policy,
+                                                  f.run, f.ratio);
+                  }
+                }
                 rows.push_back(row);
               };
-              for (int n : prompt) test(true, n);
-              for (int n : generate) test(false, n);
-              continue;
-            }
-            ModelRunner runner(run_model, *backend, ro);
-            auto test = [&](bool is_prompt, int n) {
-              if (n <= 0) return;
-              fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {}{}\n", source.label(), policy_name(policy),
-                         graph, fuse, is_prompt ? "pp" : "tg", n);
-              const size_t fallbacks_before = runner.guard_fallbacks().size();
-              BenchRow row;
-              describe(row, fmt::format("{}{}", is_prompt ? "pp" : "tg", n), n,
-                       time_test(runner, is_prompt, n, o.repetitions));
-              row.streams = runner.plan(is_prompt ? n : 1).stream_count;
-              row.memory = runner.memory(is_prompt ? n : 1);
-              if (policy == Policy::Auto) {
-                row.auto_choice = runner.plan(is_prompt ? n : 1).policy;
-                for (size_t i = fallbacks_before; i < runner.guard_fallbacks().size(); ++i) {
-                  const GuardFallback& f = runner.guard_fallbacks()[i];
-                  row.auto_choice = fmt::format("{}, guard -> serial at run {} ({:.3f}x serial's time)", f.policy,
-                                                f.run, f.ratio);
-                }
+              // A prompt runs on the graph executor whatever the option says: its rows are
+              // the graph executor's, measured once.
+              if (!persistent) {
+                for (int n : prompt) test(true, n);
               }
-              rows.push_back(row);
-            };
-            for (int n : prompt) test(true, n);
-            for (int n : generate) test(false, n);
+              for (int n : generate) test(false, n);
+            }
           }
         }
       }
@@ -299,6 +316,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--policy", o->policies, "Plan policies (serial, branch, levels, chains, cost, auto)")
       ->delimiter(',')->capture_default_str();
   cmd->add_option("--graph", o->graph, "CUDA graph off/on: 0, 1 or 0,1")->delimiter(',')->check(CLI::Range(0, 1));
+  cmd->add_option("--executor", o->executors,
+                  "graph (a kernel a node), persistent (CUDA: one persistent kernel a decode step; tg tests "
+                  "only) or graph,persistent")
+      ->delimiter(',')->capture_default_str()->check(CLI::IsMember({"graph", "persistent"}));
   cmd->add_option("--fuse", o->fuse, "Fused projections (q/k/v, gate/up) off/on: 0, 1 or 0,1")
       ->delimiter(',')->capture_default_str()->check(CLI::Range(0, 1));
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")

@@ -21,14 +21,14 @@ std::string mib(size_t bytes) { return fmt::format("{:.1f}", static_cast<double>
 
 std::string format_markdown(const std::vector<BenchRow>& rows) {
   std::string out =
-      "| model | size | params | backend | policy | streams | graph | fused | test | t/s (median) | mean ± sd | "
-      "host us/step | arena MiB "
+      "| model | size | params | backend | policy | streams | graph | executor | fused | test | t/s (median) | "
+      "mean ± sd | host us/step | arena MiB "
       "| total MiB |\n"
-      "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n";
+      "| --- | ---: | ---: | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n";
   for (const BenchRow& r : rows) {
-    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.2f} ± {:.2f} | {:.1f} | {} | {} |\n",
+    out += fmt::format("| {} | {:.2f} GiB | {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.2f} ± {:.2f} | {:.1f} | {} | {} |\n",
                        r.model, r.size_gib, params_text(r.params), r.backend, r.policy, r.streams, r.graph ? 1 : 0,
-                       r.fused ? 1 : 0, r.test, r.tps_median, r.tps_mean, r.tps_sd, r.host_us, mib(r.memory.arena_bytes),
+                       r.executor, r.fused ? 1 : 0, r.test, r.tps_median, r.tps_mean, r.tps_sd, r.host_us, mib(r.memory.arena_bytes),
                        mib(r.memory.total()));
   }
   return out;
@@ -36,12 +36,12 @@ std::string format_markdown(const std::vector<BenchRow>& rows) {
 
 std::string format_csv(const std::vector<BenchRow>& rows) {
   std::string out =
-      "model,size_bytes,params,backend,device,policy,streams,graph,fused,test,tokens,tps_mean,tps_sd,host_us,"
+      "model,size_bytes,params,backend,device,policy,streams,graph,executor,fused,test,tokens,tps_mean,tps_sd,host_us,"
       "arena_bytes,workspace_bytes,total_bytes,tps_median\n";
   for (const BenchRow& r : rows) {
-    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{:.3f},{:.3f},{:.2f},{},{},{},{:.3f}\n", r.model,
+    out += fmt::format("\"{}\",{:.0f},{},{},\"{}\",{},{},{},{},{},{},{},{:.3f},{:.3f},{:.2f},{},{},{},{:.3f}\n", r.model,
                        r.size_gib * (1u << 30), r.params, r.backend, r.device, r.policy, r.streams, r.graph ? 1 : 0,
-                       r.fused ? 1 : 0, r.test, r.tokens, r.tps_mean, r.tps_sd, r.host_us, r.memory.arena_bytes,
+                       r.executor, r.fused ? 1 : 0, r.test, r.tokens, r.tps_mean, r.tps_sd, r.host_us, r.memory.arena_bytes,
                        r.memory.workspace_bytes, r.memory.total(), r.tps_median);
   }
   return out;
@@ -58,6 +58,7 @@ std::string format_json(const std::vector<BenchRow>& rows) {
                    {"policy", r.policy},
                    {"streams", r.streams},
                    {"graph", r.graph},
+                   {"executor", r.executor},
                    {"fused", r.fused},
                    {"test", r.test},
                    {"tokens", r.tokens},
@@ -87,8 +88,9 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
   std::map<Key, Pair> groups;
   std::vector<Key> order;
   for (const BenchRow& r : rows) {
-    // Reference-kernel rows of the CPU compare with their own serial row.
-    const std::string model = r.backend == "cpu-reference" ? r.model + " (cpu-reference)" : r.model;
+    // Reference-kernel rows of the CPU, and persistent-kernel rows, compare with their own serial row.
+    std::string model = r.backend == "cpu-reference" ? r.model + " (cpu-reference)" : r.model;
+    if (r.executor != "graph") model += " (" + r.executor + ")";
     Key key{model, r.test, r.graph, r.fused};
     if (!groups.count(key)) order.push_back(key);
     Pair& p = groups[key];

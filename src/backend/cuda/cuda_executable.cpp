@@ -20,6 +20,10 @@ CudaExecutable::CudaExecutable(const Graph& graph, const Plan& plan, const ExecO
   allocate_buffers();
   resolve_addresses(plan);
   create_streams_and_handles(plan);
+  if (options_.persistent && persistent_decode_graph(graph_)) {
+    persistent_ = std::make_unique<PersistentProgram>(graph_, plan, addresses_);
+    return;
+  }
   // With nothing to run there is nothing to capture (and an empty capture buys nothing).
   if (options_.cuda_graph && !options_.sync_each_node && !steps_.empty()) capture();
 }
@@ -218,7 +222,10 @@ void CudaExecutable::set_input(TensorId id, const void* data, size_t bytes) {
 
 void CudaExecutable::run() {
   copy_inputs();
-  if (graph_exec_) {
+  if (persistent_) {
+    persistent_->launch(origin());
+    if (options_.sync_each_node) check(cudaStreamSynchronize(origin()), "persistent kernel execution");
+  } else if (graph_exec_) {
     check(cudaGraphLaunch(graph_exec_.get(), origin()), "cudaGraphLaunch");
   } else {
     issue_plan();
@@ -261,7 +268,7 @@ void CudaExecutable::read(TensorId id, void* dst, size_t bytes) {
 MemoryReport CudaExecutable::memory() const {
   MemoryReport report;
   report.arena_bytes = layout_.arena_bytes;
-  report.workspace_bytes = layout_.workspace_bytes();
+  report.workspace_bytes = layout_.workspace_bytes() + (persistent_ ? persistent_->device_bytes() : 0);
   report.inputs_bytes = layout_.input_bytes;
   report.weights_bytes = store_->weights_bytes();
   report.state_bytes = store_->state_bytes();
@@ -312,6 +319,10 @@ double CudaExecutable::run_timed_ms() {
 }
 
 std::vector<StepTiming> CudaExecutable::trace_run() {
+  if (persistent_) {
+    throw Error("trace: the persistent executor runs a step as one kernel, with no per-node timing; trace the graph "
+                "executor");
+  }
   if (!trace_origin_) {
     trace_origin_ = Event::create_for_timing();
     for (size_t i = 0; i < steps_.size(); ++i) {

@@ -18,6 +18,10 @@
 // one cudaGraphLaunch on stream 0. Eager mode issues steps 2-4 every run. Addresses are
 // fixed at construction: the arena, staging buffer, scratch, workspaces and the
 // backend's weights never move while the executable lives.
+//
+// Persistent mode (ExecOptions::persistent, decode-sized graphs): the same buffers and
+// addresses, but each run is the copy plus one launch of the persistent kernel on stream 0
+// (persistent/persistent_program.h), which runs every step; nothing is captured.
 #pragma once
 
 #include <memory>
@@ -26,6 +30,7 @@
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/cuda_raii.h"
 #include "backend/cuda/exec_layout.h"
+#include "backend/cuda/persistent/persistent_program.h"
 #include "backend/cuda/resident_store.h"
 #include "braid/backend.h"
 
@@ -51,6 +56,7 @@ class CudaExecutable final : public Executable {
   std::vector<StepTiming> trace_run() override;
 
   bool uses_cuda_graph() const { return static_cast<bool>(graph_exec_); }
+  bool uses_persistent_kernel() const { return static_cast<bool>(persistent_); }
 
  private:
   void allocate_buffers();
@@ -92,6 +98,7 @@ class CudaExecutable final : public Executable {
   std::vector<Event> trace_start_, trace_end_;  // per step
   bool tracing_ = false;
   Event guard_start_, guard_stop_;  // run_timed_ms, created on its first call
+  std::unique_ptr<PersistentProgram> persistent_;  // persistent mode only
   GraphExec graph_exec_;  // declared last: destroyed before everything it refers to
 };
 

@@ -1,0 +1,51 @@
+// A decode plan encoded for the persistent kernel (persistent_kernel.cu): one device
+// descriptor per plan step (the node's operands at the addresses the CUDA executable
+// resolved, so the kernel sees the graph executor's memory), the schedule's tickets and
+// waits, the counters, and the scratch of split attention. CudaExecutable owns one when
+// ExecOptions::persistent asks for it and the graph is decode-sized.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/cuda_raii.h"
+#include "braid/persistent_schedule.h"
+
+namespace braid::cuda {
+
+// One token a step: every product multiplies one column (prompts and batches stay on the
+// graph executor).
+bool persistent_decode_graph(const Graph& graph);
+
+// Why the persistent kernel cannot run `node` ("" when it can): the op, or the type or
+// shape of an operand.
+std::string persistent_unsupported(const Graph& graph, TensorId node);
+
+class PersistentProgram {
+ public:
+  // Throws braid::Error naming the first node the kernel cannot run, before allocating.
+  PersistentProgram(const Graph& graph, const Plan& plan, const DeviceAddresses& addresses,
+                    const TileOptions& tiles = {});
+
+  // Runs the plan once on `stream` (after whatever is already on it).
+  void launch(cudaStream_t stream) const;
+
+  int blocks() const { return blocks_; }
+  int task_count() const { return task_count_; }
+  size_t device_bytes() const;
+
+ private:
+  DeviceBuffer steps_;
+  DeviceBuffer task_step_;
+  DeviceBuffer wait_begin_;
+  DeviceBuffer waits_;
+  DeviceBuffer counters_;
+  DeviceBuffer attention_scratch_;
+  int step_count_ = 0;
+  int task_count_ = 0;
+  int blocks_ = 1;
+};
+
+}  // namespace braid::cuda
