@@ -15,6 +15,7 @@
 
 #include "braid/backend.h"
 #include "braid/model.h"
+#include "braid/ops.h"
 #include "braid/runner.h"
 #include "test_support.h"
 
@@ -134,6 +135,62 @@ TEST(CudaPersistent, BackToBackRunsAndTimingOfOneExecutable) {
   EXPECT_TRUE(same_bits(got, want)) << "nmse " << test::nmse(got, want);
   EXPECT_GT(persistent_exe->time_runs_ms(5), 0.0);
   EXPECT_THROW(persistent_exe->trace_run(), Error);
+}
+
+// Weights of `type` with values from a fixed generator, kept alive by `store`.
+TensorId weight(Graph& g, std::vector<std::vector<uint8_t>>& store, const std::string& name, DType type, int64_t k,
+                int64_t m, uint32_t seed) {
+  std::vector<float> values(static_cast<size_t>(k * m));
+  uint32_t state = seed;
+  for (float& v : values) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) - 0.5f;
+  }
+  store.emplace_back(row_bytes(type, k) * static_cast<size_t>(m));
+  from_f32(type, values.data(), store.back().data(), k * m);
+  return g.weight(name, type, {k, m, 1, 1}, store.back().data());
+}
+
+// Every element-wise op and every row shape of the product on one small graph: a block a
+// row (f16, k 1000) and a warp a row (f32, k 200), the generic rows (a row stride that is not
+// a multiple of 16 bytes), mul_mat_add, an rms_norm of 3000 (1024 logical threads over 128),
+// silu, swiglu, scale, mul; products of 3000, 200 and 77 rows split unevenly into tasks of 16.
+TEST(CudaPersistent, EveryRowShapeAndElementwiseOpGivesTheKernelsBits) {
+  REQUIRE_CUDA();
+  Graph g;
+  std::vector<std::vector<uint8_t>> store;
+  const TensorId x = g.input("x", DType::F32, {1000, 1, 1, 1});
+  const TensorId x2 = g.input("x2", DType::F32, {1003, 1, 1, 1});
+  const TensorId plus = g.input("plus", DType::F32, {200, 1, 1, 1});
+  const TensorId y1 = ops::mul_mat(g, weight(g, store, "w1", DType::F16, 1000, 3000, 1), x);
+  const TensorId n1 = ops::rms_norm(g, y1, weight(g, store, "norm", DType::F32, 3000, 1, 2), 1e-5f);
+  const TensorId y2 = ops::mul_mat_add(g, weight(g, store, "w2", DType::BF16, 3000, 200, 3), n1, plus);
+  const TensorId y3 = ops::mul_mat(g, weight(g, store, "w3", DType::F32, 200, 77, 4), ops::silu(g, y2));
+  const TensorId y4 = ops::mul_mat(g, weight(g, store, "w4", DType::F16, 1003, 77, 5), x2);
+  const TensorId out = ops::mul(g, ops::scale(g, ops::swiglu(g, y3, y4), 0.5f), y3);
+  g.mark_output(out);
+  g.finalize();
+  auto backend = make_backend("cuda");
+  ExecOptions persistent;
+  persistent.persistent = true;
+  std::vector<std::vector<float>> results;
+  for (Policy policy : {Policy::Serial, Policy::Branch}) {
+    const Plan plan = make_plan(g, policy);
+    for (const ExecOptions& options : {ExecOptions{}, persistent}) {
+      auto exe = backend->compile(g, plan, options);
+      for (TensorId id : {x, x2, plus}) {
+        std::vector<float> values(static_cast<size_t>(g[id].elements()));
+        for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>((i * 37 + id) % 101) / 50.0f - 1.0f;
+        exe->set_input(id, values.data(), values.size() * sizeof(float));
+      }
+      exe->run();
+      results.emplace_back(static_cast<size_t>(g[out].elements()));
+      exe->read(out, results.back().data(), results.back().size() * sizeof(float));
+    }
+  }
+  for (size_t i = 1; i < results.size(); ++i) {
+    EXPECT_TRUE(same_bits(results[i], results[0])) << "run " << i << " nmse " << test::nmse(results[i], results[0]);
+  }
 }
 
 TEST(CudaPersistent, QuantizedWeightsAreRefusedWithTheNodeAndPromptsStayOnTheGraphExecutor) {

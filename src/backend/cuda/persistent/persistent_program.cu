@@ -1,5 +1,6 @@
 // Encoding a decode plan for the persistent kernel (persistent_program.h).
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,19 @@ DeviceBuffer upload(const std::vector<T>& values, const char* what) {
 }
 
 }  // namespace
+
+TileOptions persistent_tile_options() {
+  static const TileOptions options = [] {
+    TileOptions o;
+    o.rows_per_task = 16;
+    if (const char* rows = std::getenv("BRAID_PERSISTENT_ROWS")) {
+      const long value = std::strtol(rows, nullptr, 10);
+      if (value > 0) o.rows_per_task = value;
+    }
+    return o;
+  }();
+  return options;
+}
 
 bool persistent_decode_graph(const Graph& graph) {
   for (TensorId id : graph.compute_nodes()) {

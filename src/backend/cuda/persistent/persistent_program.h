@@ -23,11 +23,16 @@ bool persistent_decode_graph(const Graph& graph);
 // shape of an operand.
 std::string persistent_unsupported(const Graph& graph, TensorId node);
 
+// How the executable cuts nodes into tiles: products by 16 rows a task (at 64, the schedule's
+// default, llama-1b's q product is 32 tasks for ~400 resident blocks), unless
+// BRAID_PERSISTENT_ROWS says otherwise (a knob for measuring, read once).
+TileOptions persistent_tile_options();
+
 class PersistentProgram {
  public:
   // Throws braid::Error naming the first node the kernel cannot run, before allocating.
   PersistentProgram(const Graph& graph, const Plan& plan, const DeviceAddresses& addresses,
-                    const TileOptions& tiles = {});
+                    const TileOptions& tiles = persistent_tile_options());
 
   // Runs the plan once on `stream` (after whatever is already on it).
   void launch(cudaStream_t stream) const;
