@@ -33,6 +33,7 @@ struct Case {
   DType weights;
   DType cache;
   int prompt;
+  int vocab = 0;  // 0: the preset's
 };
 
 Model case_model(const Case& c) {
@@ -41,6 +42,7 @@ Model case_model(const Case& c) {
   config.n_ctx = c.n_ctx;
   config.weight_type = c.weights;
   config.cache_type = c.cache;
+  if (c.vocab > 0) config.n_vocab = c.vocab;
   return make_random_model(config, 17);
 }
 
@@ -90,6 +92,11 @@ TEST(CudaPersistent, DecodeStepsGiveTheGraphExecutorsLogits) {
       {"tiny-256 f32 ctx32", "tiny-256", 2, 32, DType::F32, DType::F16, 8},
       // Full width (rows of a block, grouped-query attention), 2 layers, a bf16 cache.
       {"llama-1b 2 layers", "llama-1b", 2, 128, DType::F16, DType::BF16, 30},
+      // Rows of 576 (rms_norm's 256 logical threads over 128), 9 heads over 3 kv heads of 64,
+      // tied embeddings.
+      {"smollm2-135m 2 layers", "smollm2-135m", 2, 128, DType::BF16, DType::F32, 20},
+      // Llama 3 rope (frequency factors), a smaller vocabulary to keep the test quick.
+      {"llama3.2-1b 2 layers", "llama3.2-1b", 2, 96, DType::F16, DType::F16, 33, 8192},
   };
   for (const Case& c : cases) {
     const Model model = case_model(c);
