@@ -91,8 +91,11 @@ struct AttentionTiles {
 // Copies `count` slots of keys and values (head_dim `hd`) into shared memory as floats.
 // A decode step is latency bound here: with head_dim a multiple of four every thread
 // issues all of its vector loads before its first store, so the tile costs one round
-// trip to memory instead of one per element.
-template <typename T>
+// trip to memory instead of one per element. kPasses > 1 splits those loads into rounds
+// (a copy: the values in shared memory are the same), for a kernel that cannot spend 64
+// registers on loads in flight (the persistent kernel, whose register count is its maximum
+// over every op's tile).
+template <typename T, int kPasses = 1>
 __device__ __forceinline__ void load_tile(const T* k, const T* v, int64_t slot_stride, int count, int hd,
                                           float (*keys)[kTiledMaxHeadDim + 1], float (*values)[kTiledMaxHeadDim]) {
   if (hd % 4 != 0) {
@@ -104,27 +107,32 @@ __device__ __forceinline__ void load_tile(const T* k, const T* v, int64_t slot_s
     return;
   }
   constexpr int kMaxLoads = kTileKeys * kTiledMaxHeadDim / 4 / (kTiledMinWarps * 32);
+  static_assert(kMaxLoads % kPasses == 0, "whole rounds of loads");
+  constexpr int kLoads = kMaxLoads / kPasses;
   const int quads = count * hd / 4;
-  float4 key_quads[kMaxLoads], value_quads[kMaxLoads];
+#pragma unroll 1
+  for (int pass = 0; pass < kPasses; ++pass) {
+    float4 key_quads[kLoads], value_quads[kLoads];
 #pragma unroll
-  for (int u = 0; u < kMaxLoads; ++u) {
-    const int i = threadIdx.x + u * blockDim.x;
-    if (i < quads) {
-      const int j = 4 * i / hd, d = 4 * i % hd;
-      key_quads[u] = load4(k + j * slot_stride + d);
-      value_quads[u] = load4(v + j * slot_stride + d);
+    for (int u = 0; u < kLoads; ++u) {
+      const int i = threadIdx.x + (pass * kLoads + u) * blockDim.x;
+      if (i < quads) {
+        const int j = 4 * i / hd, d = 4 * i % hd;
+        key_quads[u] = load4(k + j * slot_stride + d);
+        value_quads[u] = load4(v + j * slot_stride + d);
+      }
     }
-  }
 #pragma unroll
-  for (int u = 0; u < kMaxLoads; ++u) {
-    const int i = threadIdx.x + u * blockDim.x;
-    if (i < quads) {
-      const int j = 4 * i / hd, d = 4 * i % hd;
-      keys[j][d] = key_quads[u].x;
-      keys[j][d + 1] = key_quads[u].y;
-      keys[j][d + 2] = key_quads[u].z;
-      keys[j][d + 3] = key_quads[u].w;
-      *reinterpret_cast<float4*>(&values[j][d]) = value_quads[u];
+    for (int u = 0; u < kLoads; ++u) {
+      const int i = threadIdx.x + (pass * kLoads + u) * blockDim.x;
+      if (i < quads) {
+        const int j = 4 * i / hd, d = 4 * i % hd;
+        keys[j][d] = key_quads[u].x;
+        keys[j][d + 1] = key_quads[u].y;
+        keys[j][d + 2] = key_quads[u].z;
+        keys[j][d + 3] = key_quads[u].w;
+        *reinterpret_cast<float4*>(&values[j][d]) = value_quads[u];
+      }
     }
   }
 }
@@ -134,7 +142,7 @@ __device__ __forceinline__ void load_tile(const T* k, const T* v, int64_t slot_s
 // lane j scores key j of the tile, the warp keeps an online softmax, and lane l
 // accumulates output dimensions l, l+32, ... The block is (chunk, head block, query block) of the grid
 // (chunks, head blocks, query blocks); every thread of it calls this.
-template <typename T>
+template <typename T, int kLoadPasses = 1>
 __device__ __forceinline__ void attention_tiled_block(const AttentionArgs& a, TiledShape shape, int chunk,
                                                       int head_block, int query_block, AttentionTiles& tiles) {
   constexpr int kDims = kTiledMaxHeadDim / 32;
@@ -181,7 +189,7 @@ __device__ __forceinline__ void attention_tiled_block(const AttentionArgs& a, Ti
   for (int tile = begin; tile < block_end; tile += kTileKeys) {
     const int count = min(kTileKeys, block_end - tile);
     __syncthreads();  // the previous tile is no longer read (and q_scaled is written)
-    load_tile(k + tile * slot_stride, v + tile * slot_stride, slot_stride, count, hd, keys, values);
+    load_tile<T, kLoadPasses>(k + tile * slot_stride, v + tile * slot_stride, slot_stride, count, hd, keys, values);
     __syncthreads();
     if (tile >= end) continue;  // this warp's query sees none of this tile
     const bool visible = lane < count && tile + lane < end;

@@ -129,7 +129,12 @@ __device__ __forceinline__ void kv_write_tile(const RopeTask& t, int64_t begin, 
 }
 
 // A (head, query) pair: the tiled kernel's block with one computing warp, chunk by chunk,
-// then (split mode) the merge, as the graph executor's two kernels do it.
+// then (split mode) the merge, as the graph executor's two kernels do it. Its tiles are
+// loaded in kAttentionLoadPasses rounds: with all 16 loads in flight the kernel took 168
+// registers a thread (3 blocks a multiprocessor), every other tile needing at most 80;
+// in four rounds, 96 (5 blocks; ptxas, sm_90, 20 bytes of spills).
+inline constexpr int kAttentionLoadPasses = 4;
+
 template <typename T>
 __device__ __forceinline__ void attention_tile(const AttentionArgs& a, int64_t begin, int64_t end,
                                                PersistentShared& shared) {
@@ -138,10 +143,12 @@ __device__ __forceinline__ void attention_tile(const AttentionArgs& a, int64_t b
     const int query = static_cast<int>(u / a.heads);
     const TiledShape one{1, 1};
     if (a.chunks == 1) {
-      attention_tiled_block<T>(a, one, 0, head, query, shared.attention);
+      attention_tiled_block<T, kAttentionLoadPasses>(a, one, 0, head, query, shared.attention);
     } else {
       const int live = (live_length(a, query) + a.chunk - 1) / a.chunk;
-      for (int c = 0; c < live; ++c) attention_tiled_block<T>(a, one, c, head, query, shared.attention);
+      for (int c = 0; c < live; ++c) {
+        attention_tiled_block<T, kAttentionLoadPasses>(a, one, c, head, query, shared.attention);
+      }
       __syncthreads();  // the chunks' partial results (global memory, this block's) are written
       attention_merge_block(a, head, query);
     }
