@@ -180,13 +180,15 @@ __device__ __forceinline__ void elementwise_tile(TaskKind kind, const Elementwis
   }
 }
 
-// Tile `tile` of step s, by the whole block.
+// Tile `tile` of step s, by the whole block. The task is copied out of the descriptor
+// (global memory) first: otherwise every store of a tile could alias it, and the compiler
+// would reload the operands after each one.
 __device__ __forceinline__ void run_tile(const PersistentStep& s, int tile, PersistentShared& shared) {
   const int64_t begin = tile_begin(s, tile);
   const int64_t end = tile_begin(s, tile + 1);
   switch (s.kind) {
     case TaskKind::GetRows: {
-      const GetRowsTask& t = s.task.get_rows;
+      const GetRowsTask t = s.task.get_rows;
       const int64_t cols = t.table.ne[0];
       for (int64_t e = begin + threadIdx.x; e < end; e += kPersistentThreads) {
         get_rows_element(t.table, t.type, t.ids, t.out, e / cols, e % cols);
@@ -194,7 +196,7 @@ __device__ __forceinline__ void run_tile(const PersistentStep& s, int tile, Pers
       return;
     }
     case TaskKind::RmsNorm: {
-      const RmsNormTask& t = s.task.norm;
+      const RmsNormTask t = s.task.norm;
       const int64_t cols = t.x.ne[0];
       for (int64_t row = begin; row < end; ++row) {
         rms_norm_row(reinterpret_cast<const float*>(t.x.row_data(row)), cols, t.weight, t.eps, t.out + row * cols,
@@ -202,16 +204,20 @@ __device__ __forceinline__ void run_tile(const PersistentStep& s, int tile, Pers
       }
       return;
     }
-    case TaskKind::Matvec: run_matvec(s.task.matvec, begin, end, shared); return;
+    case TaskKind::Matvec: {
+      const MatvecTask t = s.task.matvec;
+      run_matvec(t, begin, end, shared);
+      return;
+    }
     case TaskKind::Rope: {
-      const RopeTask& t = s.task.rope;
+      const RopeTask t = s.task.rope;
       for (int64_t u = begin; u < end; ++u) {
         rope_block(t.x, t.positions, t.rope, static_cast<float*>(t.out), static_cast<int>(u % t.groups), u / t.groups);
       }
       return;
     }
     case TaskKind::KvWrite: {
-      const RopeTask& t = s.task.rope;
+      const RopeTask t = s.task.rope;
       switch (t.type) {
         case DType::F32: kv_write_tile<float>(t, begin, end); return;
         case DType::F16: kv_write_tile<__half>(t, begin, end); return;
@@ -219,7 +225,7 @@ __device__ __forceinline__ void run_tile(const PersistentStep& s, int tile, Pers
       }
     }
     case TaskKind::Attention: {
-      const AttentionTask& t = s.task.attention;
+      const AttentionTask& t = s.task.attention;  // (a copy would cost 32 registers a thread)
       switch (t.type) {
         case DType::F32: attention_tile<float>(t.args, begin, end, shared); return;
         case DType::F16: attention_tile<__half>(t.args, begin, end, shared); return;
@@ -227,7 +233,11 @@ __device__ __forceinline__ void run_tile(const PersistentStep& s, int tile, Pers
       }
     }
     case TaskKind::Binary:
-    case TaskKind::Unary: elementwise_tile(s.kind, s.task.elementwise, begin, end); return;
+    case TaskKind::Unary: {
+      const ElementwiseTask t = s.task.elementwise;
+      elementwise_tile(s.kind, t, begin, end);
+      return;
+    }
   }
 }
 
