@@ -35,10 +35,26 @@
 // again, so it zeroes them all; the kernel's end publishes the zeros to the next run on the
 // stream. This costs no extra memset node per step (the alternative: a cudaMemsetAsync of
 // the counters before each launch); the executable zeroes them once when it is built.
+// A wait that lasts kWaitLimitNs (never, unless the schedule or this protocol is wrong)
+// prints the block, step and counter and traps: the run fails with an error at the next
+// synchronization instead of hanging the device.
+#include <cstdio>
+
 #include "backend/cuda/persistent/persistent_kernel.cuh"
 
 namespace braid::cuda {
 namespace {
+
+constexpr uint64_t kWaitLimitNs = 10'000'000'000ull;  // 10 s
+// Blocks a multiprocessor must hold: caps registers at 96 a thread (the attention tile
+// needs about that many; ptxas spills a few dozen bytes, every other tile needs under 80).
+constexpr int kPersistentMinBlocks = 5;
+
+__device__ __forceinline__ uint64_t global_time_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
 
 __device__ __forceinline__ int32_t load_acquire(const int32_t* p) {
   int32_t v;
@@ -46,7 +62,7 @@ __device__ __forceinline__ int32_t load_acquire(const int32_t* p) {
   return v;
 }
 
-__global__ void __launch_bounds__(kPersistentThreads) persistent_kernel(PersistentKernelArgs p) {
+__global__ void __launch_bounds__(kPersistentThreads, kPersistentMinBlocks) persistent_kernel(PersistentKernelArgs p) {
   __shared__ PersistentShared shared;
   __shared__ int32_t block_ticket;
   int32_t* done = p.counters + kFirstDoneCounter;
@@ -62,9 +78,16 @@ __global__ void __launch_bounds__(kPersistentThreads) persistent_kernel(Persiste
         const int32_t w = p.waits[i];
         const int32_t need = p.steps[w].tiles;
         unsigned sleep_ns = 32;
-        while (load_acquire(done + w) < need) {
+        const uint64_t start = global_time_ns();
+        int32_t have;
+        while ((have = load_acquire(done + w)) < need) {
           __nanosleep(sleep_ns);
           sleep_ns = min(sleep_ns * 2, 256u);
+          if (global_time_ns() - start > kWaitLimitNs) {
+            printf("braid persistent kernel: block %d, ticket %d (step %d) waited 10 s on step %d: %d of %d tiles done\n",
+                   static_cast<int>(blockIdx.x), ticket, step, w, have, need);
+            __trap();
+          }
         }
       }
     }

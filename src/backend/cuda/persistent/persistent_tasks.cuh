@@ -132,7 +132,7 @@ __device__ __forceinline__ void kv_write_tile(const RopeTask& t, int64_t begin, 
 // then (split mode) the merge, as the graph executor's two kernels do it. Its tiles are
 // loaded in kAttentionLoadPasses rounds: with all 16 loads in flight the kernel took 168
 // registers a thread (3 blocks a multiprocessor), every other tile needing at most 80;
-// in four rounds, 96 (5 blocks; ptxas, sm_90, 20 bytes of spills).
+// in four rounds, about 100, which the kernel caps at 96 (5 blocks; a few dozen bytes spill).
 inline constexpr int kAttentionLoadPasses = 4;
 
 template <typename T>
