@@ -176,6 +176,8 @@ void run_bench(const BenchOptions& o) {
         for (const std::string& kernels : o.cpu_kernels) {
           for (const std::string& executor : o.executors) {
             const bool persistent = executor == "persistent";
+            // The persistent kernel is one launch a step, never a CUDA graph: one set of rows.
+            if (persistent && graph != o.graph.front()) continue;
             for (Policy policy : policies) {
               RunnerOptions ro;
               ro.exec.persistent = persistent;
@@ -194,7 +196,7 @@ void run_bench(const BenchOptions& o) {
                 row.backend = backend_name == "cpu" && kernels == "reference" ? "cpu-reference" : backend_name;
                 row.device = backend->device_name();
                 row.policy = std::string(policy_name(policy));
-                row.graph = graph != 0;
+                row.graph = graph != 0 && !persistent;
                 row.executor = executor;
                 row.fused = fuse != 0;
                 row.test = test;
