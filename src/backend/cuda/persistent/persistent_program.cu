@@ -138,6 +138,13 @@ DeviceBuffer upload(const std::vector<T>& values, const char* what) {
 
 }  // namespace
 
+std::string persistent_kernel_report() {
+  const PersistentKernelInfo info = persistent_kernel_info();
+  return std::to_string(info.registers) + " registers, " + std::to_string(info.shared_bytes) +
+         " bytes of shared memory, " + std::to_string(info.blocks_per_multiprocessor) + " blocks x " +
+         std::to_string(info.multiprocessors) + " multiprocessors";
+}
+
 TileOptions persistent_tile_options() {
   static const TileOptions options = [] {
     TileOptions o;

@@ -23,6 +23,10 @@ bool persistent_decode_graph(const Graph& graph);
 // shape of an operand.
 std::string persistent_unsupported(const Graph& graph, TensorId node);
 
+// "96 registers, 36996 bytes of shared memory, 5 blocks x 132 multiprocessors" on this
+// device: the kernel's size and how many blocks a run gets (for reports and tests).
+std::string persistent_kernel_report();
+
 // How the executable cuts nodes into tiles: products by 16 rows a task (at 64, the schedule's
 // default, llama-1b's q product is 32 tasks for ~400 resident blocks), unless
 // BRAID_PERSISTENT_ROWS says otherwise (a knob for measuring, read once).
