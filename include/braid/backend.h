@@ -48,7 +48,8 @@ struct ExecOptions {
   // take the plan's tiles in ticket order and wait on per-step completion counters instead
   // of kernel boundaries (src/backend/cuda/persistent, Note [Persistent protocol]). compile()
   // throws braid::Error naming the first node it cannot run (v0: quantized weights, heads
-  // over 128). cuda_graph and sync_each_node do not apply to it. The CPU ignores it.
+  // over 128). cuda_graph does not apply to it; sync_each_node waits for the kernel after
+  // each run. The CPU ignores it.
   bool persistent = false;
 };
 
