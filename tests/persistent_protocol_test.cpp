@@ -91,7 +91,8 @@ struct Emulation {
       for (int i = flat.wait_begin[static_cast<size_t>(step)]; i < flat.wait_begin[static_cast<size_t>(step) + 1]; ++i) {
         const int w = flat.waits[static_cast<size_t>(i)];
         while (done[w].load(std::memory_order_acquire) < flat.tiles[static_cast<size_t>(w)]) std::this_thread::yield();
-        for (int t = flat.first_task[static_cast<size_t>(w)]; t < flat.first_task[static_cast<size_t>(w)] + flat.tiles[static_cast<size_t>(w)]; ++t) {
+        const int first = flat.first_task[static_cast<size_t>(w)];
+        for (int t = first; t < first + flat.tiles[static_cast<size_t>(w)]; ++t) {
           if (cells[static_cast<size_t>(t)] != run) violations.fetch_add(1);
         }
       }

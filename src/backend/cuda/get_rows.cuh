@@ -13,7 +13,8 @@ __device__ __forceinline__ void get_rows_element(const StridedTensor& table, DTy
                                                  float* out, int64_t i, int64_t c) {
   const int64_t id = ids[i];
   const int64_t cols = table.ne[0];
-  out[i * cols + c] = id < 0 || id >= table.ne[1] ? __int_as_float(0x7fc00000) : load_element(type, table.data + id * table.nb[1], c);
+  const bool inside = id >= 0 && id < table.ne[1];
+  out[i * cols + c] = inside ? load_element(type, table.data + id * table.nb[1], c) : __int_as_float(0x7fc00000);
 }
 
 void launch_get_rows(const NodeLaunch& launch);

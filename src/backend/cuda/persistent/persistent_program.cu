@@ -194,7 +194,9 @@ std::string persistent_unsupported(const Graph& graph, TensorId node) {
       const Tensor& q = graph[t.src[0]];
       const DType cache = graph[t.src[1]].type;
       if (!is_float_type(cache)) return "cache type " + std::string(name(cache));
-      if (!use_tiled(q.ne[0])) return "head size " + std::to_string(q.ne[0]) + " (at most " + std::to_string(kTiledMaxHeadDim) + ")";
+      if (!use_tiled(q.ne[0])) {
+        return "head size " + std::to_string(q.ne[0]) + " (at most " + std::to_string(kTiledMaxHeadDim) + ")";
+      }
       if (q.ne[2] != 1) return std::to_string(q.ne[2]) + " queries (one only)";
       return "";
     }
