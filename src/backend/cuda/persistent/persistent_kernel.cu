@@ -8,7 +8,8 @@
 //   1. thread 0 takes the next ticket: atomicAdd(next_ticket, 1) (relaxed: the ticket
 //      orders nothing but the dispatch), broadcast through shared memory; a ticket past the
 //      last task ends the loop;
-//   2. thread 0 waits, for each step w its step waits on, until done[w] == tiles[w], with
+//   2. every thread asks L2 for the tile's weights (Note [Weight prefetch while waiting]);
+//      thread 0 waits, for each step w its step waits on, until done[w] == tiles[w], with
 //      ld.acquire.gpu loads (and __nanosleep backoff); then __syncthreads hands the
 //      acquired view to the whole block;
 //   3. the block runs the tile;
@@ -73,6 +74,7 @@ __global__ void __launch_bounds__(kPersistentThreads, kPersistentMinBlocks) pers
     if (ticket >= p.task_count) break;
     const int32_t step = p.task_step[ticket];
     const PersistentStep& s = p.steps[step];
+    if (p.prefetch) prefetch_tile_weights(s, ticket - s.first_task);
     if (threadIdx.x == 0) {
       for (int32_t i = p.wait_begin[step]; i < p.wait_begin[step + 1]; ++i) {
         const int32_t w = p.waits[i];

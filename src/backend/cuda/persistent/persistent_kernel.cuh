@@ -24,6 +24,7 @@ struct PersistentKernelArgs {
   int32_t task_count;
   int32_t step_count;
   int32_t* counters;  // kFirstDoneCounter + step_count, zero at launch
+  int32_t prefetch;   // Note [Weight prefetch while waiting]: 1 on, 0 off
 };
 
 // Blocks of the kernel that fit on one multiprocessor at once (the occupancy API).

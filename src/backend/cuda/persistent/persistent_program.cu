@@ -145,6 +145,14 @@ std::string persistent_kernel_report() {
          std::to_string(info.multiprocessors) + " multiprocessors";
 }
 
+bool persistent_prefetch() {
+  static const bool on = [] {
+    const char* setting = std::getenv("BRAID_PERSISTENT_PREFETCH");
+    return setting == nullptr || std::string(setting) != "0";
+  }();
+  return on;
+}
+
 TileOptions persistent_tile_options() {
   static const TileOptions options = [] {
     TileOptions o;
@@ -259,6 +267,7 @@ void PersistentProgram::launch(cudaStream_t stream) const {
   args.task_count = task_count_;
   args.step_count = step_count_;
   args.counters = reinterpret_cast<int32_t*>(counters_.data());
+  args.prefetch = persistent_prefetch() ? 1 : 0;
   launch_persistent(args, blocks_, stream);
 }
 

@@ -27,6 +27,10 @@ std::string persistent_unsupported(const Graph& graph, TensorId node);
 // device: the kernel's size and how many blocks a run gets (for reports and tests).
 std::string persistent_kernel_report();
 
+// Whether waiting tasks prefetch their weights into L2 (Note [Weight prefetch while
+// waiting]); on unless BRAID_PERSISTENT_PREFETCH=0 (a knob for measuring, read once).
+bool persistent_prefetch();
+
 // How the executable cuts nodes into tiles: products by 16 rows a task (at 64, the schedule's
 // default, llama-1b's q product is 32 tasks for ~400 resident blocks), unless
 // BRAID_PERSISTENT_ROWS says otherwise (a knob for measuring, read once).

@@ -180,6 +180,25 @@ __device__ __forceinline__ void elementwise_tile(TaskKind kind, const Elementwis
   }
 }
 
+// Note [Weight prefetch while waiting]: a task of a product usually waits for the step
+// before it (its input), but its weights were written by no kernel, so while one thread
+// waits, the block asks L2 for the tile's weight rows (prefetch.global.L2, a hint that
+// cannot fault inside the rows and changes no value): the step's first loads then hit L2
+// instead of paying DRAM latency after the wait, the gap a kernel boundary leaves idle.
+// (Compare Note [Weight prefetch] in device_common.cuh for the int8 kernel.)
+__device__ __forceinline__ void prefetch_tile_weights(const PersistentStep& s, int tile) {
+  if (s.kind != TaskKind::Matvec) return;
+  const MatvecTask& t = s.task.matvec;
+  const int64_t row_bytes = t.args.k * (t.type == DType::F32 ? 4 : 2);
+  const int64_t end = tile_begin(s, tile + 1);
+  for (int64_t row = tile_begin(s, tile); row < end; ++row) {
+    const uint8_t* w = t.args.w + row * t.args.w_row_stride;
+    for (int64_t offset = threadIdx.x * 128; offset < row_bytes; offset += kPersistentThreads * 128) {
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(w + offset));
+    }
+  }
+}
+
 // Tile `tile` of step s, by the whole block. The task is copied out of the descriptor
 // (global memory) first: otherwise every store of a tile could alias it, and the compiler
 // would reload the operands after each one.
