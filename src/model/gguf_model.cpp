@@ -1,4 +1,4 @@
-// Models to and from GGUF (LLaMA, Mixtral, Qwen2, Qwen3), with llama.cpp's key and
+// Models to and from GGUF (LLaMA, Mixtral, Qwen2, Qwen3; Phi-3 read only), with llama.cpp's key and
 // tensor names: keys under the architecture's name ("qwen2.embedding_length").
 //
 // Loading checks the file against the architecture before any weight is used: every
@@ -119,6 +119,14 @@ ModelConfig read_config(const GgufFile& file) {
       if (factor != 0.0 && factor != 1.0) fail(fmt::format("rope scaling ({} = {}) is not supported", key, factor));
     }
   }
+  if (file.find_tensor("rope_factors_long.weight") || file.find_tensor("rope_factors_short.weight")) {
+    fail("long-context rope scaling (rope_factors_long/short, Phi-3 128k) is not supported");
+  }
+  // A sliding window (Phi-3 4k: 2047) lets a token see only the window's last positions.
+  // braid attends to the whole cache, which is the same while the cache is no longer than
+  // the window: the context stops there.
+  const int64_t window = file.get_int(a + ".attention.sliding_window", 0);
+  if (window > 0) c.n_ctx = static_cast<int>(std::min<int64_t>(c.n_ctx, window));
   return c;
 }
 
@@ -150,6 +158,33 @@ class TensorBinder {
     }
     model_.add_tensor(WeightTensor{name, type, info->ne, info->data}, file_.keep_alive());
     used_.insert(name);
+  }
+
+  // Adds `as_name` as rows [first_row, first_row + expected[1]) of the file's packed tensor
+  // `packed` (Phi-3's attn_qkv and ffn_up): a row is contiguous, so the part is a span of
+  // the packed tensor's bytes. `packed_rows` is the packed tensor's expected row count.
+  void bind_rows(const std::string& packed, int64_t packed_rows, int64_t first_row, const std::string& as_name,
+                 Graph::Shape expected) {
+    const GgufTensorInfo* info = file_.find_tensor(packed);
+    const Graph::Shape packed_shape{expected[0], packed_rows, 1, 1};
+    if (!info) {
+      throw Error(fmt::format("{}: tensor {} is missing (expected shape {})", file_.source(), packed,
+                              shape_text(packed_shape)));
+    }
+    if (info->ne != packed_shape) {
+      throw Error(fmt::format("{}: tensor {} has shape {}, expected {} for this model ({})", file_.source(), packed,
+                              info->shape_string(), shape_text(packed_shape), describe(model_.config)));
+    }
+    DType type;
+    try {
+      type = info->dtype();
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", file_.source(), e.what()));
+    }
+    if (type == DType::I32) throw Error(fmt::format("{}: tensor {} has type i32", file_.source(), packed));
+    const auto* data = static_cast<const uint8_t*>(info->data) + first_row * row_bytes(type, expected[0]);
+    model_.add_tensor(WeightTensor{as_name, type, expected, data}, file_.keep_alive());
+    used_.insert(packed);
   }
 
   void check_all_used() const {
@@ -206,8 +241,22 @@ Model load_gguf_model(const GgufFile& file) {
     uint8_t* data = model.add_owned_tensor(kRopeFreqsName, DType::F32, {c.head_dim() / 2, 1, 1, 1});
     from_f32(DType::F32, factors.data(), data, static_cast<int64_t>(factors.size()));
   }
+  if (c.packed_projections) {  // Phi-3: q, k, v and gate, up as rows of two packed tensors
+    const int64_t kv_dim = static_cast<int64_t>(c.n_head_kv) * c.head_dim();
+    for (int l = 0; l < c.n_layer; ++l) {
+      const std::string qkv = layer_weight(l, "attn_qkv");
+      const int64_t qkv_rows = c.q_dim() + 2 * kv_dim;
+      binder.bind_rows(qkv, qkv_rows, 0, layer_weight(l, "attn_q"), {c.n_embd, c.q_dim(), 1, 1});
+      binder.bind_rows(qkv, qkv_rows, c.q_dim(), layer_weight(l, "attn_k"), {c.n_embd, kv_dim, 1, 1});
+      binder.bind_rows(qkv, qkv_rows, c.q_dim() + kv_dim, layer_weight(l, "attn_v"), {c.n_embd, kv_dim, 1, 1});
+      const std::string up = layer_weight(l, "ffn_up");
+      binder.bind_rows(up, 2 * int64_t{c.n_ff}, 0, layer_weight(l, "ffn_gate"), {c.n_embd, c.n_ff, 1, 1});
+      binder.bind_rows(up, 2 * int64_t{c.n_ff}, c.n_ff, up, {c.n_embd, c.n_ff, 1, 1});
+    }
+  }
   for (const WeightSpec& spec : weight_specs(c)) {
     if (spec.name == kTokenEmbeddingName || (spec.role == WeightRole::RopeFreqs && model.find(spec.name))) continue;
+    if (c.packed_projections && model.find(spec.name)) continue;  // (unpacked above)
     const bool f32_only =
         spec.role == WeightRole::Norm || spec.role == WeightRole::Bias || spec.role == WeightRole::RopeFreqs;
     binder.bind(spec.name, spec.ne, f32_only);
@@ -239,6 +288,10 @@ size_t token_count(const GgufFile& vocab) {
 void save_gguf_model(const Model& model, const std::string& path, const GgufFile* vocab_source) {
   const ModelConfig& c = model.config;
   GgufWriter writer;
+  if (c.packed_projections) {
+    throw Error(fmt::format("model {}: writing '{}' files (packed q/k/v and gate/up) is not supported", c.name,
+                            c.architecture));
+  }
   ModelConfig expected = c;  // the options that the architecture's name implies
   apply_architecture(expected);
   if (expected.rope_mode != c.rope_mode || expected.qkv_bias != c.qkv_bias || expected.qk_norm != c.qk_norm) {
