@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "braid/backend.h"
 #include "braid/gguf.h"
@@ -76,6 +77,34 @@ float expect_matches(const std::vector<std::vector<float>>& got, const Reference
     worst = std::max(worst, d);
   }
   return worst;
+}
+
+// A copy of tests/data/arch/<model>.gguf, changed by `edit` after the metadata and the
+// tensors `keep` takes are in, written to a temporary file whose path is returned.
+std::string copy_with(const std::string& model, const std::string& name, const std::function<void(GgufWriter&)>& edit,
+                      const std::function<bool(const GgufTensorInfo&)>& keep = [](const GgufTensorInfo&) { return true; }) {
+  const GgufFile source = GgufFile::open(data_path(model + ".gguf"));
+  GgufWriter writer;
+  for (const auto& [key, value] : source.metadata()) writer.set(key, value);
+  for (const GgufTensorInfo& t : source.tensors()) {
+    if (keep(t)) writer.add_tensor(t);
+  }
+  edit(writer);
+  const std::string path = test::temp_path(name);
+  writer.write(path);
+  return path;
+}
+
+// What loading the file says (and the file gone): "" when it loads.
+std::string load_error(const std::string& path) {
+  std::string message;
+  try {
+    load_gguf_model(path);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  std::filesystem::remove(path);
+  return message;
 }
 
 class ArchReference : public ::testing::TestWithParam<std::string> {};
@@ -164,40 +193,18 @@ TEST(ArchReferenceFiles, LoadWithTheirArchitecturesOptions) {
 // Phi-3's 128k models scale rope with per-pair long and short factors and an attention
 // factor, which braid does not do: refused by name, not run wrong.
 TEST(ArchReferenceFiles, Phi3LongRopeIsRefusedByName) {
-  const GgufFile source = GgufFile::open(data_path("phi3.gguf"));
-  GgufWriter writer;
-  for (const auto& [key, value] : source.metadata()) writer.set(key, value);
-  for (const GgufTensorInfo& t : source.tensors()) writer.add_tensor(t);
   static const std::vector<float> factors(8, 1.5f);
-  writer.add_tensor("rope_factors_long.weight", DType::F32, {8, 1, 1, 1}, factors.data());
-  const std::string path = test::temp_path("phi3-longrope.gguf");
-  writer.write(path);
-  std::string message;
-  try {
-    load_gguf_model(path);
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  std::filesystem::remove(path);
+  const std::string message = load_error(copy_with("phi3", "phi3-longrope.gguf", [](GgufWriter& w) {
+    w.add_tensor("rope_factors_long.weight", DType::F32, {8, 1, 1, 1}, factors.data());
+  }));
   EXPECT_NE(message.find("rope_factors_long/short, Phi-3 128k"), std::string::npos) << message;
 }
 
 // A packed tensor of the wrong size is an error naming it, as any other tensor's shape.
 TEST(ArchReferenceFiles, Phi3PackedTensorOfTheWrongShapeIsAnError) {
-  const GgufFile source = GgufFile::open(data_path("phi3.gguf"));
-  GgufWriter writer;
-  for (const auto& [key, value] : source.metadata()) writer.set(key, value);
-  writer.set("phi3.feed_forward_length", GgufValue::u32(96));  // ffn_up holds 2 x 128 rows
-  for (const GgufTensorInfo& t : source.tensors()) writer.add_tensor(t);
-  const std::string path = test::temp_path("phi3-shape.gguf");
-  writer.write(path);
-  std::string message;
-  try {
-    load_gguf_model(path);
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  std::filesystem::remove(path);
+  const std::string message = load_error(copy_with("phi3", "phi3-shape.gguf", [](GgufWriter& w) {
+    w.set("phi3.feed_forward_length", GgufValue::u32(96));  // ffn_up holds 2 x 128 rows
+  }));
   EXPECT_NE(message.find("blk.0.ffn_up.weight has shape [64, 256], expected [64, 192]"), std::string::npos)
       << message;
 }
@@ -205,17 +212,14 @@ TEST(ArchReferenceFiles, Phi3PackedTensorOfTheWrongShapeIsAnError) {
 // A file that names llama3 scaling in its metadata instead of carrying rope_freqs.weight:
 // braid computes the factors, and the logits are transformers' all the same.
 TEST(ArchReferenceFiles, Llama3ScalingFromMetadataEqualsRopeFreqsTensor) {
-  const GgufFile source = GgufFile::open(data_path("llama3.gguf"));
-  GgufWriter writer;
-  for (const auto& [key, value] : source.metadata()) writer.set(key, value);
-  writer.set("llama.rope.scaling.type", GgufValue::string("llama3"));
-  writer.set("llama.rope.scaling.factor", GgufValue::f32(8.0f));
-  writer.set("llama.rope.scaling.original_context_length", GgufValue::u32(64));
-  for (const GgufTensorInfo& t : source.tensors()) {
-    if (t.name != "rope_freqs.weight") writer.add_tensor(t);
-  }
-  const std::string path = test::temp_path("llama3-metadata.gguf");
-  writer.write(path);
+  const std::string path = copy_with(
+      "llama3", "llama3-metadata.gguf",
+      [](GgufWriter& w) {
+        w.set("llama.rope.scaling.type", GgufValue::string("llama3"));
+        w.set("llama.rope.scaling.factor", GgufValue::f32(8.0f));
+        w.set("llama.rope.scaling.original_context_length", GgufValue::u32(64));
+      },
+      [](const GgufTensorInfo& t) { return t.name != "rope_freqs.weight"; });
   const Model model = load_gguf_model(path);
   std::filesystem::remove(path);
   EXPECT_TRUE(model.config.rope_freq_factors);
@@ -224,20 +228,9 @@ TEST(ArchReferenceFiles, Llama3ScalingFromMetadataEqualsRopeFreqsTensor) {
 }
 
 TEST(ArchReferenceFiles, OtherRopeScalingIsRefusedByName) {
-  const GgufFile source = GgufFile::open(data_path("qwen2.gguf"));
-  GgufWriter writer;
-  for (const auto& [key, value] : source.metadata()) writer.set(key, value);
-  writer.set("qwen2.rope.scaling.type", GgufValue::string("yarn"));
-  for (const GgufTensorInfo& t : source.tensors()) writer.add_tensor(t);
-  const std::string path = test::temp_path("yarn.gguf");
-  writer.write(path);
-  std::string message;
-  try {
-    load_gguf_model(path);
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  std::filesystem::remove(path);
+  const std::string message = load_error(copy_with("qwen2", "yarn.gguf", [](GgufWriter& w) {
+    w.set("qwen2.rope.scaling.type", GgufValue::string("yarn"));
+  }));
   EXPECT_NE(message.find("rope scaling type 'yarn' is not supported"), std::string::npos) << message;
 }
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <limits>
 #include <set>
+#include <utility>
 
 #include "braid/gguf.h"
 #include "model/weight_names.h"
@@ -136,26 +137,8 @@ class TensorBinder {
   TensorBinder(const GgufFile& file, Model& model) : file_(file), model_(model) {}
 
   void bind(const std::string& name, Graph::Shape expected, bool is_norm, bool optional = false) {
-    const GgufTensorInfo* info = file_.find_tensor(name);
-    if (!info) {
-      if (optional) return;
-      throw Error(fmt::format("{}: tensor {} is missing (expected shape {})", file_.source(), name,
-                              shape_text(expected)));
-    }
-    if (info->ne != expected) {
-      throw Error(fmt::format("{}: tensor {} has shape {}, expected {} for this model ({})", file_.source(), name,
-                              info->shape_string(), shape_text(expected), describe(model_.config)));
-    }
-    DType type;
-    try {
-      type = info->dtype();
-    } catch (const Error& e) {
-      throw Error(fmt::format("{}: {}", file_.source(), e.what()));
-    }
-    if (type == DType::I32 || (is_norm && type != DType::F32)) {
-      throw Error(fmt::format("{}: tensor {} has type {}, expected {}", file_.source(), name, name_of(type),
-                              is_norm ? "f32" : "a float or q8_0/q4_0/q4_1 type"));
-    }
+    const auto [info, type] = checked(name, expected, is_norm, optional);
+    if (!info) return;
     model_.add_tensor(WeightTensor{name, type, info->ne, info->data}, file_.keep_alive());
     used_.insert(name);
   }
@@ -165,23 +148,7 @@ class TensorBinder {
   // the packed tensor's bytes. `packed_rows` is the packed tensor's expected row count.
   void bind_rows(const std::string& packed, int64_t packed_rows, int64_t first_row, const std::string& as_name,
                  Graph::Shape expected) {
-    const GgufTensorInfo* info = file_.find_tensor(packed);
-    const Graph::Shape packed_shape{expected[0], packed_rows, 1, 1};
-    if (!info) {
-      throw Error(fmt::format("{}: tensor {} is missing (expected shape {})", file_.source(), packed,
-                              shape_text(packed_shape)));
-    }
-    if (info->ne != packed_shape) {
-      throw Error(fmt::format("{}: tensor {} has shape {}, expected {} for this model ({})", file_.source(), packed,
-                              info->shape_string(), shape_text(packed_shape), describe(model_.config)));
-    }
-    DType type;
-    try {
-      type = info->dtype();
-    } catch (const Error& e) {
-      throw Error(fmt::format("{}: {}", file_.source(), e.what()));
-    }
-    if (type == DType::I32) throw Error(fmt::format("{}: tensor {} has type i32", file_.source(), packed));
+    const auto [info, type] = checked(packed, {expected[0], packed_rows, 1, 1}, false, false);
     const auto* data = static_cast<const uint8_t*>(info->data) + first_row * row_bytes(type, expected[0]);
     model_.add_tensor(WeightTensor{as_name, type, expected, data}, file_.keep_alive());
     used_.insert(packed);
@@ -203,6 +170,33 @@ class TensorBinder {
 
  private:
   static std::string_view name_of(DType type) { return name(type); }
+
+  // The file's tensor `name` and its type, checked against the shape and kind of type the
+  // model needs (norms f32); a null tensor for a missing optional one.
+  std::pair<const GgufTensorInfo*, DType> checked(const std::string& name, const Graph::Shape& expected, bool is_norm,
+                                                  bool optional) const {
+    const GgufTensorInfo* info = file_.find_tensor(name);
+    if (!info) {
+      if (optional) return {nullptr, DType::F32};
+      throw Error(fmt::format("{}: tensor {} is missing (expected shape {})", file_.source(), name,
+                              shape_text(expected)));
+    }
+    if (info->ne != expected) {
+      throw Error(fmt::format("{}: tensor {} has shape {}, expected {} for this model ({})", file_.source(), name,
+                              info->shape_string(), shape_text(expected), describe(model_.config)));
+    }
+    DType type;
+    try {
+      type = info->dtype();
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", file_.source(), e.what()));
+    }
+    if (type == DType::I32 || (is_norm && type != DType::F32)) {
+      throw Error(fmt::format("{}: tensor {} has type {}, expected {}", file_.source(), name, name_of(type),
+                              is_norm ? "f32" : "a float or quantized type"));
+    }
+    return {info, type};
+  }
   const GgufFile& file_;
   Model& model_;
   std::set<std::string> used_;
