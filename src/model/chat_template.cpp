@@ -214,10 +214,11 @@ std::string render_deepseek_r1(const ChatTemplate& t, const std::vector<ChatMess
     if (m.role == "user") {
       out += "<｜User｜>" + m.content;
     } else if (m.role == "assistant") {
-      const size_t think_end = m.content.rfind("</think>");
+      constexpr std::string_view kThinkEnd = "</think>";
+      const size_t think_end = m.content.rfind(kThinkEnd);
       const std::string_view answer = think_end == std::string::npos
                                           ? std::string_view(m.content)
-                                          : std::string_view(m.content).substr(think_end + 8);
+                                          : std::string_view(m.content).substr(think_end + kThinkEnd.size());
       out += "<｜Assistant｜>" + std::string(answer) + t.eos_token;
     }
   }

@@ -11,10 +11,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <set>
 #include <utility>
 
 #include "braid/gguf.h"
+#include "model/fusion.h"
 #include "model/weight_names.h"
 
 namespace braid {
@@ -235,17 +237,23 @@ Model load_gguf_model(const GgufFile& file) {
     uint8_t* data = model.add_owned_tensor(kRopeFreqsName, DType::F32, {c.head_dim() / 2, 1, 1, 1});
     from_f32(DType::F32, factors.data(), data, static_cast<int64_t>(factors.size()));
   }
-  if (c.packed_projections) {  // Phi-3: q, k, v and gate, up as rows of two packed tensors
-    const int64_t kv_dim = static_cast<int64_t>(c.n_head_kv) * c.head_dim();
+  if (c.packed_projections) {
+    // Phi-3's file holds q/k/v and gate/up stacked as fuse_projections stacks them
+    // (model/fusion.h), under its own names: each part is its rows of the stack.
+    std::map<std::string, Graph::Shape> shapes;
+    for (const WeightSpec& spec : weight_specs(c)) shapes.emplace(spec.name, spec.ne);
     for (int l = 0; l < c.n_layer; ++l) {
-      const std::string qkv = layer_weight(l, "attn_qkv");
-      const int64_t qkv_rows = c.q_dim() + 2 * kv_dim;
-      binder.bind_rows(qkv, qkv_rows, 0, layer_weight(l, "attn_q"), {c.n_embd, c.q_dim(), 1, 1});
-      binder.bind_rows(qkv, qkv_rows, c.q_dim(), layer_weight(l, "attn_k"), {c.n_embd, kv_dim, 1, 1});
-      binder.bind_rows(qkv, qkv_rows, c.q_dim() + kv_dim, layer_weight(l, "attn_v"), {c.n_embd, kv_dim, 1, 1});
-      const std::string up = layer_weight(l, "ffn_up");
-      binder.bind_rows(up, 2 * int64_t{c.n_ff}, 0, layer_weight(l, "ffn_gate"), {c.n_embd, c.n_ff, 1, 1});
-      binder.bind_rows(up, 2 * int64_t{c.n_ff}, c.n_ff, up, {c.n_embd, c.n_ff, 1, 1});
+      for (const auto& [group, packed] : {std::pair{kFusedQkv, "attn_qkv"}, std::pair{kFusedGateUp, "ffn_up"}}) {
+        std::vector<Graph::Shape> parts;
+        for (const std::string& part : group.parts) parts.push_back(shapes.at(layer_weight(l, part.c_str())));
+        const int64_t packed_rows = stacked_shape(parts)[1];
+        int64_t first_row = 0;
+        for (size_t i = 0; i < parts.size(); ++i) {
+          binder.bind_rows(layer_weight(l, packed), packed_rows, first_row, layer_weight(l, group.parts[i].c_str()),
+                           parts[i]);
+          first_row += parts[i][1];
+        }
+      }
     }
   }
   for (const WeightSpec& spec : weight_specs(c)) {
