@@ -2,7 +2,8 @@
 """A bounded load test of `braid serve`: C concurrent streaming clients send R requests in
 all, some of which hang up mid-stream at random. Passes when no request failed other than
 the intended hang-ups, the server is still alive, every slot is free and the queue empty at
-the end (/metrics), and its resident memory stayed flat (end vs after warm-up).
+the end (/metrics), and its resident memory stayed flat (end vs after warm-up). The clients
+are threads spread over up to 16 processes (one per core), so that Python keeps up with them.
 
   python3 bench/serve_load.py --braid build/braid --model ../shared/fixtures/stories260K.gguf \\
       --clients 16 --requests 200 [--parallel 4] [--cancel 0.2] [--seed 1]
@@ -12,6 +13,8 @@ Prints a JSON summary (requests, cancelled, errors, tokens/s, median time to fir
 import argparse
 import http.client
 import json
+import multiprocessing
+import os
 import random
 import signal
 import statistics
@@ -88,6 +91,36 @@ def one_request(host, port, rng, cancel_rate, max_tokens, fixed):
         conn.close()
 
 
+def run_clients(clients, host, port, args, issued, warm_at, server_pid, warm_rss):
+    """Client threads `clients` of one process: each sends requests until `issued` reaches
+    --requests. Returns (outcome counts, times to first text)."""
+    lock = threading.Lock()
+    outcomes, ttfts = {}, []
+
+    def client(k):
+        rng = random.Random(args.seed * 1000 + k)
+        while True:
+            with issued.get_lock():
+                if issued.value >= args.requests:
+                    return
+                issued.value += 1
+                n = issued.value
+            if server_pid and n == warm_at:
+                warm_rss.value = rss_kb(server_pid)
+            outcome, _, first = one_request(host, port, rng, args.cancel, args.max_tokens, args.fixed)
+            with lock:
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                if first is not None:
+                    ttfts.append(first)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes, ttfts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--braid")
@@ -119,35 +152,33 @@ def main():
         host, port = line.split("listening on http://")[1].strip().split(":")
     port = int(port)
 
-    lock = threading.Lock()
-    outcomes, ttfts, rss = {}, [], {}
-    issued = [0]
+    # The clients run as threads spread over processes: one Python process reading 64
+    # streams of server-sent events holds the GIL for most of each event, so its clients
+    # sent their next requests late and the server's slots stood idle waiting for them.
+    issued = multiprocessing.Value("i", 0)  # requests taken by some client (its lock guards it)
     warm_at = max(1, args.requests // 10)
-
-    def client(k):
-        rng = random.Random(args.seed * 1000 + k)
-        while True:
-            with lock:
-                if issued[0] >= args.requests:
-                    return
-                issued[0] += 1
-                n = issued[0]
-            if proc and n == warm_at:
-                rss["warm"] = rss_kb(proc.pid)
-            outcome, _, first = one_request(host, port, rng, args.cancel, args.max_tokens, args.fixed)
-            with lock:
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                if first is not None:
-                    ttfts.append(first)
-
+    warm_rss = multiprocessing.Value("q", 0)
+    processes = max(1, min(args.clients, os.cpu_count() or 1, 16))
+    shares = [list(range(k, args.clients, processes)) for k in range(processes)]
     before = metrics(host, port)  # (a running server may have served others)
     start = time.time()
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    fork = multiprocessing.get_context("fork")  # (the shared values are inherited)
+    results = fork.Queue()
+    workers = [fork.Process(target=lambda share: results.put(run_clients(
+        share, host, port, args, issued, warm_at, proc.pid if proc else None, warm_rss)), args=(share,))
+        for share in shares]
+    for w in workers:
+        w.start()
+    parts = [results.get() for _ in workers]
+    for w in workers:
+        w.join()
     seconds = time.time() - start
+    outcomes, ttfts = {}, []
+    for part_outcomes, part_ttfts in parts:
+        for outcome, n in part_outcomes.items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + n
+        ttfts += part_ttfts
+    rss = {"warm": warm_rss.value} if warm_rss.value else {}
 
     # Hung-up clients free their slots at the server's next step.
     deadline = time.time() + 10

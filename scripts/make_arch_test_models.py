@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes the tiny architecture test models in tests/data/arch and their reference logits.
 
-For each architecture braid runs beyond plain LLaMA -- Llama 3 rope scaling, Qwen2, Qwen3 --
+For each architecture braid runs beyond plain LLaMA -- Llama 3 rope scaling, Qwen2, Qwen3, Phi-3 --
 this builds a tiny random model with Hugging Face transformers, writes it to GGUF with
 gguf-py in llama.cpp's conventions, and records transformers' logits for a fixed token
 sequence at every position. tests/arch_reference_test.cpp checks braid against them.
@@ -20,6 +20,9 @@ Facts about llama.cpp's GGUF layout used here (from its converter, convert_hf_to
   from transformers' halves layout to adjacent pairs), so llama.cpp rotates adjacent
   pairs; for qwen2/qwen3 it writes them as they are and llama.cpp rotates NeoX-style.
 - Keys live under the architecture's name: "qwen2.embedding_length", ...
+- Phi-3 (arch "phi3"): transformers' packed qkv_proj and gate_up_proj are written as they
+  are, as blk.N.attn_qkv and blk.N.ffn_up (gate's rows first); NeoX rope; its 4k models
+  carry "phi3.attention.sliding_window".
 
 Each model gets a minimal SentencePiece-style vocabulary (<unk>, <s>, </s> and 256 byte
 tokens: 259 tokens), enough for any tool that wants one; only logits are compared.
@@ -33,7 +36,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 VOCAB = 259
 TOKENS = [1, 72, 101, 108, 108, 111, 32, 258, 7, 200, 150, 3, 99, 42, 250, 17]
@@ -55,8 +59,12 @@ def models():
     # Qwen3 with a head size (32) other than hidden / heads (16).
     qwen3 = Qwen3Config(**COMMON, head_dim=32, tie_word_embeddings=True,
                         rope_parameters=dict(rope_type="default", rope_theta=1000000.0))
+    # Phi-3: packed projections, its own output.weight, a sliding window (longer than the
+    # reference's tokens, so it does not bind; braid's context stops at it).
+    phi3 = Phi3Config(**COMMON, pad_token_id=0, tie_word_embeddings=False, sliding_window=128,
+                      rope_parameters=dict(rope_type="default", rope_theta=10000.0))
     return [("llama3", "llama", LlamaForCausalLM, llama3), ("qwen2", "qwen2", Qwen2ForCausalLM, qwen2),
-            ("qwen3", "qwen3", Qwen3ForCausalLM, qwen3)]
+            ("qwen3", "qwen3", Qwen3ForCausalLM, qwen3), ("phi3", "phi3", Phi3ForCausalLM, phi3)]
 
 
 def randomize(model, seed):
@@ -126,6 +134,8 @@ def write_model(path, arch, cfg, model):
     if head_dim != cfg.hidden_size // cfg.num_attention_heads:
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
+    if arch == "phi3":
+        w.add_sliding_window(cfg.sliding_window)
     write_vocab(w)
 
     sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
@@ -138,7 +148,8 @@ def write_model(path, arch, cfg, model):
              "self_attn.v_proj.bias": "attn_v.bias", "self_attn.q_norm.weight": "attn_q_norm.weight",
              "self_attn.k_norm.weight": "attn_k_norm.weight", "self_attn.o_proj.weight": "attn_output.weight",
              "post_attention_layernorm.weight": "ffn_norm.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
-             "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+             "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+             "self_attn.qkv_proj.weight": "attn_qkv.weight", "mlp.gate_up_proj.weight": "ffn_up.weight"}
     for layer in range(cfg.num_hidden_layers):
         for hf, ours in parts.items():
             key = f"model.layers.{layer}.{hf}"

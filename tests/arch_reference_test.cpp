@@ -1,4 +1,4 @@
-// Llama 3 rope scaling, Qwen2 and Qwen3 against an independent implementation: Hugging
+// Llama 3 rope scaling, Qwen2, Qwen3 and Phi-3 against an independent implementation: Hugging
 // Face transformers. tests/data/arch holds tiny random models of each (2 layers, 64 wide,
 // 4 heads over 2 KV heads, 259 tokens, f32), written to GGUF in llama.cpp's conventions,
 // with transformers' logits for a fixed token sequence at every position;
@@ -6,6 +6,7 @@
 //   llama3: rope_freqs.weight with factors of 1, a blended 2.44, and 8; tied embeddings.
 //   qwen2:  biases on q, k and v; NeoX rope; its own output.weight.
 //   qwen3:  RMSNorm over each head of q and k; head size 32, not 64 / 4; tied embeddings.
+//   phi3:   q/k/v packed as attn_qkv and gate/up as ffn_up; NeoX rope; a sliding window.
 // Without the feature each model exercises, its logits move by more than 1 (checked when
 // the data was made: ignoring llama3's factors moves them by up to 3.8), so a tolerance
 // of kTolerance tells a right model from a wrong one.
@@ -13,7 +14,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "braid/backend.h"
 #include "braid/gguf.h"
@@ -76,6 +79,34 @@ float expect_matches(const std::vector<std::vector<float>>& got, const Reference
   return worst;
 }
 
+// A copy of tests/data/arch/<model>.gguf, changed by `edit` after the metadata and the
+// tensors `keep` takes are in, written to a temporary file whose path is returned.
+std::string copy_with(const std::string& model, const std::string& name, const std::function<void(GgufWriter&)>& edit,
+                      const std::function<bool(const GgufTensorInfo&)>& keep = [](const GgufTensorInfo&) { return true; }) {
+  const GgufFile source = GgufFile::open(data_path(model + ".gguf"));
+  GgufWriter writer;
+  for (const auto& [key, value] : source.metadata()) writer.set(key, value);
+  for (const GgufTensorInfo& t : source.tensors()) {
+    if (keep(t)) writer.add_tensor(t);
+  }
+  edit(writer);
+  const std::string path = test::temp_path(name);
+  writer.write(path);
+  return path;
+}
+
+// What loading the file says (and the file gone): "" when it loads.
+std::string load_error(const std::string& path) {
+  std::string message;
+  try {
+    load_gguf_model(path);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  std::filesystem::remove(path);
+  return message;
+}
+
 class ArchReference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ArchReference, EveryPositionMatchesTransformers) {
@@ -113,7 +144,7 @@ TEST_P(ArchReference, EveryPolicyMatchesTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, ArchReference, ::testing::Values("llama3", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(Models, ArchReference, ::testing::Values("llama3", "qwen2", "qwen3", "phi3"));
 
 TEST(ArchReferenceFiles, LoadWithTheirArchitecturesOptions) {
   const ModelConfig llama3 = load_gguf_model(data_path("llama3.gguf")).config;
@@ -135,22 +166,60 @@ TEST(ArchReferenceFiles, LoadWithTheirArchitecturesOptions) {
   EXPECT_EQ(qwen3.rope_mode, kRopeNeox);
   EXPECT_EQ(qwen3.head_dim(), 32);
   EXPECT_EQ(qwen3.q_dim(), 128);
+
+  const Model phi3 = load_gguf_model(data_path("phi3.gguf"));
+  EXPECT_TRUE(phi3.config.packed_projections);
+  EXPECT_EQ(phi3.config.rope_mode, kRopeNeox);
+  EXPECT_FALSE(phi3.config.tied_embeddings || phi3.config.qkv_bias || phi3.config.qk_norm);
+  EXPECT_EQ(phi3.config.n_ctx, 128);  // the sliding window, not the file's 256
+  // The unpacked projections are rows of the packed tensors, in the file's order.
+  const GgufFile file = GgufFile::open(data_path("phi3.gguf"));
+  const auto* qkv = static_cast<const uint8_t*>(file.tensor("blk.1.attn_qkv.weight").data);
+  const auto* up = static_cast<const uint8_t*>(file.tensor("blk.1.ffn_up.weight").data);
+  const size_t row = 64 * sizeof(float);
+  auto rows_equal = [&](const char* name, const uint8_t* packed_rows, int64_t rows) {
+    const WeightTensor* t = phi3.find(name);
+    ASSERT_NE(t, nullptr) << name;
+    EXPECT_EQ(t->ne[1], rows) << name;
+    EXPECT_EQ(std::memcmp(t->data, packed_rows, rows * row), 0) << name;
+  };
+  rows_equal("blk.1.attn_q.weight", qkv, 64);
+  rows_equal("blk.1.attn_k.weight", qkv + 64 * row, 32);
+  rows_equal("blk.1.attn_v.weight", qkv + 96 * row, 32);
+  rows_equal("blk.1.ffn_gate.weight", up, 128);
+  rows_equal("blk.1.ffn_up.weight", up + 128 * row, 128);
+}
+
+// Phi-3's 128k models scale rope with per-pair long and short factors and an attention
+// factor, which braid does not do: refused by name, not run wrong.
+TEST(ArchReferenceFiles, Phi3LongRopeIsRefusedByName) {
+  static const std::vector<float> factors(8, 1.5f);
+  const std::string message = load_error(copy_with("phi3", "phi3-longrope.gguf", [](GgufWriter& w) {
+    w.add_tensor("rope_factors_long.weight", DType::F32, {8, 1, 1, 1}, factors.data());
+  }));
+  EXPECT_NE(message.find("rope_factors_long/short, Phi-3 128k"), std::string::npos) << message;
+}
+
+// A packed tensor of the wrong size is an error naming it, as any other tensor's shape.
+TEST(ArchReferenceFiles, Phi3PackedTensorOfTheWrongShapeIsAnError) {
+  const std::string message = load_error(copy_with("phi3", "phi3-shape.gguf", [](GgufWriter& w) {
+    w.set("phi3.feed_forward_length", GgufValue::u32(96));  // ffn_up holds 2 x 128 rows
+  }));
+  EXPECT_NE(message.find("blk.0.ffn_up.weight has shape [64, 256], expected [64, 192]"), std::string::npos)
+      << message;
 }
 
 // A file that names llama3 scaling in its metadata instead of carrying rope_freqs.weight:
 // braid computes the factors, and the logits are transformers' all the same.
 TEST(ArchReferenceFiles, Llama3ScalingFromMetadataEqualsRopeFreqsTensor) {
-  const GgufFile source = GgufFile::open(data_path("llama3.gguf"));
-  GgufWriter writer;
-  for (const auto& [key, value] : source.metadata()) writer.set(key, value);
-  writer.set("llama.rope.scaling.type", GgufValue::string("llama3"));
-  writer.set("llama.rope.scaling.factor", GgufValue::f32(8.0f));
-  writer.set("llama.rope.scaling.original_context_length", GgufValue::u32(64));
-  for (const GgufTensorInfo& t : source.tensors()) {
-    if (t.name != "rope_freqs.weight") writer.add_tensor(t);
-  }
-  const std::string path = test::temp_path("llama3-metadata.gguf");
-  writer.write(path);
+  const std::string path = copy_with(
+      "llama3", "llama3-metadata.gguf",
+      [](GgufWriter& w) {
+        w.set("llama.rope.scaling.type", GgufValue::string("llama3"));
+        w.set("llama.rope.scaling.factor", GgufValue::f32(8.0f));
+        w.set("llama.rope.scaling.original_context_length", GgufValue::u32(64));
+      },
+      [](const GgufTensorInfo& t) { return t.name != "rope_freqs.weight"; });
   const Model model = load_gguf_model(path);
   std::filesystem::remove(path);
   EXPECT_TRUE(model.config.rope_freq_factors);
@@ -159,20 +228,9 @@ TEST(ArchReferenceFiles, Llama3ScalingFromMetadataEqualsRopeFreqsTensor) {
 }
 
 TEST(ArchReferenceFiles, OtherRopeScalingIsRefusedByName) {
-  const GgufFile source = GgufFile::open(data_path("qwen2.gguf"));
-  GgufWriter writer;
-  for (const auto& [key, value] : source.metadata()) writer.set(key, value);
-  writer.set("qwen2.rope.scaling.type", GgufValue::string("yarn"));
-  for (const GgufTensorInfo& t : source.tensors()) writer.add_tensor(t);
-  const std::string path = test::temp_path("yarn.gguf");
-  writer.write(path);
-  std::string message;
-  try {
-    load_gguf_model(path);
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  std::filesystem::remove(path);
+  const std::string message = load_error(copy_with("qwen2", "yarn.gguf", [](GgufWriter& w) {
+    w.set("qwen2.rope.scaling.type", GgufValue::string("yarn"));
+  }));
   EXPECT_NE(message.find("rope scaling type 'yarn' is not supported"), std::string::npos) << message;
 }
 

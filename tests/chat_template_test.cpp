@@ -154,13 +154,35 @@ TEST(ChatTemplate, Llama2RendersAsJinja) {
   EXPECT_EQ(render_chat(t, kSpaces, true), "<s>[INST] Hi [/INST] Hello there. </s><s>[INST] How are you? [/INST]");
 }
 
+// DeepSeek-R1-Distill-Qwen-32B's template (not among the fixtures; as llama.cpp's
+// models/templates carries it, rendered by Jinja2 3.1.6 with enable_thinking true, which
+// gives the original's generation prompt): detected from its turn markers.
+TEST(ChatTemplate, DeepSeekR1RendersAsJinja) {
+  const ChatTemplate t = detect_chat_template(
+      "{%- endfor -%}{{bos_token}}{{ns.system_prompt}}{%- for message in messages -%}{%- if message['role'] == "
+      "'user' -%}{%- set ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}{%- endif -%} ... "
+      "{{'<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>'}}");
+  ASSERT_EQ(t.family, ChatFamily::DeepSeekR1);
+  EXPECT_EQ(render_chat(t, kOne, true), "<｜begin▁of▁sentence｜><｜User｜>Hello!<｜Assistant｜><think>\n");
+  EXPECT_EQ(render_chat(t, kOne, false), "<｜begin▁of▁sentence｜><｜User｜>Hello!");
+  EXPECT_EQ(render_chat(t, kMulti, true),
+            "<｜begin▁of▁sentence｜>You are terse.<｜User｜>Hi<｜Assistant｜>Hello there.<｜end▁of▁sentence｜><｜User｜>How "
+            "are you?<｜Assistant｜><think>\n");
+  EXPECT_EQ(render_chat(t, kSpaces, false),
+            "<｜begin▁of▁sentence｜><｜User｜> Hi <｜Assistant｜> Hello there. <｜end▁of▁sentence｜><｜User｜>How are you?");
+  // An answer's reasoning stays out of the history.
+  EXPECT_EQ(render_chat(t, {{"user", "2+2?"}, {"assistant", "<think>\nadd\n</think>\n\n4"}, {"user", "3+3?"}}, true),
+            "<｜begin▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜>\n\n4<｜end▁of▁sentence｜><｜User｜>3+3?<｜Assistant｜><think>\n");
+}
+
 TEST(ChatTemplate, UnknownNamesAndTemplatesAreClearErrors) {
   try {
     chat_template_by_name("vicuna");
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("unknown chat template 'vicuna'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("chatml, llama3, llama2, mistral-nemo, gemma, phi3"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("chatml, llama3, llama2, mistral-nemo, gemma, phi3, deepseek-r1"),
+              std::string::npos)
         << e.what();
   }
   try {
@@ -172,7 +194,7 @@ TEST(ChatTemplate, UnknownNamesAndTemplatesAreClearErrors) {
     EXPECT_NE(std::string(e.what()).find("--chat-template"), std::string::npos) << e.what();
   }
   EXPECT_THROW(render_chat(chat_template_by_name("chatml"), {{"tool", "42"}}, true), Error);
-  for (const char* name : {"chatml", "llama3", "llama2", "mistral-nemo", "gemma", "phi3"}) {
+  for (const char* name : {"chatml", "llama3", "llama2", "mistral-nemo", "gemma", "phi3", "deepseek-r1"}) {
     EXPECT_EQ(chat_family_name(chat_template_by_name(name).family), name);
   }
 }

@@ -83,7 +83,7 @@ TEST_P(CudaArchReference, DecodeAndPromptMatchTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, CudaArchReference, ::testing::Values("llama3", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(Models, CudaArchReference, ::testing::Values("llama3", "qwen2", "qwen3", "phi3"));
 
 // The presets' real shapes (head 64, 9 or 32 heads, rope factors, tied embeddings), two
 // layers and a smaller vocabulary so the CPU reference stays quick.

@@ -61,12 +61,14 @@ std::string real_model_path(const std::string& name) {
   return dir + "/" + name;
 }
 
-std::string real_model(const std::string& name) {
+std::string cached_file(const std::string& name, const std::string& fetch_script) {
   const std::string path = real_model_path(name);
   if (std::filesystem::exists(path)) return path;
-  report_missing("real model missing: " + path + "; run scripts/fetch_smollm2.sh to fetch it");
+  report_missing("missing from the model cache: " + path + "; run " + fetch_script + " to fetch it");
   return "";
 }
+
+std::string real_model(const std::string& name) { return cached_file(name, "scripts/fetch_smollm2.sh"); }
 
 std::vector<float> random_floats(size_t count, uint32_t seed, float lo, float hi) {
   std::mt19937 rng(seed);

@@ -26,6 +26,8 @@ std::string real_model_path(const std::string& name);
 //   const std::string model = test::real_model("SmolLM2-135M-Instruct.Q4_1.gguf");
 //   if (model.empty()) return;
 std::string real_model(const std::string& name);
+// The same for another file of the model cache, fetched by `fetch_script`.
+std::string cached_file(const std::string& name, const std::string& fetch_script);
 
 // Uniform random floats in [lo, hi), never all zero.
 std::vector<float> random_floats(size_t count, uint32_t seed, float lo = -1.0f, float hi = 1.0f);

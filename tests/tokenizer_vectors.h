@@ -26,9 +26,10 @@ inline std::string read_text(const std::string& path) {
 
 // The .inp file: texts each followed by "\n__ggml_vocab_test__\n" (a text may itself
 // be empty or consist of newlines). The .out file: one line of ids per text (no BOS).
-inline std::vector<TestVector> read_test_vectors(const std::string& vocab_file) {
-  const std::string inputs = read_text(fixture(vocab_file + ".inp"));
-  const std::string outputs = read_text(fixture(vocab_file + ".out"));
+// `vocab_path` is the vocabulary's path (its .inp and .out lie beside it).
+inline std::vector<TestVector> read_test_vectors_at(const std::string& vocab_path) {
+  const std::string inputs = read_text(vocab_path + ".inp");
+  const std::string outputs = read_text(vocab_path + ".out");
   const std::string separator = "\n__ggml_vocab_test__\n";
   std::vector<TestVector> vectors;
   for (size_t at = 0; at < inputs.size();) {
@@ -45,6 +46,11 @@ inline std::vector<TestVector> read_test_vectors(const std::string& vocab_file) 
     for (int32_t id; ids >> id;) v.ids.push_back(id);
   }
   return vectors;
+}
+
+// A fixture's vectors: ggml-vocab-NAME.gguf in the fixtures folder.
+inline std::vector<TestVector> read_test_vectors(const std::string& vocab_file) {
+  return read_test_vectors_at(fixture(vocab_file));
 }
 
 // A text with newlines and tabs escaped, for failure messages.

@@ -74,8 +74,9 @@ class Executable {
   virtual void read(TensorId id, void* dst, size_t bytes) = 0;
   // Waits for the last run and shows an f32 tensor's `count` values (all of them) without
   // copying them into the caller's memory: valid until the next run or read_view of this
-  // executable. The CPU shows the tensor's own memory; the default copies it through read()
-  // into a buffer the executable keeps. For per-step logits.
+  // executable. The CPU
+  // shows the tensor's own memory; CUDA copies into a pinned host buffer (one direct DMA,
+  // where a read into pageable memory is staged by the driver). For per-step logits.
   virtual std::span<const float> read_view(TensorId id, size_t count);
   virtual void synchronize() = 0;
   virtual MemoryReport memory() const = 0;

@@ -27,6 +27,7 @@ enum class ChatFamily {
   MistralNemo,  // <s>[INST]user[/INST]answer</s>: no spaces, the system prompt in the last user turn
   Gemma,        // <start_of_turn>user\n...<end_of_turn>\n, assistant written "model"
   Phi3,         // <|user|>\n...<|end|>\n<|assistant|>\n
+  DeepSeekR1,   // <BOS>system<｜User｜>...<｜Assistant｜>answer<EOS>: DeepSeek-R1 and its distillations
 };
 
 // One family with the values its template fills in.

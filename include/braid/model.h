@@ -56,6 +56,9 @@ struct ModelConfig {
   bool qkv_bias = false;          // Qwen2: q, k and v projections add a bias (attn_q.bias, ...)
   bool qk_norm = false;           // Qwen3: RMSNorm over each head of q and k before rope
   bool tied_embeddings = false;   // no output.weight: the output projection is token_embd
+  // Phi-3: the file packs q, k and v as one attn_qkv and gate and up as one ffn_up (gate's
+  // rows first); the loader takes each projection as its rows of the packed tensor.
+  bool packed_projections = false;
   // rope_freqs.weight [head_dim / 2]: pair i's rope frequency is divided by factor i
   // (Llama 3 rope scaling). Random models compute it from rope_scaling.
   bool rope_freq_factors = false;
@@ -103,8 +106,9 @@ class Model {
   std::vector<std::shared_ptr<const void>> storage_;
 };
 
-// Sets the architecture-dependent options of `config` (rope mode, qkv_bias, qk_norm) from
-// its architecture name: "llama" (LLaMA, Llama 3, Mistral, Mixtral), "qwen2", "qwen3".
+// Sets the architecture-dependent options of `config` (rope mode, qkv_bias, qk_norm,
+// packed_projections) from its architecture name: "llama" (LLaMA, Llama 3, Mistral,
+// Mixtral), "qwen2", "qwen3", "phi3".
 // Throws braid::Error naming an unknown architecture.
 void apply_architecture(ModelConfig& config);
 std::vector<std::string> architecture_names();

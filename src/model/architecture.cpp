@@ -19,18 +19,22 @@ struct Architecture {
   int rope_mode;
   bool qkv_bias;
   bool qk_norm;
+  bool packed_projections;
 };
 
 // "llama" covers Llama 1-3 (Llama 3's rope scaling is the rope_freqs tensor, see the
 // loader), Mixtral, and Mistral, whose files say "llama": Mistral 7B v0.1's sliding
 // window (4096) never binds, since braid's KV cache holds at most 4096 positions.
 // llama.cpp's converter permutes LLaMA's q and k rows so that rope pairs adjacent
-// elements (normal mode); it writes Qwen's as transformers has them, whose rope pairs
-// element i with i + head_dim / 2 (NeoX mode).
-constexpr std::array<Architecture, 3> kArchitectures{{
-    {"llama", kRopeNormal, false, false},
-    {"qwen2", kRopeNeox, true, false},
-    {"qwen3", kRopeNeox, false, true},
+// elements (normal mode); it writes Qwen's and Phi-3's as transformers has them, whose
+// rope pairs element i with i + head_dim / 2 (NeoX mode). Phi-3 is LLaMA with q/k/v and
+// gate/up packed in the file (the loader unpacks them) and, in its 4k models, a sliding
+// window of 2047 (the loader keeps the context within it).
+constexpr std::array<Architecture, 4> kArchitectures{{
+    {"llama", kRopeNormal, false, false, false},
+    {"qwen2", kRopeNeox, true, false, false},
+    {"qwen3", kRopeNeox, false, true, false},
+    {"phi3", kRopeNeox, false, false, true},
 }};
 
 }  // namespace
@@ -47,6 +51,7 @@ void apply_architecture(ModelConfig& config) {
       config.rope_mode = a.rope_mode;
       config.qkv_bias = a.qkv_bias;
       config.qk_norm = a.qk_norm;
+      config.packed_projections = a.packed_projections;
       return;
     }
   }

@@ -126,9 +126,9 @@ BatchedRunner::Prepared& BatchedRunner::stage(const std::vector<BatchEntry>& ent
 std::vector<std::span<const float>> BatchedRunner::step(const std::vector<BatchEntry>& entries) {
   Prepared& p = stage(entries);
   p.executable->run();
-  // Views, not fresh copies (on the H200, allocating and copying 64 sequences' logits afresh
-  // each step cost more host time than the step's GPU time): the CPU's own memory, or one
-  // buffer the executable reuses.
+  // Views, not copies (on the H200, allocating and copying 64 sequences' logits afresh
+  // each step cost more host time than the step's GPU time): the CPU's own memory, CUDA's
+  // pinned copy.
   const Tensor& logits = p.graph.graph[p.graph.logits];
   const std::span<const float> all = p.executable->read_view(p.graph.logits, static_cast<size_t>(logits.elements()));
   const auto vocab = static_cast<size_t>(logits.ne[0]);

@@ -21,13 +21,14 @@ struct FamilyInfo {
   std::string_view eos_token;
 };
 
-constexpr std::array<FamilyInfo, 6> kFamilies = {{
+constexpr std::array<FamilyInfo, 7> kFamilies = {{
     {ChatFamily::ChatML, "chatml", "", "<|im_end|>"},
     {ChatFamily::Llama3, "llama3", "<|begin_of_text|>", "<|eot_id|>"},
     {ChatFamily::Llama2, "llama2", "<s>", "</s>"},
     {ChatFamily::MistralNemo, "mistral-nemo", "<s>", "</s>"},
     {ChatFamily::Gemma, "gemma", "<bos>", "<eos>"},
     {ChatFamily::Phi3, "phi3", "<s>", "<|endoftext|>"},
+    {ChatFamily::DeepSeekR1, "deepseek-r1", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"},
 }};
 
 const FamilyInfo& info(ChatFamily family) {
@@ -201,6 +202,30 @@ std::string render_phi3(const ChatTemplate& t, const std::vector<ChatMessage>& m
   return out;
 }
 
+// DeepSeek-R1's distillations (Qwen, Llama; no tools): BOS, the last system message as it
+// is, then each turn after its marker, an answer's reasoning (up to the last </think>)
+// left out of the history; the generation prompt opens the reasoning with "<think>\n".
+std::string render_deepseek_r1(const ChatTemplate& t, const std::vector<ChatMessage>& messages, bool generation) {
+  std::string out = t.bos_token;
+  for (const ChatMessage& m : messages) {
+    if (m.role == "system") out = t.bos_token + m.content;  // (the last one counts, before every turn)
+  }
+  for (const ChatMessage& m : messages) {
+    if (m.role == "user") {
+      out += "<｜User｜>" + m.content;
+    } else if (m.role == "assistant") {
+      constexpr std::string_view kThinkEnd = "</think>";
+      const size_t think_end = m.content.rfind(kThinkEnd);
+      const std::string_view answer = think_end == std::string::npos
+                                          ? std::string_view(m.content)
+                                          : std::string_view(m.content).substr(think_end + kThinkEnd.size());
+      out += "<｜Assistant｜>" + std::string(answer) + t.eos_token;
+    }
+  }
+  if (generation) out += "<｜Assistant｜><think>\n";
+  return out;
+}
+
 }  // namespace
 
 std::string_view chat_family_name(ChatFamily family) { return info(family).name; }
@@ -227,6 +252,7 @@ ChatTemplate detect_chat_template(std::string_view text) {
   if (contains(text, "<|start_header_id|>")) return make_template(ChatFamily::Llama3);
   if (contains(text, "<start_of_turn>")) return make_template(ChatFamily::Gemma);
   if (contains(text, "<|user|>") && contains(text, "<|end|>")) return make_template(ChatFamily::Phi3);
+  if (contains(text, "<｜User｜>") && contains(text, "<｜Assistant｜>")) return make_template(ChatFamily::DeepSeekR1);
   if (contains(text, "[INST]")) {
     // Llama 2 writes "[INST] " with a space and a <<SYS>> block; Mistral-Nemo (v3 Tekken)
     // writes "[INST]" straight against the message.
@@ -262,6 +288,8 @@ std::string render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& m
       return render_gemma(t, messages, generation);
     case ChatFamily::Phi3:
       return render_phi3(t, messages, generation);
+    case ChatFamily::DeepSeekR1:
+      return render_deepseek_r1(t, messages, generation);
   }
   throw Error("unknown chat template family");
 }

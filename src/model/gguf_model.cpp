@@ -1,4 +1,4 @@
-// Models to and from GGUF (LLaMA, Mixtral, Qwen2, Qwen3), with llama.cpp's key and
+// Models to and from GGUF (LLaMA, Mixtral, Qwen2, Qwen3; Phi-3 read only), with llama.cpp's key and
 // tensor names: keys under the architecture's name ("qwen2.embedding_length").
 //
 // Loading checks the file against the architecture before any weight is used: every
@@ -11,9 +11,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <set>
+#include <utility>
 
 #include "braid/gguf.h"
+#include "model/fusion.h"
 #include "model/weight_names.h"
 
 namespace braid {
@@ -119,6 +122,14 @@ ModelConfig read_config(const GgufFile& file) {
       if (factor != 0.0 && factor != 1.0) fail(fmt::format("rope scaling ({} = {}) is not supported", key, factor));
     }
   }
+  if (file.find_tensor("rope_factors_long.weight") || file.find_tensor("rope_factors_short.weight")) {
+    fail("long-context rope scaling (rope_factors_long/short, Phi-3 128k) is not supported");
+  }
+  // A sliding window (Phi-3 4k: 2047) lets a token see only the window's last positions.
+  // braid attends to the whole cache, which is the same while the cache is no longer than
+  // the window: the context stops there.
+  const int64_t window = file.get_int(a + ".attention.sliding_window", 0);
+  if (window > 0) c.n_ctx = static_cast<int>(std::min<int64_t>(c.n_ctx, window));
   return c;
 }
 
@@ -128,28 +139,21 @@ class TensorBinder {
   TensorBinder(const GgufFile& file, Model& model) : file_(file), model_(model) {}
 
   void bind(const std::string& name, Graph::Shape expected, bool is_norm, bool optional = false) {
-    const GgufTensorInfo* info = file_.find_tensor(name);
-    if (!info) {
-      if (optional) return;
-      throw Error(fmt::format("{}: tensor {} is missing (expected shape {})", file_.source(), name,
-                              shape_text(expected)));
-    }
-    if (info->ne != expected) {
-      throw Error(fmt::format("{}: tensor {} has shape {}, expected {} for this model ({})", file_.source(), name,
-                              info->shape_string(), shape_text(expected), describe(model_.config)));
-    }
-    DType type;
-    try {
-      type = info->dtype();
-    } catch (const Error& e) {
-      throw Error(fmt::format("{}: {}", file_.source(), e.what()));
-    }
-    if (type == DType::I32 || (is_norm && type != DType::F32)) {
-      throw Error(fmt::format("{}: tensor {} has type {}, expected {}", file_.source(), name, name_of(type),
-                              is_norm ? "f32" : "a float or q8_0/q4_0/q4_1 type"));
-    }
+    const auto [info, type] = checked(name, expected, is_norm, optional);
+    if (!info) return;
     model_.add_tensor(WeightTensor{name, type, info->ne, info->data}, file_.keep_alive());
     used_.insert(name);
+  }
+
+  // Adds `as_name` as rows [first_row, first_row + expected[1]) of the file's packed tensor
+  // `packed` (Phi-3's attn_qkv and ffn_up): a row is contiguous, so the part is a span of
+  // the packed tensor's bytes. `packed_rows` is the packed tensor's expected row count.
+  void bind_rows(const std::string& packed, int64_t packed_rows, int64_t first_row, const std::string& as_name,
+                 Graph::Shape expected) {
+    const auto [info, type] = checked(packed, {expected[0], packed_rows, 1, 1}, false, false);
+    const auto* data = static_cast<const uint8_t*>(info->data) + first_row * row_bytes(type, expected[0]);
+    model_.add_tensor(WeightTensor{as_name, type, expected, data}, file_.keep_alive());
+    used_.insert(packed);
   }
 
   void check_all_used() const {
@@ -168,6 +172,33 @@ class TensorBinder {
 
  private:
   static std::string_view name_of(DType type) { return name(type); }
+
+  // The file's tensor `name` and its type, checked against the shape and kind of type the
+  // model needs (norms f32); a null tensor for a missing optional one.
+  std::pair<const GgufTensorInfo*, DType> checked(const std::string& name, const Graph::Shape& expected, bool is_norm,
+                                                  bool optional) const {
+    const GgufTensorInfo* info = file_.find_tensor(name);
+    if (!info) {
+      if (optional) return {nullptr, DType::F32};
+      throw Error(fmt::format("{}: tensor {} is missing (expected shape {})", file_.source(), name,
+                              shape_text(expected)));
+    }
+    if (info->ne != expected) {
+      throw Error(fmt::format("{}: tensor {} has shape {}, expected {} for this model ({})", file_.source(), name,
+                              info->shape_string(), shape_text(expected), describe(model_.config)));
+    }
+    DType type;
+    try {
+      type = info->dtype();
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", file_.source(), e.what()));
+    }
+    if (type == DType::I32 || (is_norm && type != DType::F32)) {
+      throw Error(fmt::format("{}: tensor {} has type {}, expected {}", file_.source(), name, name_of(type),
+                              is_norm ? "f32" : "a float or quantized type"));
+    }
+    return {info, type};
+  }
   const GgufFile& file_;
   Model& model_;
   std::set<std::string> used_;
@@ -206,8 +237,28 @@ Model load_gguf_model(const GgufFile& file) {
     uint8_t* data = model.add_owned_tensor(kRopeFreqsName, DType::F32, {c.head_dim() / 2, 1, 1, 1});
     from_f32(DType::F32, factors.data(), data, static_cast<int64_t>(factors.size()));
   }
+  if (c.packed_projections) {
+    // Phi-3's file holds q/k/v and gate/up stacked as fuse_projections stacks them
+    // (model/fusion.h), under its own names: each part is its rows of the stack.
+    std::map<std::string, Graph::Shape> shapes;
+    for (const WeightSpec& spec : weight_specs(c)) shapes.emplace(spec.name, spec.ne);
+    for (int l = 0; l < c.n_layer; ++l) {
+      for (const auto& [group, packed] : {std::pair{kFusedQkv, "attn_qkv"}, std::pair{kFusedGateUp, "ffn_up"}}) {
+        std::vector<Graph::Shape> parts;
+        for (const std::string& part : group.parts) parts.push_back(shapes.at(layer_weight(l, part.c_str())));
+        const int64_t packed_rows = stacked_shape(parts)[1];
+        int64_t first_row = 0;
+        for (size_t i = 0; i < parts.size(); ++i) {
+          binder.bind_rows(layer_weight(l, packed), packed_rows, first_row, layer_weight(l, group.parts[i].c_str()),
+                           parts[i]);
+          first_row += parts[i][1];
+        }
+      }
+    }
+  }
   for (const WeightSpec& spec : weight_specs(c)) {
     if (spec.name == kTokenEmbeddingName || (spec.role == WeightRole::RopeFreqs && model.find(spec.name))) continue;
+    if (c.packed_projections && model.find(spec.name)) continue;  // (unpacked above)
     const bool f32_only =
         spec.role == WeightRole::Norm || spec.role == WeightRole::Bias || spec.role == WeightRole::RopeFreqs;
     binder.bind(spec.name, spec.ne, f32_only);
@@ -239,6 +290,10 @@ size_t token_count(const GgufFile& vocab) {
 void save_gguf_model(const Model& model, const std::string& path, const GgufFile* vocab_source) {
   const ModelConfig& c = model.config;
   GgufWriter writer;
+  if (c.packed_projections) {
+    throw Error(fmt::format("model {}: writing '{}' files (packed q/k/v and gate/up) is not supported", c.name,
+                            c.architecture));
+  }
   ModelConfig expected = c;  // the options that the architecture's name implies
   apply_architecture(expected);
   if (expected.rope_mode != c.rope_mode || expected.qkv_bias != c.qkv_bias || expected.qk_norm != c.qk_norm) {
