@@ -182,11 +182,7 @@ void launch_attention(const NodeLaunch& launch) {
     return;
   }
   if (a.chunks > 1) {
-    const size_t need = attention_scratch_bytes(launch.graph, launch.node.id);
-    if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
-      throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
-                  std::to_string(launch.ctx.scratch_bytes));
-    }
+    launch.require_scratch(attention_scratch_bytes(launch.graph, launch.node.id));
     a.partial = static_cast<float*>(launch.ctx.scratch);
   }
   cudaStream_t stream = launch.ctx.stream;

@@ -35,6 +35,13 @@ struct NodeLaunch {
   std::string label() const { return std::string(op_name(node.op)) + " " + node.name; }
   // Throws braid::Error("<op> <node>: <cuda error>") when the last launch failed.
   void check_launch() const { check(cudaGetLastError(), label().c_str()); }
+  // Throws braid::Error naming both sizes unless the stream's scratch holds `bytes`.
+  void require_scratch(size_t bytes) const {
+    if (ctx.scratch == nullptr || ctx.scratch_bytes < bytes) {
+      throw Error(label() + ": needs " + std::to_string(bytes) + " bytes of scratch, the stream has " +
+                  std::to_string(ctx.scratch_bytes));
+    }
+  }
 };
 
 // A tensor as kernels see it: its first byte, element counts and byte strides.

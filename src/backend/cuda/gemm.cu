@@ -100,11 +100,7 @@ void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64
     gemm(launch, CUDA_R_32F, w, w_row_stride / 4, x, x_col_stride, out, m, n, k, m);
     return;
   }
-  const size_t need = gemm_scratch_bytes(w_type, k, m, n);
-  if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
-    throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
-                std::to_string(launch.ctx.scratch_bytes));
-  }
+  launch.require_scratch(gemm_scratch_bytes(w_type, k, m, n));
   auto* scratch = static_cast<uint8_t*>(launch.ctx.scratch);
   convert_columns(launch, w_type, x, x_col_stride, k, n, scratch);
   if (w_type == DType::BF16) {

@@ -135,10 +135,7 @@ void launch_expert_gemm(const NodeLaunch& launch, const ExpertGemmArgs& a) {
   BRAID_ASSERT(a.experts > 0);
   if (a.n > 65535) throw Error(launch.label() + ": more than 65535 tokens");
   const ScratchLayout s = scratch_layout(a.w_type, a.k, a.m, a.n, a.experts);
-  if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < s.total) {
-    throw Error(launch.label() + ": needs " + std::to_string(s.total) + " bytes of scratch, the stream has " +
-                std::to_string(launch.ctx.scratch_bytes));
-  }
+  launch.require_scratch(s.total);
   auto* scratch = static_cast<uint8_t*>(launch.ctx.scratch);
   auto* outputs = reinterpret_cast<float*>(scratch);
   for (int64_t first = 0; first < a.n; first += s.columns) {

@@ -402,11 +402,7 @@ void launch_int8_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& a
   BRAID_ASSERT(args.ids == nullptr && args.n > 0 && args.n <= kInt8MmaMaxColumns && int8_matvec_ok(w_type, args));
   if (args.m == 0) return;
   if (args.m > INT32_MAX) throw Error(launch.label() + ": too many rows");
-  const size_t need = int8_mma_scratch_bytes(args.k, args.m, args.n);
-  if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
-    throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
-                std::to_string(launch.ctx.scratch_bytes));
-  }
+  launch.require_scratch(int8_mma_scratch_bytes(args.k, args.m, args.n));
   const KSplit split = k_split(args.k, args.m);
   if (split.splits > 65535) throw Error(launch.label() + ": rows too long");  // grid rows
   const Int8Columns x = quantize_columns(launch, args.x, args.x_col_stride, args.k, args.n, false);

@@ -316,11 +316,7 @@ size_t int8_matvec_scratch_bytes(int64_t k, int64_t columns) {
 
 Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x_col_stride, int64_t k,
                              int64_t columns, bool nibble_order) {
-  const size_t need = int8_matvec_scratch_bytes(k, columns);
-  if (launch.ctx.scratch == nullptr || launch.ctx.scratch_bytes < need) {
-    throw Error(launch.label() + ": needs " + std::to_string(need) + " bytes of scratch, the stream has " +
-                std::to_string(launch.ctx.scratch_bytes));
-  }
+  launch.require_scratch(int8_matvec_scratch_bytes(k, columns));
   if (columns > 65535) throw Error(launch.label() + ": more than 65535 columns");  // grid rows of the quantizer
   const Int8Columns out = int8_columns(launch.ctx.scratch, k, columns);
   const dim3 grid(grid_size(k / 4, kQuantizeThreads), static_cast<unsigned>(columns));
