@@ -144,6 +144,53 @@ __device__ __forceinline__ void matvec_fast_row(const MatvecArgs& a, int64_t row
   }
 }
 
+// kRows consecutive rows of one column (no ids) by the whole block, each with the bits
+// matvec_fast_row<W, 1, kMatvecFastThreads> gives it: a thread reads the same chunks of
+// each row and sums them in the same order, and the warps' sums are added in index order.
+// What differs is what is in flight: the chunks of all kRows rows are loaded before any is
+// used, so one block keeps kRows times the loads of one row waiting on memory (the
+// persistent kernel's tiles, where a block runs rows one after another instead of a grid
+// running them at once). `partials` must not be reused before the block synchronizes.
+template <DType W, int kRows>
+__device__ __forceinline__ void matvec_fast_block_rows(const MatvecArgs& a, int64_t first_row,
+                                                       MatvecPartials<kRows>& partials) {
+  using Chunk = WeightChunk<W>;
+  constexpr int kWarps = kMatvecFastThreads / 32;
+  const int thread = static_cast<int>(threadIdx.x) % kMatvecFastThreads;
+  const uint8_t* w = a.w + first_row * a.w_row_stride;
+  float acc[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+  const int64_t chunks = a.k / Chunk::kElements;
+  for (int64_t ch = thread; ch < chunks; ch += kMatvecFastThreads) {
+    float v[kRows][Chunk::kElements];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) Chunk::load(w + r * a.w_row_stride + ch * Chunk::kBytes, v[r]);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      matvec_accumulate<Chunk::kElements, 1>(v[r], a.x + ch * Chunk::kElements, a.x_col_stride, 1, &acc[r]);
+    }
+  }
+  for (int64_t i = chunks * Chunk::kElements + thread; i < a.k; i += kMatvecFastThreads) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) acc[r] = fmaf(load_element(W, w + r * a.w_row_stride, i), a.x[i], acc[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[r] = warp_sum(acc[r]);
+  if (thread % 32 == 0) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) partials.sums[thread / 32][r] = acc[r];
+  }
+  __syncthreads();
+  if (thread < kRows) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w2 = 0; w2 < kWarps; ++w2) sum += partials.sums[w2][thread];
+    const int64_t row = first_row + thread;
+    a.out[row] = with_plus(a, row, sum);
+  }
+}
+
 // Generic path: output row `row` by one warp (lanes threadIdx.x % 32), one element per
 // lane per step, any alignment and weight type.
 __device__ __forceinline__ void matvec_generic_row(const MatvecArgs& a, DType type, int64_t row, int64_t token) {

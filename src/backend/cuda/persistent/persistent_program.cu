@@ -156,10 +156,15 @@ bool persistent_prefetch() {
 TileOptions persistent_tile_options() {
   static const TileOptions options = [] {
     TileOptions o;
-    o.rows_per_task = 16;
+    o.rows_per_task = 4;
+    o.elements_per_task = 128;
     if (const char* rows = std::getenv("BRAID_PERSISTENT_ROWS")) {
       const long value = std::strtol(rows, nullptr, 10);
       if (value > 0) o.rows_per_task = value;
+    }
+    if (const char* elements = std::getenv("BRAID_PERSISTENT_ELEMENTS")) {
+      const long value = std::strtol(elements, nullptr, 10);
+      if (value > 0) o.elements_per_task = value;
     }
     return o;
   }();

@@ -31,9 +31,13 @@ std::string persistent_kernel_report();
 // waiting]); on unless BRAID_PERSISTENT_PREFETCH=0 (a knob for measuring, read once).
 bool persistent_prefetch();
 
-// How the executable cuts nodes into tiles: products by 16 rows a task (at 64, the schedule's
-// default, llama-1b's q product is 32 tasks for ~400 resident blocks), unless
-// BRAID_PERSISTENT_ROWS says otherwise (a knob for measuring, read once).
+// How the executable cuts nodes into tiles: products by 4 rows a task (llama-1b's q product
+// is 512 tasks for 660 resident blocks), element-wise ops by 128 elements (one a thread: a
+// block's loop over elements pays a load's latency per turn, and at the schedule's default
+// of 16384 one block ran a whole swiglu), unless BRAID_PERSISTENT_ROWS or
+// BRAID_PERSISTENT_ELEMENTS say otherwise (knobs for measuring, read once). On the H200,
+// llama-1b f16 decode: 16 rows and 16384 elements 213 t/s; 4 rows 267; 4 rows and 512
+// elements 435, and 128 elements 446; 2 rows 322; 8 rows and 256 elements 436.
 TileOptions persistent_tile_options();
 
 class PersistentProgram {

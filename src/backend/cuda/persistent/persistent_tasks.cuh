@@ -84,9 +84,13 @@ struct PersistentStep {
 };
 
 // Shared memory of the tile functions (one task at a time: a union).
+// Rows of a long-row product that a block reads at once (matvec_fast_block_rows).
+inline constexpr int kBlockRows = 4;
+
 union PersistentShared {
   AttentionTiles attention;
   MatvecPartials<1> matvec;
+  MatvecPartials<kBlockRows> matvec_rows;
   float norm[32];
 };
 
@@ -95,9 +99,15 @@ __device__ __forceinline__ int64_t tile_begin(const PersistentStep& s, int tile)
 template <DType W>
 __device__ __forceinline__ void matvec_tile(const MatvecTask& t, int64_t begin, int64_t end, PersistentShared& shared) {
   if (t.shape == MatvecShape::FastBlock) {
-    for (int64_t row = begin; row < end; ++row) {
+    // kBlockRows rows at a time (their loads in flight together), then the rest one by one.
+    int64_t row = begin;
+    for (; row + kBlockRows <= end; row += kBlockRows) {
+      matvec_fast_block_rows<W, kBlockRows>(t.args, row, shared.matvec_rows);
+      __syncthreads();  // the partial sums are rewritten by the next rows
+    }
+    for (; row < end; ++row) {
       matvec_fast_row<W, 1, kMatvecFastThreads>(t.args, row, 0, shared.matvec);
-      __syncthreads();  // the partial sums are rewritten by the next row
+      __syncthreads();
     }
   } else {
     for (int64_t row = begin + threadIdx.x / 32; row < end; row += kPersistentThreads / 32) {
