@@ -53,6 +53,8 @@ def one_request(host, port, rng, cancel_rate, max_tokens, fixed):
     tokens = max_tokens if fixed else rng.randint(4, max_tokens)
     body = {"prompt": rng.choice(PROMPTS), "max_tokens": tokens, "stream": True,
             "temperature": rng.choice([0, 0.8]), "seed": rng.randint(0, 1 << 30)}
+    if fixed:
+        body["ignore_eos"] = True  # every request generates all its tokens, as bench does
     if rng.random() < 0.5:
         body = {"messages": [{"role": "user", "content": body.pop("prompt")}], **body}
         path = "/v1/chat/completions"
@@ -132,7 +134,8 @@ def main():
     ap.add_argument("--cancel", type=float, default=0.2, help="share of clients that hang up mid-stream")
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--fixed", action="store_true",
-                    help="every request asks for --max-tokens exactly (default: 4 to --max-tokens at random)")
+                    help="every request generates --max-tokens exactly, past EOS (ignore_eos; default: asks "
+                         "for 4 to --max-tokens at random and may end sooner)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rss-growth-mb", type=float, default=32, help="most resident growth allowed after warm-up")
     args = ap.parse_args()

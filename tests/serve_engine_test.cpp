@@ -3,6 +3,7 @@
 // slots, a full queue is refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -140,6 +141,33 @@ TEST(ServeEngineTest, StopStringEndsTheRequestAndIsNotSent) {
   const StreamUpdate stopped = engine.submit(job)->wait_all();
   EXPECT_EQ(stopped.finish, FinishReason::Stop);
   EXPECT_EQ(stopped.text, full.text.substr(0, full.text.find(stop)));
+}
+
+// With a token of its greedy answer made the end of a turn, a request stops there; with
+// ignore_eos it goes on, through that token, to max_tokens, and gives the tokens of the
+// unmodified tokenizer.
+TEST(ServeEngineTest, IgnoreEosGeneratesPastTheEndToMaxTokens) {
+  if (!test::have_fixture(kStories)) return;
+  Stories s;
+  constexpr int kMax = 40;
+  const Job job = greedy_job(*s.tokenizer, "Once upon a time", kMax);
+  const StreamUpdate plain = Engine(s.model, *s.tokenizer, engine_options(1)).submit(job)->wait_all();
+  ASSERT_EQ(plain.tokens.size(), static_cast<size_t>(kMax));
+
+  Vocabulary vocab = s.tokenizer->vocabulary();
+  vocab.eot_id = plain.tokens[10];
+  const std::unique_ptr<Tokenizer> ending = make_tokenizer(vocab);
+  const auto first_end = std::find(plain.tokens.begin(), plain.tokens.end(), vocab.eot_id) - plain.tokens.begin();
+  Engine engine(s.model, *ending, engine_options(1));
+  const StreamUpdate ended = engine.submit(job)->wait_all();
+  EXPECT_EQ(ended.finish, FinishReason::Stop);
+  EXPECT_EQ(ended.tokens.size(), static_cast<size_t>(first_end));
+
+  Job ignoring = job;
+  ignoring.ignore_eos = true;
+  const StreamUpdate full = engine.submit(ignoring)->wait_all();
+  EXPECT_EQ(full.finish, FinishReason::Length);
+  EXPECT_EQ(full.tokens, plain.tokens);
 }
 
 TEST(ServeEngineTest, CancelFreesTheSlotAndAFullQueueIsRefused) {

@@ -27,7 +27,7 @@ TEST(ServeRequestTest, ReadsAChatRequest) {
   const Request r = chat(R"({"model": "stories260K", "messages": [{"role": "system", "content": "Be brief."},
       {"role": "user", "content": [{"type": "text", "text": "Once"}, {"type": "text", "text": " upon"}]}],
       "max_tokens": 16, "temperature": 0, "top_p": 0.5, "top_k": 7, "seed": 42, "stop": ["\n", "end"],
-      "stream": true, "stream_options": {"include_usage": true}, "logprobs": null, "user": "x"})");
+      "stream": true, "stream_options": {"include_usage": true}, "logprobs": null, "user": "x", "ignore_eos": true})");
   ASSERT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[0].role, "system");
   EXPECT_EQ(r.messages[1].content, "Once upon");
@@ -40,6 +40,7 @@ TEST(ServeRequestTest, ReadsAChatRequest) {
   EXPECT_EQ(r.stop, (std::vector<std::string>{"\n", "end"}));
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
+  EXPECT_TRUE(r.ignore_eos);
 }
 
 TEST(ServeRequestTest, AbsentAndNullFieldsTakeDefaults) {
@@ -50,6 +51,7 @@ TEST(ServeRequestTest, AbsentAndNullFieldsTakeDefaults) {
   EXPECT_FALSE(r.seed);
   EXPECT_EQ(r.stop, std::vector<std::string>{"x"});
   EXPECT_FALSE(r.stream);
+  EXPECT_FALSE(r.ignore_eos);
   EXPECT_EQ(completion(R"({"prompt": ["one string"]})").prompt, "one string");
   EXPECT_EQ(chat(R"({"messages": [{"role": "developer", "content": "x"}]})").messages[0].role, "system");
 }
@@ -85,6 +87,7 @@ TEST(ServeRequestTest, RefusesBadBodiesWith400AndTheField) {
       {R"({"messages": [{"role": "user", "content": "x"}], "stop": ["a", "b", "c", "d", "e"]})", "stop"},
       {R"({"messages": [{"role": "user", "content": "x"}], "stop": [""]})", "stop"},
       {R"({"messages": [{"role": "user", "content": "x"}], "stream": "yes"})", "stream"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "ignore_eos": 1})", "ignore_eos"},
       {R"({"messages": [{"role": "user", "content": "x"}], "n": 2})", "n"},
       {R"({"messages": [{"role": "user", "content": "x"}], "model": 7})", "model"},
   };

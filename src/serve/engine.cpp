@@ -187,7 +187,7 @@ void Engine::run_step(const StepPlan& plan) {
 // The steps of generate_tokens after the sample, one token at a time. True when the
 // request got text that its handler has not been woken for (the caller wakes it).
 bool Engine::next_token(Active& a, int32_t token, int position) {
-  if (tokenizer_.is_end_of_generation(token)) {
+  if (!a.job.ignore_eos && tokenizer_.is_end_of_generation(token)) {
     end(a, FinishReason::Stop);
     return false;
   }

@@ -45,6 +45,7 @@ struct Job {
   int max_tokens = 1;
   SamplingOptions sampling;
   std::vector<std::string> stop;
+  bool ignore_eos = false;  // the end-of-generation tokens do not end it (Request::ignore_eos)
 };
 
 class Engine {

@@ -211,6 +211,12 @@ Request parse_request(std::string_view text, Endpoint endpoint, const RequestLim
     if (!value->is_boolean()) throw bad(fmt::format("'stream' must be a boolean, not {}", type_name(*value)), "stream");
     r.stream = value->get<bool>();
   }
+  if (const json* value = field(body, "ignore_eos")) {
+    if (!value->is_boolean()) {
+      throw bad(fmt::format("'ignore_eos' must be a boolean, not {}", type_name(*value)), "ignore_eos");
+    }
+    r.ignore_eos = value->get<bool>();
+  }
   if (const json* options = field(body, "stream_options")) {
     if (!options->is_object()) throw bad("'stream_options' must be an object", "stream_options");
     if (const json* usage = field(*options, "include_usage")) {

@@ -48,6 +48,10 @@ struct Request {
   std::vector<std::string> stop;  // at most 4 non-empty strings, as OpenAI allows
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage: a last chunk with usage
+  // Not OpenAI's: generate max_tokens even past the end-of-generation tokens (EOS, eot,
+  // im_end), as llama.cpp's server and vLLM allow, so that a benchmark's requests all
+  // have the length it asked for. Stop strings still apply.
+  bool ignore_eos = false;
 };
 
 // What the server serves, for the checks that need it.

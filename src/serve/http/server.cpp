@@ -124,6 +124,7 @@ void HttpServer::add_routes() {
       if (request.top_k) job.sampling.top_k = *request.top_k;
       job.sampling.seed = request.seed ? *request.seed : random_seed();
       job.stop = request.stop;
+      job.ignore_eos = request.ignore_eos;
 
       std::shared_ptr<RequestHandle> handle = engine_.submit(std::move(job));
       if (!handle) {
