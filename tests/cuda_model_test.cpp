@@ -70,16 +70,8 @@ const Model& test_model(const std::string& name) {
   return models.emplace(name, make_random_model(c, 21)).first->second;
 }
 
-// Deterministic, varied prompt: BOS-like 1 first, then ids spread over the vocabulary.
-std::vector<int32_t> prompt_ids(int n, int vocab) {
-  std::vector<int32_t> ids{1};
-  for (int i = 1; i < n; ++i) ids.push_back(static_cast<int32_t>((i * 7919 + 13) % vocab));
-  return ids;
-}
-
-int32_t argmax(const std::vector<float>& v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
+using test::argmax;
+using test::prompt_ids;
 
 // Gap between the largest and the second largest logit: how close greedy is to a tie.
 float top_margin(std::vector<float> v) {

@@ -48,15 +48,8 @@ Model case_model(const Case& c) {
   return make_random_model(config, 17);
 }
 
-std::vector<int32_t> prompt_ids(int n, int vocab) {
-  std::vector<int32_t> ids{1};
-  for (int i = 1; i < n; ++i) ids.push_back(static_cast<int32_t>((i * 7919 + 13) % vocab));
-  return ids;
-}
-
-int32_t argmax(const std::vector<float>& v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
+using test::argmax;
+using test::prompt_ids;
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;

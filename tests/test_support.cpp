@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -77,6 +78,16 @@ std::vector<float> random_floats(size_t count, uint32_t seed, float lo, float hi
   for (float& x : v) x = dist(rng);
   if (count > 0 && lo <= 0 && hi >= 0) v[0] = lo + (hi - lo) * 0.75f + 1e-3f;  // never all zero
   return v;
+}
+
+std::vector<int32_t> prompt_ids(int n, int vocab) {
+  std::vector<int32_t> ids{1};
+  for (int i = 1; i < n; ++i) ids.push_back(static_cast<int32_t>((i * 7919 + 13) % vocab));
+  return ids;
+}
+
+int32_t argmax(const std::vector<float>& v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
 double nmse(const std::vector<float>& actual, const std::vector<float>& expected) {

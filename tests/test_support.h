@@ -32,6 +32,12 @@ std::string cached_file(const std::string& name, const std::string& fetch_script
 // Uniform random floats in [lo, hi), never all zero.
 std::vector<float> random_floats(size_t count, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
 
+// A deterministic, varied prompt of n ids: 1 (BOS-like) first, then ids spread over the
+// vocabulary.
+std::vector<int32_t> prompt_ids(int n, int vocab);
+// The index of the largest value (the first of equals).
+int32_t argmax(const std::vector<float>& v);
+
 // Normalized mean squared error: sum (a-b)^2 / sum b^2; infinity when any value is NaN.
 double nmse(const std::vector<float>& actual, const std::vector<float>& expected);
 
