@@ -17,8 +17,11 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <memory>
+#include <string>
 #include <thread>
 
+#include "braid/host_communicator.h"
 #include "braid/parallel_runner.h"
 #include "model_test_util.h"
 
@@ -53,8 +56,9 @@ ModelConfig shrunk_architecture(const char* architecture) {
 int argmax(const std::vector<float>& v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
 
 // The prompt's logits, then greedy steps, as model_test_util's prompt_then_decode does.
-std::vector<std::vector<float>> parallel_prompt_then_decode(const Model& model, int ranks, RunnerOptions options = {}) {
-  ParallelRunner runner(model, ranks, options);
+std::vector<std::vector<float>> parallel_prompt_then_decode(const Model& model, int ranks, RunnerOptions options = {},
+                                                            const std::string& backend = "cpu") {
+  ParallelRunner runner(model, ranks, options, backend);
   std::vector<std::vector<float>> all;
   all.push_back(runner.eval(test::kPrompt));
   for (int step = 0; step < 3; ++step) all.push_back(runner.eval({argmax(all.back())}));
@@ -246,6 +250,61 @@ TEST(HostCommunicator, SumsInRankOrderOnEveryRank) {
   }
   for (auto& t : threads) t.join();
   for (const auto& d : data) EXPECT_EQ(d, (std::vector<float>{0, 6, 9}));
+}
+
+// On CUDA (one GPU per rank over NCCL; skipped without a GPU). One rank is the GPU's own
+// ModelRunner, bit for bit: the group, its thread per rank and its backend change nothing.
+TEST(ParallelRunner, OneGpuRankIsModelRunnerBitForBit) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  Model model = make_random_model(shrunk("llama-1b"), 31);
+  auto backend = make_backend("cuda");
+  ModelRunner runner(model, *backend, {});
+  std::vector<std::vector<float>> one;
+  one.push_back(runner.eval(test::kPrompt));
+  for (int step = 0; step < 3; ++step) one.push_back(runner.eval({argmax(one.back())}));
+  EXPECT_EQ(parallel_prompt_then_decode(model, 1, {}, "cuda"), one);
+}
+
+// Two and four GPUs against one (skipped where the machine has fewer): within the reordered
+// sums' tolerance, ten times the CPU's (a GPU row's partial sums are cut differently when
+// its input dimension is split), and every rank's logits the same bits (NCCL gives every
+// rank the same sum).
+TEST(ParallelRunner, GpuRanksOverNcclEqualOneGpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  Model model = make_random_model(shrunk("llama-1b"), 32);
+  const auto one = parallel_prompt_then_decode(model, 1, {}, "cuda");
+  int tested = 0;
+  for (int ranks : {2, 4}) {
+    std::unique_ptr<ParallelRunner> runner;
+    try {
+      runner = std::make_unique<ParallelRunner>(model, ranks, RunnerOptions{}, "cuda");
+    } catch (const Error& e) {
+      RecordProperty(fmt::format("x{}", ranks), e.what());  // fewer GPUs (or no NCCL)
+      continue;
+    }
+    SCOPED_TRACE(fmt::format("{} GPUs", ranks));
+    const auto all = runner->eval_all_ranks(test::kPrompt);
+    for (const auto& logits : all) EXPECT_EQ(logits, all.front());
+    const auto split = parallel_prompt_then_decode(model, ranks, {}, "cuda");
+    EXPECT_LT(relative_difference(split, one), 10 * kRelativeTolerance);
+    for (size_t s = 0; s < one.size(); ++s) EXPECT_EQ(argmax(split[s]), argmax(one[s])) << "step " << s;
+    ++tested;
+  }
+  if (tested == 0) GTEST_SKIP() << "fewer than 2 GPUs (or no NCCL)";
+}
+
+// More ranks than GPUs: a clear error naming both, before anything runs.
+TEST(ParallelRunner, MoreRanksThanGpusIsAClearError) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  Model model = make_random_model(shrunk("llama-1b"), 33);
+  try {
+    ParallelRunner runner(model, 64, {}, "cuda");
+    ADD_FAILURE() << "64 ranks accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(what.find("CUDA devices present") != std::string::npos || what.find("needs NCCL") != std::string::npos)
+        << what;
+  }
 }
 
 TEST(HostCommunicator, AbortReleasesWaitingRanks) {

@@ -1,26 +1,27 @@
-// ParallelRunner: a model split over N simulated ranks on the CPU (tensor parallelism).
+// ParallelRunner: a model split over N ranks (tensor parallelism): simulated ranks on the
+// CPU, or one GPU per rank over NCCL (braid/rank_group.h).
 //
-// Each rank is a CPU backend of one HostCommunicator group running its shard of the model
-// (shard_model) through its own ModelRunner, on its own thread; the shards' graphs sum
-// their partial products with all_reduce nodes. What runs is what N GPUs would run, so
-// the partitioning and the plans are tested on any machine. One rank is exactly a
-// ModelRunner.
+// Each rank is a backend of one RankGroup running its shard of the model (shard_model)
+// through its own ModelRunner, on its own thread; the shards' graphs sum their partial
+// products with all_reduce nodes. On the CPU what runs is what N GPUs would run, so the
+// partitioning and the plans are tested on any machine. One rank is exactly a ModelRunner.
 #pragma once
 
 #include <memory>
 #include <vector>
 
-#include "braid/host_communicator.h"
+#include "braid/rank_group.h"
 #include "braid/runner.h"
 
 namespace braid {
 
 class ParallelRunner {
  public:
-  // Throws braid::Error when the model does not split over `ranks` (shard_model), or for
-  // the auto policy (each rank would time its own plans, and the ranks' choices and
-  // timing runs would disagree).
-  ParallelRunner(const Model& model, int ranks, RunnerOptions options = {});
+  // Throws braid::Error when the model does not split over `ranks` (shard_model), when the
+  // backend ("cpu" or "cuda") cannot make the group (make_rank_group), or for the auto
+  // policy (each rank would time its own plans, and the ranks' choices and timing runs
+  // would disagree).
+  ParallelRunner(const Model& model, int ranks, RunnerOptions options = {}, const std::string& backend = "cpu");
   ~ParallelRunner();
 
   // As ModelRunner::eval: logits of the last token (every rank computes the same).
@@ -49,14 +50,14 @@ class ParallelRunner {
     std::unique_ptr<ModelRunner> runner;
   };
   // Runs fn(rank) on every rank at once (rank 0 on the calling thread); on a failure
-  // aborts the communicator (the others would wait for the failed rank forever) and
+  // aborts the group (the others would wait for the failed rank forever) and
   // rethrows the first error. After one, the ranks may disagree: the runner is unusable.
   template <typename Fn>
   void on_every_rank(Fn&& fn);
   void check_tokens(const std::vector<int32_t>& tokens) const;
 
   const Model& model_;
-  std::unique_ptr<HostCommunicator> communicator_;
+  std::unique_ptr<RankGroup> group_;
   std::vector<std::unique_ptr<Rank>> ranks_;  // (runners keep references to their shard)
 };
 

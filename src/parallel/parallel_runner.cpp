@@ -8,17 +8,18 @@
 
 namespace braid {
 
-ParallelRunner::ParallelRunner(const Model& model, int ranks, RunnerOptions options) : model_(model) {
+ParallelRunner::ParallelRunner(const Model& model, int ranks, RunnerOptions options, const std::string& backend)
+    : model_(model) {
   if (ranks < 1) throw Error(fmt::format("parallel runner: {} ranks", ranks));
   if (options.policy == Policy::Auto && ranks > 1) {
     throw Error("parallel runner: the auto policy is not supported over several ranks (each rank would time its "
                 "own candidates); choose a policy");
   }
-  communicator_ = std::make_unique<HostCommunicator>(ranks);
+  group_ = make_rank_group(backend, ranks);
   for (int r = 0; r < ranks; ++r) {
     auto rank = std::make_unique<Rank>();
     rank->shard = shard_model(model, ranks, r);
-    rank->backend = make_cpu_backend(*communicator_, r);
+    rank->backend = group_->make_backend(r);
     rank->runner = std::make_unique<ModelRunner>(rank->shard, *rank->backend, options);
     ranks_.push_back(std::move(rank));
   }
@@ -28,18 +29,19 @@ ParallelRunner::~ParallelRunner() = default;
 
 template <typename Fn>
 void ParallelRunner::on_every_rank(Fn&& fn) {
-  if (communicator_->aborted()) throw Error("parallel runner: a rank failed in an earlier run");
+  if (group_->aborted()) throw Error("parallel runner: a rank failed in an earlier run");
   std::exception_ptr error;
   std::mutex error_mutex;
   auto run = [&](int r) {
     try {
+      group_->enter(r);
       fn(r);
     } catch (...) {
       {
         std::lock_guard lock(error_mutex);
         if (!error) error = std::current_exception();
       }
-      communicator_->abort();
+      group_->abort();
     }
   };
   std::vector<std::thread> threads;

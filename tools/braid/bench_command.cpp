@@ -29,7 +29,7 @@ struct BenchOptions {
   std::vector<std::string> executors{"graph"};  // graph, persistent (CUDA, decode only)
   std::vector<int> fuse{0};
   std::string backend;
-  int devices = 1;  // tensor parallelism: CPU simulated ranks (ParallelRunner)
+  int devices = 1;  // tensor parallelism: CPU simulated ranks or GPUs over NCCL (ParallelRunner)
   std::vector<std::string> cpu_kernels{"fast"};  // CPU: fast, reference or both
   int streams = 4;
   bool auto_guard = true;  // auto: keep checking the choice at run time (PlanGuard)
@@ -156,7 +156,6 @@ void run_bench(const BenchOptions& o) {
     throw Error("--executor persistent runs single-sequence decode (tg) on one device: not with --devices or "
                 "--parallel");
   }
-  if (o.devices > 1 && backend_name != "cpu") multi_gpu_unavailable(o.devices);
   if (o.devices > 1 && batched) throw Error("--devices with --parallel (batched decode) is not supported yet");
 
   std::vector<BenchRow> rows;
@@ -232,7 +231,7 @@ void run_bench(const BenchOptions& o) {
               }
               if (o.devices > 1) {
                 // Every rank shards the unfused model and fuses its own shard (ro.fuse).
-                ParallelRunner parallel(*model, o.devices, ro);
+                ParallelRunner parallel(*model, o.devices, ro, backend_name);
                 auto test = [&](bool is_prompt, int n) {
                   if (n <= 0) return;
                   fmt::print(stderr, "braid bench: {} {} fuse={} {} ranks {}{}\n", source.label(), policy_name(policy),
@@ -327,7 +326,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--devices", o->devices,
-                  "Split the model over this many devices (tensor parallelism; on the CPU: simulated ranks)")
+                  "Split the model over this many devices (tensor parallelism: GPUs over NCCL; on the CPU, simulated ranks)")
       ->capture_default_str()->check(positive());
   cmd->add_option("--cpu-kernels", o->cpu_kernels,
                   "CPU kernels: fast, reference (the simple f64-accumulating ones) or fast,reference")

@@ -70,7 +70,7 @@ void add_generate_command(CLI::App& app) {
       input->add_option("--chat", o->chat, "A user message: one chat turn with the model's chat template");
   input->require_option(1);
   cmd->add_option("--devices", o->run.devices,
-                  "Split the model over this many devices (tensor parallelism; on the CPU: simulated ranks)")
+                  "Split the model over this many devices (tensor parallelism: GPUs over NCCL; on the CPU, simulated ranks)")
       ->capture_default_str()->check(positive());
   cmd->add_option("--system", o->system, "System prompt of --chat")->needs(chat);
   cmd->add_option("--chat-template", o->chat_template,

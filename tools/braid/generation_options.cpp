@@ -54,23 +54,18 @@ LoadedGenerator::LoadedGenerator(const GenerationOptions& o)
   runner_options.guard.enabled = o.auto_guard;
   backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
   if (o.devices > 1) {
-    if (backend_name != "cpu") multi_gpu_unavailable(o.devices);
-    parallel = std::make_unique<ParallelRunner>(model, o.devices, runner_options);
+    parallel = std::make_unique<ParallelRunner>(model, o.devices, runner_options, backend_name);
     return;
   }
   backend = make_backend(backend_name);
   runner = std::make_unique<ModelRunner>(model, *backend, runner_options);
 }
 
-void multi_gpu_unavailable(int devices) {
-  throw Error(fmt::format("--devices {}: multi-GPU needs NCCL and {} GPUs; not available in this build "
-                          "(--backend cpu simulates the ranks)", devices, devices));
-}
-
 std::string describe_run(const GenerationOptions& o, LoadedGenerator& g) {
   if (g.parallel) {
-    return fmt::format("backend cpu, {} simulated ranks (tensor parallel), policy {} ({} streams), fused {}, seed {}",
-                       g.parallel->ranks(), o.policy, g.parallel->rank_runner(0).plan(1).stream_count, o.fuse ? 1 : 0,
+    const std::string ranks = g.backend_name == "cpu" ? fmt::format("backend cpu, {} simulated ranks", g.parallel->ranks())
+                                                      : fmt::format("backend cuda, {} GPUs", g.parallel->ranks());
+    return fmt::format("{} (tensor parallel), policy {} ({} streams), fused {}, seed {}", ranks, o.policy, g.parallel->rank_runner(0).plan(1).stream_count, o.fuse ? 1 : 0,
                        o.sampling.seed);
   }
   return fmt::format("backend {} ({}), policy {} ({} streams), graph {}, fused {}, seed {}", g.backend_name,

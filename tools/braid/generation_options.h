@@ -30,7 +30,7 @@ struct GenerationOptions {
   std::string cache_type = "f32";  // --cache-type
   std::string backend;
   // Tensor parallelism over this many devices (`braid generate --devices`): on the CPU,
-  // simulated ranks (ParallelRunner); CUDA needs NCCL, not in this build.
+  // simulated ranks; on CUDA, one GPU per rank over NCCL (ParallelRunner).
   int devices = 1;
 
   GenerateOptions generate_options() const;
@@ -54,9 +54,6 @@ struct LoadedGenerator {
   std::unique_ptr<ModelRunner> runner;      // one device
   std::unique_ptr<ParallelRunner> parallel;  // devices > 1 (then runner and backend are null)
 };
-
-// The error for tensor parallelism on CUDA: the NCCL path is not in this build.
-[[noreturn]] void multi_gpu_unavailable(int devices);
 
 // "backend cpu (...), policy serial (1 streams), graph 1, fused 0, seed 42": how it ran.
 std::string describe_run(const GenerationOptions& options, LoadedGenerator& generator);

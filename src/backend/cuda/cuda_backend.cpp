@@ -16,7 +16,8 @@ namespace {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device), store_(std::make_shared<ResidentStore>()) {
+  CudaBackend(int device, void* nccl_comm)
+      : device_(device), nccl_comm_(nccl_comm), store_(std::make_shared<ResidentStore>()) {
     check(cudaSetDevice(device_), "cudaSetDevice");
     cudaDeviceProp props{};
     check(cudaGetDeviceProperties(&props, device_), "cudaGetDeviceProperties");
@@ -37,7 +38,7 @@ class CudaBackend final : public Backend {
     // One check of free memory for new weights, new state and the executable together,
     // before anything is allocated.
     store_->make_resident(graph, layout.device_bytes());
-    return std::make_unique<CudaExecutable>(graph, plan, options, std::move(layout), store_);
+    return std::make_unique<CudaExecutable>(graph, plan, options, std::move(layout), store_, nccl_comm_);
   }
 
   void reset_state() override {
@@ -50,6 +51,7 @@ class CudaBackend final : public Backend {
 
  private:
   int device_;
+  void* nccl_comm_;  // this rank's, or null (one GPU)
   std::string device_name_;
   std::string driver_version_;
   std::shared_ptr<ResidentStore> store_;
@@ -77,12 +79,12 @@ size_t device_memory_used() {
   return total_bytes - free_bytes;
 }
 
-std::unique_ptr<Backend> make_backend(int device) {
+std::unique_ptr<Backend> make_backend(int device, void* nccl_comm) {
   const int count = device_count();
   if (device < 0 || device >= count) {
     throw Error(fmt::format("backend cuda: device {} does not exist ({} CUDA devices present)", device, count));
   }
-  return std::make_unique<CudaBackend>(device);
+  return std::make_unique<CudaBackend>(device, nccl_comm);
 }
 
 }  // namespace braid::cuda

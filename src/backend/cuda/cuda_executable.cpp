@@ -15,11 +15,11 @@ std::string describe(const Tensor& t) { return fmt::format("'{}' ({})", t.name, 
 }  // namespace
 
 CudaExecutable::CudaExecutable(const Graph& graph, const Plan& plan, const ExecOptions& options,
-                               ExecLayout layout, std::shared_ptr<ResidentStore> store)
+                               ExecLayout layout, std::shared_ptr<ResidentStore> store, void* nccl_comm)
     : graph_(graph), steps_(plan.steps), options_(options), layout_(std::move(layout)), store_(std::move(store)) {
   allocate_buffers();
   resolve_addresses(plan);
-  create_streams_and_handles(plan);
+  create_streams_and_handles(plan, nccl_comm);
   if (options_.persistent && persistent_decode_graph(graph_)) {
     persistent_ = std::make_unique<PersistentProgram>(graph_, plan, addresses_);
     return;
@@ -88,7 +88,7 @@ void CudaExecutable::resolve_addresses(const Plan& plan) {
   }
 }
 
-void CudaExecutable::create_streams_and_handles(const Plan& plan) {
+void CudaExecutable::create_streams_and_handles(const Plan& plan, void* nccl_comm) {
   const auto streams = static_cast<size_t>(plan.stream_count);
   for (size_t s = 0; s < streams; ++s) {
     streams_.push_back(Stream::create_non_blocking());
@@ -103,6 +103,7 @@ void CudaExecutable::create_streams_and_handles(const Plan& plan) {
   for (size_t s = 0; s < streams; ++s) {
     StreamContext& ctx = contexts_[s];
     ctx.stream = streams_[s].get();
+    ctx.nccl_comm = nccl_comm;
     if (!layout_.stream_used[s]) continue;
     ctx.scratch = scratch_[s].data();
     ctx.scratch_bytes = scratch_[s].bytes();

@@ -39,9 +39,10 @@ namespace braid::cuda {
 class CudaExecutable final : public Executable {
  public:
   // `layout` comes from lay_out(graph, plan); the store already holds the graph's
-  // weights and state (ResidentStore::make_resident).
+  // weights and state (ResidentStore::make_resident). `nccl_comm`: the rank's communicator
+  // for all_reduce nodes over several GPUs (StreamContext::nccl_comm), or null.
   CudaExecutable(const Graph& graph, const Plan& plan, const ExecOptions& options, ExecLayout layout,
-                 std::shared_ptr<ResidentStore> store);
+                 std::shared_ptr<ResidentStore> store, void* nccl_comm = nullptr);
   ~CudaExecutable() override;
 
   void set_input(TensorId id, const void* data, size_t bytes) override;
@@ -61,7 +62,7 @@ class CudaExecutable final : public Executable {
  private:
   void allocate_buffers();
   void resolve_addresses(const Plan& plan);
-  void create_streams_and_handles(const Plan& plan);
+  void create_streams_and_handles(const Plan& plan, void* nccl_comm);
   void capture();
   void copy_inputs();
   void issue_plan();
