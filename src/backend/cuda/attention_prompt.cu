@@ -229,7 +229,9 @@ __global__ void __launch_bounds__(kThreads) prompt_attention_kernel(AttentionOpe
 template <int HD, typename T>
 void launch_typed(const AttentionOperands& a, cudaStream_t stream) {
   constexpr size_t bytes = Layout<HD>::kBytes;
-  static const cudaError_t configured =
+  // At every launch, not once: the attribute is the current device's, and the ranks of
+  // tensor parallelism run on other devices (graph mode launches only when capturing).
+  const cudaError_t configured =
       cudaFuncSetAttribute(prompt_attention_kernel<HD, T>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   if (configured != cudaSuccess) throw Error(std::string("prompt attention: ") + cudaGetErrorString(configured));
   const dim3 grid(static_cast<unsigned>((a.n + kQueryTile - 1) / kQueryTile), static_cast<unsigned>(a.heads));
