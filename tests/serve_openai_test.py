@@ -151,6 +151,7 @@ def test_errors(s):
     expect_400(lambda: cc(model="stories260K", messages=msgs, max_tokens=100000), "max_tokens")
     expect_400(lambda: cc(model="gpt-4", messages=msgs), "model")
     expect_400(lambda: cc(model="stories260K", messages=[]), "messages")
+    expect_400(lambda: cc(model="stories260K", messages=msgs, extra_body={"ignore_eos": "yes"}), "ignore_eos")
     expect_400(lambda: completion(s.client, "Once upon a time " * 200), "prompt")
     for body in (b'{"messages": [', b'[]', b'{"messages": "hi"}', b'{"messages": [{"role": "user", "content": "x"}], '
                  b'"temperature": "hot"}', b'{"model": "stories260K"}', b'{"messages":[{"role":"user","content":"x"}],'
@@ -223,6 +224,14 @@ def test_smollm2(braid):
         check("Paris" in content, content)
         check(c.choices[0].finish_reason == "stop", "SmolLM2 ends its turn")
         check("<|im_end|>" not in content, "the end-of-turn token is not text")
+        # ignore_eos (a field beyond OpenAI's, passed as the client passes any: extra_body):
+        # the answer goes on past its end of turn to max_tokens.
+        c = s.client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1", temperature=0, max_tokens=40,
+                                             messages=[{"role": "user", "content": "What is the capital of France?"}],
+                                             extra_body={"ignore_eos": True})
+        check(c.choices[0].finish_reason == "length" and c.usage.completion_tokens == 40,
+              f"ignore_eos: {c.choices[0].finish_reason}, {c.usage}")
+        check(c.choices[0].message.content.startswith(content), "the same answer first")
     finally:
         s.stop()
 
