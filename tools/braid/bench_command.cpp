@@ -105,6 +105,137 @@ TestTimes time_batched(BatchedRunner& runner, int prompt, int n, int reps) {
   return times;
 }
 
+// One configuration of the bench's loops: a model, how it runs, and where.
+struct BenchRun {
+  const BenchOptions& o;
+  const ModelSource& source;
+  const Model& model;      // as loaded: its size and parameters are reported, ranks shard it
+  const Model& run_model;  // fused or not
+  Backend& backend;
+  const std::string& backend_name;
+  const std::string& kernels;  // CPU: fast or reference
+  const std::string& executor;
+  int graph;
+  int fuse;
+  Policy policy;
+  RunnerOptions runner;
+};
+
+RunnerOptions runner_options(const BenchOptions& o, Policy policy, int graph, int fuse, const std::string& kernels,
+                             bool persistent) {
+  RunnerOptions ro;
+  ro.exec.persistent = persistent;
+  ro.exec.cpu_reference = kernels == "reference";
+  ro.policy = policy;
+  ro.plan.max_streams = o.streams;
+  ro.exec.cuda_graph = graph != 0;
+  ro.fuse = fuse != 0;
+  ro.guard.enabled = o.auto_guard;
+  return ro;
+}
+
+// A row of `test` (`tokens` counted a repetition) with the configuration's columns and the
+// statistics of `times`.
+BenchRow describe(const BenchRun& r, const std::string& test, int tokens, const TestTimes& times) {
+  const std::vector<double>& tps = times.tps;
+  BenchRow row;
+  row.model = r.source.label();
+  row.size_gib = static_cast<double>(r.model.weight_bytes()) / (1u << 30);
+  row.params = r.model.parameter_count();
+  row.backend = r.backend_name == "cpu" && r.kernels == "reference" ? "cpu-reference" : r.backend_name;
+  row.device = r.backend.device_name();
+  row.policy = std::string(policy_name(r.policy));
+  row.graph = r.graph != 0 && !r.runner.exec.persistent;
+  row.executor = r.executor;
+  row.fused = r.fuse != 0;
+  row.test = test;
+  row.tokens = tokens;
+  row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
+  double var = 0;
+  for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
+  row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
+  row.tps_median = median(tps);
+  row.host_us = times.host_us.empty() ? 0 : median(times.host_us);
+  return row;
+}
+
+std::string test_name(bool is_prompt, int n) { return fmt::format("{}{}", is_prompt ? "pp" : "tg", n); }
+
+// Batched decode: each prompt length, then the generated tokens, in every sequence.
+void bench_batched(const BenchRun& r, const std::vector<int>& prompts, const std::vector<int>& generate,
+                   std::vector<BenchRow>& rows) {
+  for (int sequences : r.o.parallel) {
+    for (int p : prompts) {
+      // Its own backend: the caches' size depends on the number of sequences.
+      auto batch_backend = make_backend(r.backend_name);
+      BatchedRunner runner(r.run_model, *batch_backend, sequences, std::max(sequences, p), r.runner);
+      const int bucket = runner.bucket_for(sequences);
+      for (int n : generate) {
+        fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {} sequences, pp{} then tg{}\n", r.source.label(),
+                   policy_name(r.policy), r.graph, r.fuse, sequences, p, n);
+        BenchRow row = describe(r, fmt::format("pp{}+tg{} x{}", p, n, sequences), sequences * n,
+                                time_batched(runner, p, n, r.o.repetitions));
+        row.streams = runner.plan(bucket).stream_count;
+        row.memory = runner.memory(bucket);
+        if (r.policy == Policy::Auto) row.auto_choice = runner.plan(bucket).policy;
+        rows.push_back(row);
+      }
+    }
+  }
+}
+
+// Tensor parallelism over --devices ranks. Every rank shards the unfused model and fuses its
+// own shard (RunnerOptions::fuse).
+void bench_ranks(const BenchRun& r, const std::vector<int>& prompt, const std::vector<int>& generate,
+                 std::vector<BenchRow>& rows) {
+  const int devices = r.o.devices;
+  ParallelRunner parallel(r.model, devices, r.runner, r.backend_name);
+  auto test = [&](bool is_prompt, int n) {
+    if (n <= 0) return;
+    fmt::print(stderr, "braid bench: {} {} fuse={} {} ranks {}\n", r.source.label(), policy_name(r.policy), r.fuse,
+               devices, test_name(is_prompt, n));
+    BenchRow row = describe(r, test_name(is_prompt, n), n, time_test(parallel, is_prompt, n, r.o.repetitions));
+    row.backend = fmt::format("{} x{}", row.backend, devices);
+    row.host_us = 0;  // (the step itself: see time_test)
+    row.streams = parallel.rank_runner(0).plan(is_prompt ? n : 1).stream_count;
+    row.memory = parallel.rank_runner(0).memory(is_prompt ? n : 1);  // one rank's
+    rows.push_back(row);
+  };
+  for (int n : prompt) test(true, n);
+  for (int n : generate) test(false, n);
+}
+
+// One device: the prompt and generation tests, and which plan auto chose (and whether its
+// guard fell back to serial).
+void bench_one(const BenchRun& r, const std::vector<int>& prompt, const std::vector<int>& generate,
+               std::vector<BenchRow>& rows) {
+  ModelRunner runner(r.run_model, r.backend, r.runner);
+  auto test = [&](bool is_prompt, int n) {
+    if (n <= 0) return;
+    fmt::print(stderr, "braid bench: {} {} graph={} executor={} fuse={} {}\n", r.source.label(),
+               policy_name(r.policy), r.graph, r.executor, r.fuse, test_name(is_prompt, n));
+    const size_t fallbacks_before = runner.guard_fallbacks().size();
+    BenchRow row = describe(r, test_name(is_prompt, n), n, time_test(runner, is_prompt, n, r.o.repetitions));
+    row.streams = runner.plan(is_prompt ? n : 1).stream_count;
+    row.memory = runner.memory(is_prompt ? n : 1);
+    if (r.policy == Policy::Auto) {
+      row.auto_choice = runner.plan(is_prompt ? n : 1).policy;
+      for (size_t i = fallbacks_before; i < runner.guard_fallbacks().size(); ++i) {
+        const GuardFallback& f = runner.guard_fallbacks()[i];
+        row.auto_choice =
+            fmt::format("{}, guard -> serial at run {} ({:.3f}x serial's time)", f.policy, f.run, f.ratio);
+      }
+    }
+    rows.push_back(row);
+  };
+  // A prompt runs on the graph executor whatever the option says: its rows are the graph
+  // executor's, measured once.
+  if (!r.runner.exec.persistent) {
+    for (int n : prompt) test(true, n);
+  }
+  for (int n : generate) test(false, n);
+}
+
 void run_bench(const BenchOptions& o) {
   const std::string backend_name = o.backend.empty() ? (cuda_available() ? "cuda" : "cpu") : o.backend;
   std::vector<ModelSource> sources;
@@ -178,104 +309,25 @@ void run_bench(const BenchOptions& o) {
             // The persistent kernel is one launch a step, never a CUDA graph: one set of rows.
             if (persistent && graph != o.graph.front()) continue;
             for (Policy policy : policies) {
-              RunnerOptions ro;
-              ro.exec.persistent = persistent;
-              ro.exec.cpu_reference = kernels == "reference";
-              ro.policy = policy;
-              ro.plan.max_streams = o.streams;
-              ro.exec.cuda_graph = graph != 0;
-              ro.fuse = fuse != 0;
-              ro.guard.enabled = o.auto_guard;
-              const Model& run_model = fuse ? *fused_model : *model;
-              auto describe = [&](BenchRow& row, const std::string& test, int tokens, const TestTimes& times) {
-                const std::vector<double>& tps = times.tps;
-                row.model = source.label();
-                row.size_gib = static_cast<double>(model->weight_bytes()) / (1u << 30);
-                row.params = model->parameter_count();
-                row.backend = backend_name == "cpu" && kernels == "reference" ? "cpu-reference" : backend_name;
-                row.device = backend->device_name();
-                row.policy = std::string(policy_name(policy));
-                row.graph = graph != 0 && !persistent;
-                row.executor = executor;
-                row.fused = fuse != 0;
-                row.test = test;
-                row.tokens = tokens;
-                row.tps_mean = std::accumulate(tps.begin(), tps.end(), 0.0) / static_cast<double>(tps.size());
-                double var = 0;
-                for (double t : tps) var += (t - row.tps_mean) * (t - row.tps_mean);
-                row.tps_sd = tps.size() > 1 ? std::sqrt(var / static_cast<double>(tps.size() - 1)) : 0;
-                row.tps_median = median(tps);
-                row.host_us = times.host_us.empty() ? 0 : median(times.host_us);
-              };
+              const BenchRun run{.o = o,
+                                 .source = source,
+                                 .model = *model,
+                                 .run_model = fuse ? *fused_model : *model,
+                                 .backend = *backend,
+                                 .backend_name = backend_name,
+                                 .kernels = kernels,
+                                 .executor = executor,
+                                 .graph = graph,
+                                 .fuse = fuse,
+                                 .policy = policy,
+                                 .runner = runner_options(o, policy, graph, fuse, kernels, persistent)};
               if (batched) {
-                for (int sequences : o.parallel) {
-                  for (int p : batched_prompt) {
-                    // Its own backend: the caches' size depends on the number of sequences.
-                    auto batch_backend = make_backend(backend_name);
-                    BatchedRunner runner(run_model, *batch_backend, sequences, std::max(sequences, p), ro);
-                    const int bucket = runner.bucket_for(sequences);
-                    for (int n : generate) {
-                      fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {} sequences, pp{} then tg{}\n",
-                                 source.label(), policy_name(policy), graph, fuse, sequences, p, n);
-                      BenchRow row;
-                      describe(row, fmt::format("pp{}+tg{} x{}", p, n, sequences), sequences * n,
-                               time_batched(runner, p, n, o.repetitions));
-                      row.streams = runner.plan(bucket).stream_count;
-                      row.memory = runner.memory(bucket);
-                      if (policy == Policy::Auto) row.auto_choice = runner.plan(bucket).policy;
-                      rows.push_back(row);
-                    }
-                  }
-                }
-                continue;
+                bench_batched(run, batched_prompt, generate, rows);
+              } else if (o.devices > 1) {
+                bench_ranks(run, prompt, generate, rows);
+              } else {
+                bench_one(run, prompt, generate, rows);
               }
-              if (o.devices > 1) {
-                // Every rank shards the unfused model and fuses its own shard (ro.fuse).
-                ParallelRunner parallel(*model, o.devices, ro, backend_name);
-                auto test = [&](bool is_prompt, int n) {
-                  if (n <= 0) return;
-                  fmt::print(stderr, "braid bench: {} {} fuse={} {} ranks {}{}\n", source.label(), policy_name(policy),
-                             fuse, o.devices, is_prompt ? "pp" : "tg", n);
-                  BenchRow row;
-                  describe(row, fmt::format("{}{}", is_prompt ? "pp" : "tg", n), n,
-                           time_test(parallel, is_prompt, n, o.repetitions));
-                  row.backend = fmt::format("{} x{}", row.backend, o.devices);
-                  row.host_us = 0;  // (the step itself: see time_test)
-                  row.streams = parallel.rank_runner(0).plan(is_prompt ? n : 1).stream_count;
-                  row.memory = parallel.rank_runner(0).memory(is_prompt ? n : 1);  // one rank's
-                  rows.push_back(row);
-                };
-                for (int n : prompt) test(true, n);
-                for (int n : generate) test(false, n);
-                continue;
-              }
-              ModelRunner runner(run_model, *backend, ro);
-              auto test = [&](bool is_prompt, int n) {
-                if (n <= 0) return;
-                fmt::print(stderr, "braid bench: {} {} graph={} executor={} fuse={} {}{}\n", source.label(),
-                           policy_name(policy), graph, executor, fuse, is_prompt ? "pp" : "tg", n);
-                const size_t fallbacks_before = runner.guard_fallbacks().size();
-                BenchRow row;
-                describe(row, fmt::format("{}{}", is_prompt ? "pp" : "tg", n), n,
-                         time_test(runner, is_prompt, n, o.repetitions));
-                row.streams = runner.plan(is_prompt ? n : 1).stream_count;
-                row.memory = runner.memory(is_prompt ? n : 1);
-                if (policy == Policy::Auto) {
-                  row.auto_choice = runner.plan(is_prompt ? n : 1).policy;
-                  for (size_t i = fallbacks_before; i < runner.guard_fallbacks().size(); ++i) {
-                    const GuardFallback& f = runner.guard_fallbacks()[i];
-                    row.auto_choice = fmt::format("{}, guard -> serial at run {} ({:.3f}x serial's time)", f.policy,
-                                                  f.run, f.ratio);
-                  }
-                }
-                rows.push_back(row);
-              };
-              // A prompt runs on the graph executor whatever the option says: its rows are
-              // the graph executor's, measured once.
-              if (!persistent) {
-                for (int n : prompt) test(true, n);
-              }
-              for (int n : generate) test(false, n);
             }
           }
         }
@@ -326,7 +378,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--backend", o->backend, "cuda or cpu (default: cuda when a GPU is present)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--devices", o->devices,
-                  "Split the model over this many devices (tensor parallelism: GPUs over NCCL; on the CPU, simulated ranks)")
+                  "Split the model over this many devices (tensor parallelism: GPUs over NCCL; on the CPU, "
+                  "simulated ranks)")
       ->capture_default_str()->check(positive());
   cmd->add_option("--cpu-kernels", o->cpu_kernels,
                   "CPU kernels: fast, reference (the simple f64-accumulating ones) or fast,reference")
