@@ -27,9 +27,10 @@ constexpr double kInt8Activations = 2e-4;
 
 // Bounds by path. The f32/f16/bf16 matrix-vector kernel uses the weights exactly as the
 // CPU does and differs only in f32 accumulation; the cuBLAS path: test::cublas_threshold.
-// The types the int8 kernels read: matrix-vector (matvec_int8.cu) up to 8 columns, tensor
-// cores (matmul_int8_mma.cu) up to kInt8MmaMaxColumns.
-constexpr int64_t kInt8MmaMaxColumns = 128;  // matmul.cuh
+// The types the int8 kernels read: matrix-vector (matvec_int8.cu) up to 8 columns, then the
+// tensor-core product (matmul_mma.cu, weights and x in f16: within the int8 bound) up to
+// kMmaMaxColumns.
+constexpr int64_t kMmaMaxColumns = 128;  // matmul.cuh
 bool int8_kernel_type(DType type) {
   switch (type) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
@@ -39,7 +40,7 @@ bool int8_kernel_type(DType type) {
 }
 
 double mul_mat_threshold(DType type, int64_t n) {
-  const bool int8_kernels = n <= 8 || (int8_kernel_type(type) && n <= kInt8MmaMaxColumns);
+  const bool int8_kernels = n <= 8 || (int8_kernel_type(type) && n <= kMmaMaxColumns);
   if (traits(type).quantized && int8_kernels) return kInt8Activations;
   if (n <= 4) return 1e-9;  // (16- and 32-bit weights take cuBLAS from 5 columns)
   return test::cublas_threshold(type);
@@ -128,7 +129,7 @@ TEST(CudaMulMat, StridedAndMisalignedOperands) {
   }
 }
 
-// Past 8 columns the int8 types take the tensor-core product (matmul_int8_mma.cu): every
+// Past 8 columns the int8 types take the tensor-core product (matmul_mma.cu): every
 // type, column counts around its tiles of 8 (and 128, the last it takes), 200 rows (a
 // partial last tile of 64), rows of several steps of 8 blocks (k split over several
 // thread blocks, Note [Split k]; 544 = 17 blocks ends on a partial step), x blocks of
@@ -172,19 +173,19 @@ TEST(CudaMulMat, Int8TensorCoresOnEveryTypeFrom9To128Columns) {
   }
 }
 
-// The int8 tensor-core product takes kMatvecMaxColumns + 1 to kInt8MmaMaxColumns columns of
+// The tensor-core product takes kMatvecMaxColumns + 1 to kMmaMaxColumns columns of
 // the int8 types; more columns, and the other quantized types, go to cuBLAS. (Decided from
 // the graph alone: runs without a GPU.)
-TEST(CudaMulMat, Int8TensorCoresTakeUpTo128Columns) {
+TEST(CudaMulMat, TensorCoresTakeUpTo128Columns) {
   for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q2_K}) {
     for (int64_t n : {9, 128, 129}) {
       Graph g;
       const TensorId node =
           ops::mul_mat(g, g.weight("w", type, {512, 64, 1, 1}), g.input("x", DType::F32, {512, n, 1, 1}));
-      const bool tensor_cores = int8_kernel_type(type) && n <= kInt8MmaMaxColumns;
+      const bool tensor_cores = int8_kernel_type(type) && n <= kMmaMaxColumns;
       EXPECT_EQ(cuda::uses_cublas(g, node), !tensor_cores) << name(type) << " n=" << n;
-      if (tensor_cores) {  // the int8 copy of x
-        EXPECT_GE(cuda::scratch_bytes(g, node), static_cast<size_t>(512 * n + 16 * n * 8)) << name(type);
+      if (tensor_cores) {  // the f16 copy of x
+        EXPECT_GE(cuda::scratch_bytes(g, node), static_cast<size_t>(512 * n * 2)) << name(type);
       }
     }
   }

@@ -92,6 +92,23 @@ __device__ __forceinline__ void wait_for_producers() {
 #endif
 }
 
+// Asynchronous copies from global to shared memory (cp.async, compute capability 8.0 and
+// later): issued without waiting, committed as a group, waited for by group count.
+__device__ __forceinline__ void copy_async16(void* shared_to, const void* global_from) {
+  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(shared_to));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global_from) : "memory");
+}
+__device__ __forceinline__ void copy_async8(void* shared_to, const void* global_from) {
+  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(shared_to));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(to), "l"(global_from) : "memory");
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Returns once at most `pending` of this thread's committed groups are still in flight.
+template <int pending>
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(pending) : "memory");
+}
+
 // Whether kernels are launched with programmatic stream serialization (the device is
 // compute capability 9.0 or later and BRAID_PDL is not 0).
 bool programmatic_launch_enabled();

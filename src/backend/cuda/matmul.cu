@@ -25,15 +25,15 @@ bool mul_mat_id_uses_gemm(const Graph& graph, const Tensor& t) {
          w.ne[1] <= INT32_MAX && gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
 }
 
-// Whether mul_mat takes the int8 tensor-core product (matmul_int8_mma.cu): weights of an
-// int8 type, kMatvecMaxColumns < n <= kInt8MmaMaxColumns, whole blocks and a row stride
-// the kernel's loads allow. The alignment of the weights' first byte is checked at launch,
+// Whether mul_mat takes the tensor-core product (matmul_mma.cu): weights of an int8 type
+// (the blocks MmaWeights reads), kMatvecMaxColumns < n <= kMmaMaxColumns, whole blocks and
+// a row stride the kernel's loads allow. The alignment of the weights' first byte is checked at launch,
 // where weights the int8 kernels cannot read take the generic matrix-vector kernel.
-bool mul_mat_uses_int8_mma(const Graph& graph, const Tensor& t) {
+bool mul_mat_uses_mma(const Graph& graph, const Tensor& t) {
   if (t.op != Op::MulMat) return false;
   const Tensor& w = graph[t.src[0]];
   const int64_t n = graph[t.src[1]].ne[1];
-  if (n <= kMatvecMaxColumns || n > kInt8MmaMaxColumns || w.ne[1] > INT32_MAX) return false;
+  if (n <= kMatvecMaxColumns || n > kMmaMaxColumns || w.ne[1] > INT32_MAX) return false;
   MatvecArgs shape;
   shape.w_row_stride = static_cast<int64_t>(w.nb[1]);
   shape.k = w.ne[0];
@@ -76,8 +76,8 @@ void launch_mul_mat(const NodeLaunch& launch) {
   auto* out = reinterpret_cast<float*>(launch.out_data());
   const auto x_col_stride = static_cast<int64_t>(x.nb[1] / 4);
   const float* plus = launch.node.src.size() > 2 ? reinterpret_cast<const float*>(launch.src_data(2)) : nullptr;
-  const bool int8_mma = mul_mat_uses_int8_mma(launch.graph, launch.node);
-  if (int8_mma || mul_mat_uses_matvec(launch.graph, launch.node)) {
+  const bool mma = mul_mat_uses_mma(launch.graph, launch.node);
+  if (mma || mul_mat_uses_matvec(launch.graph, launch.node)) {
     MatvecArgs args;
     args.w = launch.src_data(0);
     args.w_row_stride = static_cast<int64_t>(w.nb[1]);
@@ -88,8 +88,8 @@ void launch_mul_mat(const NodeLaunch& launch) {
     args.m = m;
     args.n = static_cast<int>(n);
     args.plus = plus;
-    if (int8_mma && int8_matvec_ok(w.type, args)) {
-      launch_int8_mma(launch, w.type, args);
+    if (mma && int8_matvec_ok(w.type, args)) {
+      launch_half_mma(launch, w.type, args);
     } else {
       launch_matvec(launch, w.type, args);
     }
@@ -144,7 +144,7 @@ void launch_mul_mat_id(const NodeLaunch& launch) {
   launch_matvec(launch, w.type, args);
 }
 
-// mul_mat_id and quantized weights up to kInt8MmaMaxColumns: the int8 copy of x (reported
+// mul_mat_id and quantized weights up to kMmaMaxColumns: the int8 (or f16) copy of x (reported
 // even when odd alignment sends a node to the generic kernel, which needs none).
 size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
@@ -154,7 +154,7 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   if (t.op == Op::MulMatId && mul_mat_id_uses_gemm(graph, t)) {
     return expert_gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n, w.ne[2]);
   }
-  if (mul_mat_uses_int8_mma(graph, t)) return int8_mma_scratch_bytes(w.ne[0], w.ne[1], n);
+  if (mul_mat_uses_mma(graph, t)) return half_mma_scratch_bytes(w.ne[0], w.ne[1], n);
   const bool matvec = t.op == Op::MulMatId || mul_mat_uses_matvec(graph, t);
   if (matvec) return int8_matvec_type(w.type) ? int8_matvec_scratch_bytes(w.ne[0], n) : 0;
   return gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n);
@@ -163,7 +163,7 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
 bool mul_mat_uses_cublas(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
   if (t.op == Op::MulMatId) return mul_mat_id_uses_gemm(graph, t);
-  return t.op == Op::MulMat && !mul_mat_uses_matvec(graph, t) && !mul_mat_uses_int8_mma(graph, t);
+  return t.op == Op::MulMat && !mul_mat_uses_matvec(graph, t) && !mul_mat_uses_mma(graph, t);
 }
 
 bool mul_mat_supported(const Graph& graph, TensorId node) {
@@ -175,7 +175,7 @@ bool mul_mat_supported(const Graph& graph, TensorId node) {
     const Tensor& ids = graph[t.src[2]];
     return x.ne[1] <= 65535 && ids.nb[1] % 4 == 0 && w.ne[2] <= INT32_MAX;
   }
-  if (x.ne[1] <= kMatvecMaxColumns || mul_mat_uses_int8_mma(graph, t)) return true;
+  if (x.ne[1] <= kMatvecMaxColumns || mul_mat_uses_mma(graph, t)) return true;
   return x.ne[1] <= INT32_MAX && w.ne[1] <= INT32_MAX &&
          gemm_supported(w.type, static_cast<int64_t>(w.nb[1]), static_cast<int64_t>(x.nb[1]));
 }

@@ -6,8 +6,8 @@
 // n columns, 16-byte loads, warp-shuffle reductions in a fixed order. For quantized weights
 // x is first quantized to int8 blocks in the stream's scratch and the products run on
 // __dp4a (matvec_int8.cu, Note [Int8 activations]). Quantized weights with int8 kernels
-// take the tensor-core product up to kInt8MmaMaxColumns columns (batched decode;
-// matmul_int8_mma.cu, Note [Int8 tensor-core product]), on the same int8 copy of x. Larger
+// take the tensor-core product up to kMmaMaxColumns columns (batched decode; matmul_mma.cu,
+// Note [Half tensor-core product]): weights dequantized to f16 in registers, x in f16. Larger
 // batches (prompts) go to cuBLAS (gemm.cu): activations are converted to the weight's
 // 16-bit type in scratch, quantized weights are dequantized to f16 in scratch slice by
 // slice along k, and the product accumulates in f32.
@@ -26,8 +26,8 @@ namespace braid::cuda {
 
 inline constexpr int64_t kMatvecMaxColumns = 8;
 // Quantized weights with int8 kernels (int8_matvec_type) take the tensor-core product from
-// kMatvecMaxColumns + 1 up to this many columns (matmul_int8_mma.cu).
-inline constexpr int64_t kInt8MmaMaxColumns = 128;
+// kMatvecMaxColumns + 1 up to this many columns (matmul_mma.cu).
+inline constexpr int64_t kMmaMaxColumns = 128;
 inline constexpr int64_t kMatvecMaxFloatColumns = 4;  // f32/f16/bf16 weights: see mul_mat_uses_matvec
 
 // What the matrix-vector kernels need: row r of expert e of w starts at
@@ -56,7 +56,7 @@ __device__ __forceinline__ float with_plus(const MatvecArgs& a, int64_t i, float
 }
 
 // Launches the matrix-vector product (n <= kMatvecMaxColumns, or any n with ids). Past
-// kMatvecMaxColumns columns (up to kInt8MmaMaxColumns) it takes only weights the int8
+// kMatvecMaxColumns columns (up to kMmaMaxColumns) it takes only weights the int8
 // kernels cannot read as they lie (int8_matvec_ok false), on the generic kernel 8 columns
 // a launch.
 void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
@@ -83,11 +83,12 @@ struct Int8Columns {
 Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x_col_stride, int64_t k,
                              int64_t columns, bool nibble_order);
 
-// The tensor-core product (matmul_int8_mma.cu) for kMatvecMaxColumns < n <=
-// kInt8MmaMaxColumns, no ids, weights that int8_matvec_ok accepts; ctx.scratch must hold
-// int8_mma_scratch_bytes(k, m, n): the int8 copy of x, and partial sums where k is split.
-void launch_int8_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
-size_t int8_mma_scratch_bytes(int64_t k, int64_t m, int64_t n);
+// The tensor-core product (matmul_mma.cu) for kMatvecMaxColumns < n <= kMmaMaxColumns, no
+// ids, weights that int8_matvec_ok accepts: the weights dequantized to f16 in registers, x
+// in f16 (Note [Half tensor-core product]); ctx.scratch must hold half_mma_scratch_bytes(k,
+// m, n): the f16 copy of x, and partial sums where k is split.
+void launch_half_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
+size_t half_mma_scratch_bytes(int64_t k, int64_t m, int64_t n);
 
 // cuBLAS product of w [k, m] (row stride in bytes) and x [k, n] (column stride in floats).
 void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64_t w_row_stride, const float* x,

@@ -88,7 +88,7 @@ MatvecShape matvec_shape(DType w_type, const MatvecArgs& args) {
 
 void launch_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args) {
   BRAID_ASSERT(args.ids != nullptr || args.n <= kMatvecMaxColumns ||
-               (int8_matvec_type(w_type) && args.n <= kInt8MmaMaxColumns && !int8_matvec_ok(w_type, args)));
+               (int8_matvec_type(w_type) && args.n <= kMmaMaxColumns && !int8_matvec_ok(w_type, args)));
   if (args.m == 0 || args.n == 0) return;
   const unsigned tokens = args.ids != nullptr ? static_cast<unsigned>(args.n) : 1u;
   if (tokens > 65535) throw Error(launch.label() + ": more than 65535 tokens");

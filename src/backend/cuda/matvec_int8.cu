@@ -32,8 +32,7 @@
 //
 // Two rows per group (every type but q8_0, and every type at batch > 1) reuse each loaded x block.
 //
-// Past 8 columns the weights meet x on tensor cores instead (matmul_int8_mma.cu), on the
-// x that quantize_columns leaves here in plain order.
+// Past 8 columns the weights meet x on tensor cores instead (matmul_mma.cu), in f16.
 // Every sum is reduced in a fixed order (warp butterflies, then the warps of a row in
 // index order).
 #include "backend/cuda/int8_dot.cuh"
