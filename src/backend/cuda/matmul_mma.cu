@@ -6,11 +6,12 @@
 // the quantized x in floating point: every 32-weight block of every (row, column) needs its
 // own scales (d_w d_x, m_w s_x) after its product, 16 float instructions a warp per
 // mma.sync. ncu counted 11 M instructions for a 4096 x 4096 q4_K product at 64 columns,
-// issued at 0.43 a cycle per scheduler. Here the scales go on the weights instead: each lane turns its fragment of a block into f16 once (w = d q + m, a half2
-// instruction per two weights after an exact integer-to-half trick) for every column tile,
-// x is f16, and mma.sync.m16n8k16 (f16 x f16 -> f32) accumulates the whole of k with
-// nothing between the products. The numbers are the cuBLAS path's: weights rounded to f16
-// (for K-quants, d * scale rounded once), x rounded to f16, sums in f32.
+// issued at 0.43 a cycle per scheduler. Here the scales go on the weights instead: each
+// lane turns its fragment of a block into f16 once for every column tile (w = d q + m, a
+// half2 instruction per two weights after an exact integer-to-half trick), x is f16, and
+// mma.sync.m16n8k16 (f16 x f16 -> f32) accumulates the whole of k with nothing between
+// the products. The numbers are the cuBLAS path's: weights rounded to f16 (for K-quants,
+// d * scale rounded once), x rounded to f16, sums in f32.
 //
 // The order of k. An m16n8k16 sums 16 k slots; lane (g, t) holds slots 2t, 2t+1 (a0, a1;
 // b0) and 8+2t, 9+2t (a2, a3; b1). A product's sum is the same for any order of its slots
@@ -23,10 +24,11 @@
 // fragment of a block is 4-byte words of 8 rows, so a warp's load touched 8 cache lines for
 // 128 bytes: the int8 kernel, which read its weights that way, kept L1 72% busy, and this
 // one was as slow while it did the same (4096 x 4096 q4_K at 64 columns: 33 us int8, 31
-// f16 from global memory, 28 staged; at 16 columns 22 against 12). Each step (a super-block of
-// every row, and the step's x for every column) is copied to shared memory in 16-byte
-// chunks with cp.async, whole rows at a time, two stages deep: the next step's copies are
-// in flight while this one multiplies, and the fragments are read from shared memory.
+// f16 from global memory, 28 staged; at 16 columns 22 against 12). Each step (a
+// super-block of every row, and the step's x for every column) is copied to shared memory
+// in 16-byte chunks with cp.async, whole rows at a time, two stages deep: the next step's
+// copies are in flight while this one multiplies, and the fragments are read from shared
+// memory.
 #include "backend/cuda/mma_tiles.cuh"
 
 namespace braid::cuda {
@@ -56,7 +58,6 @@ struct Stage {
 
   uint8_t* base;
 
-  __device__ uint8_t* weights() const { return base; }
   __device__ uint8_t* x() const { return base + kWeightBytes; }
 
   // Starts the copies of the weights of step `step` (`count` blocks) of the block's rows.
@@ -194,8 +195,8 @@ __global__ void __launch_bounds__(kMmaThreads, NT <= 8 ? 2 : 1)
 #pragma unroll
     for (int j = 0; j < kStepBlocks; ++j) {
       if (j >= count) break;
-      const HalfA w0 = to_half<W>(MmaWeights<W>::load(row_g, 0, j, t));
-      const HalfA w1 = to_half<W>(MmaWeights<W>::load(row_g8, 0, j, t));
+      const HalfA w0 = to_half<W>(MmaWeights<W>::load(row_g, j, t));
+      const HalfA w1 = to_half<W>(MmaWeights<W>::load(row_g8, j, t));
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         if (nt >= tiles) break;
@@ -245,14 +246,14 @@ __global__ void sum_splits_kernel(const float* partials, int64_t splits, int64_t
   }
 }
 
-}  // namespace
-
+// a.out = the sum of the partials of `splits` splits of k in split order, plus a.plus.
 void launch_sum_splits(const NodeLaunch& launch, const float* partials, int64_t splits, const MatvecArgs& a) {
   const int64_t count = a.m * a.n;
   const auto blocks = static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 65535));
   launch_kernel(sum_splits_kernel, blocks, 256, 0, launch.ctx.stream, partials, splits, count, a.plus, a.out);
 }
 
+}  // namespace
 }  // namespace mma
 
 void launch_half_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& args) {

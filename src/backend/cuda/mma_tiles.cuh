@@ -64,9 +64,10 @@ constexpr int row_align() {
   }
 }
 
-// What a lane needs of one 32-weight block of one row: the signed (or unsigned, with a
-// minimum) int8 weights 4t..4t+3 (lo) and 16+4t..16+4t+3 (hi), the scale of each half
-// (equal but for q6_K) and the minimum term's factor (acc += m * s_x).
+// What a lane needs of one 32-weight block of one row: the integer weights 4t..4t+3 (lo)
+// and 16+4t..16+4t+3 (hi) as signed bytes, the scale of each half (equal but for q6_K)
+// and the minimum (q4_1, q5_1: + m; q4_K, q5_K: - dmin * min): weight = d q + m. The block
+// is MmaWeights<W>::load(row, j, t): block j of a step whose bytes start at `row`.
 struct Frag {
   int lo, hi;
   float d, d_hi, m;
@@ -79,8 +80,8 @@ template <>
 struct MmaWeights<DType::Q8_0> {
   static constexpr bool kMin = false, kSplit = false;
   static constexpr int kStepBytes = kStepBlocks * sizeof(BlockQ8_0);  // a row's bytes in one step
-  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
-    const auto* h = reinterpret_cast<const uint16_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ8_0));  // qs at h + 1
+  __device__ static Frag load(const uint8_t* row, int j, int t) {
+    const auto* h = reinterpret_cast<const uint16_t*>(row + j * sizeof(BlockQ8_0));  // qs at h + 1
     return {load_pair16(h + 1 + 2 * t), load_pair16(h + 9 + 2 * t), half_bits_to_float(load_plain(h)), 0.0f, 0.0f};
   }
 };
@@ -89,11 +90,12 @@ template <>
 struct MmaWeights<DType::Q4_0> {
   static constexpr bool kMin = false, kSplit = false;
   static constexpr int kStepBytes = kStepBlocks * sizeof(BlockQ4_0);  // a row's bytes in one step
-  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
-    const auto* h = reinterpret_cast<const uint16_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ4_0));
+  __device__ static Frag load(const uint8_t* row, int j, int t) {
+    const auto* h = reinterpret_cast<const uint16_t*>(row + j * sizeof(BlockQ4_0));
     const auto q = static_cast<uint32_t>(load_pair16(h + 1 + 2 * t));  // qs bytes 4t..4t+3
     return {static_cast<int>(__vsub4(q & 0x0f0f0f0fu, 0x08080808u)),
-            static_cast<int>(__vsub4((q >> 4) & 0x0f0f0f0fu, 0x08080808u)), half_bits_to_float(load_plain(h)), 0.0f, 0.0f};
+            static_cast<int>(__vsub4((q >> 4) & 0x0f0f0f0fu, 0x08080808u)), half_bits_to_float(load_plain(h)), 0.0f,
+            0.0f};
   }
 };
 
@@ -101,8 +103,8 @@ template <>
 struct MmaWeights<DType::Q4_1> {  // 4-byte aligned blocks (int8_matvec_ok)
   static constexpr bool kMin = true, kSplit = false;
   static constexpr int kStepBytes = kStepBlocks * sizeof(BlockQ4_1);  // a row's bytes in one step
-  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
-    const auto* words = reinterpret_cast<const uint32_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ4_1));
+  __device__ static Frag load(const uint8_t* row, int j, int t) {
+    const auto* words = reinterpret_cast<const uint32_t*>(row + j * sizeof(BlockQ4_1));
     const uint32_t dm = load_plain(words), q = load_plain(words + 1 + t);
     return {static_cast<int>(q & 0x0f0f0f0fu), static_cast<int>((q >> 4) & 0x0f0f0f0fu),
             half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu)), 0.0f,
@@ -114,8 +116,8 @@ template <>
 struct MmaWeights<DType::Q5_0> {
   static constexpr bool kMin = false, kSplit = false;
   static constexpr int kStepBytes = kStepBlocks * sizeof(BlockQ5_0);  // a row's bytes in one step
-  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
-    const auto* h = reinterpret_cast<const uint16_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ5_0));  // qh at h + 1, qs at h + 3
+  __device__ static Frag load(const uint8_t* row, int j, int t) {
+    const auto* h = reinterpret_cast<const uint16_t*>(row + j * sizeof(BlockQ5_0));  // qh at h + 1, qs at h + 3
     const auto qh = static_cast<uint32_t>(load_pair16(h + 1));
     const auto q = static_cast<uint32_t>(load_pair16(h + 3 + 2 * t));
     const uint32_t lo = (q & 0x0f0f0f0fu) | static_cast<uint32_t>(spread4_to_bit4(qh >> (4 * t)));
@@ -129,8 +131,8 @@ template <>
 struct MmaWeights<DType::Q5_1> {  // 4-byte aligned blocks
   static constexpr bool kMin = true, kSplit = false;
   static constexpr int kStepBytes = kStepBlocks * sizeof(BlockQ5_1);  // a row's bytes in one step
-  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
-    const auto* words = reinterpret_cast<const uint32_t*>(row + (step * kStepBlocks + j) * sizeof(BlockQ5_1));
+  __device__ static Frag load(const uint8_t* row, int j, int t) {
+    const auto* words = reinterpret_cast<const uint32_t*>(row + j * sizeof(BlockQ5_1));
     const uint32_t dm = load_plain(words), qh = load_plain(words + 1), q = load_plain(words + 2 + t);
     const uint32_t lo = (q & 0x0f0f0f0fu) | static_cast<uint32_t>(spread4_to_bit4(qh >> (4 * t)));
     const uint32_t hi = ((q >> 4) & 0x0f0f0f0fu) | static_cast<uint32_t>(spread4_to_bit4(qh >> (16 + 4 * t)));
@@ -143,8 +145,7 @@ struct MmaWeights<DType::Q5_1> {  // 4-byte aligned blocks
 // 32 (j / 2) + l (and, for q5_K, its fifth bit in bit j of qh byte l); w = d sc_j q - dmin m_j.
 // A step is one super-block, so j is known when the loops are unrolled.
 template <typename Block, bool kFifthBit>
-__device__ __forceinline__ Frag k_scale_min_frag(const uint8_t* row, int64_t step, int j, int t) {
-  const uint8_t* super = row + step * sizeof(Block);
+__device__ __forceinline__ Frag k_scale_min_frag(const uint8_t* super, int j, int t) {
   const uint32_t dm = load_plain(reinterpret_cast<const uint32_t*>(super));
   int sc, mn;
   quant_detail::k_scale_min(super + offsetof(Block, scales), j, &sc, &mn);
@@ -166,8 +167,8 @@ template <>
 struct MmaWeights<DType::Q4_K> {  // 16-byte aligned blocks
   static constexpr bool kMin = true, kSplit = false;
   static constexpr int kStepBytes = sizeof(BlockQ4_K);  // a row's bytes in one step
-  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
-    return k_scale_min_frag<BlockQ4_K, false>(row, step, j, t);
+  __device__ static Frag load(const uint8_t* row, int j, int t) {
+    return k_scale_min_frag<BlockQ4_K, false>(row, j, t);
   }
 };
 
@@ -175,8 +176,8 @@ template <>
 struct MmaWeights<DType::Q5_K> {
   static constexpr bool kMin = true, kSplit = false;
   static constexpr int kStepBytes = sizeof(BlockQ5_K);  // a row's bytes in one step
-  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
-    return k_scale_min_frag<BlockQ5_K, true>(row, step, j, t);
+  __device__ static Frag load(const uint8_t* row, int j, int t) {
+    return k_scale_min_frag<BlockQ5_K, true>(row, j, t);
   }
 };
 
@@ -187,8 +188,7 @@ template <>
 struct MmaWeights<DType::Q6_K> {
   static constexpr bool kMin = false, kSplit = true;
   static constexpr int kStepBytes = sizeof(BlockQ6_K);  // a row's bytes in one step
-  __device__ static Frag load(const uint8_t* row, int64_t step, int j, int t) {
-    const uint8_t* super = row + step * sizeof(BlockQ6_K);
+  __device__ static Frag load(const uint8_t* super, int j, int t) {
     const int h = j / 4, g = j % 4;
     const auto* ql = reinterpret_cast<const uint16_t*>(super + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (g % 2) + 4 * t);
     const auto* qh = reinterpret_cast<const uint16_t*>(super + offsetof(BlockQ6_K, qh) + 32 * h + 4 * t);
@@ -199,26 +199,10 @@ struct MmaWeights<DType::Q6_K> {
       const uint32_t high = ((static_cast<uint32_t>(load_pair16(qh + offset)) >> (2 * g)) & 0x03030303u) << 4;
       return static_cast<int>(__vsub4(low | high, 0x20202020u));
     };
-    return {six_bits(0), six_bits(8), d * static_cast<float>(load_plain(scales)), d * static_cast<float>(load_plain(scales + 1)),
-            0.0f};
+    return {six_bits(0), six_bits(8), d * static_cast<float>(load_plain(scales)),
+            d * static_cast<float>(load_plain(scales + 1)), 0.0f};
   }
 };
-
-
-// The weights of blocks first_j.. first_j + kLoad - 1 of a step for rows g (f[i][0]) and
-// g + 8 (f[i][1]); blocks past the row's end (a partial last step of a legacy type) are
-// not loaded, nor used.
-template <DType W, int kLoad>
-__device__ __forceinline__ void load_blocks(Frag (&f)[kLoad][2], const uint8_t* row_g, const uint8_t* row_g8,
-                                            int64_t step, int first_j, int64_t blocks, int t) {
-#pragma unroll
-  for (int i = 0; i < kLoad; ++i) {
-    if (step * kStepBlocks + first_j + i < blocks) {
-      f[i][0] = MmaWeights<W>::load(row_g, step, first_j + i, t);
-      f[i][1] = MmaWeights<W>::load(row_g8, step, first_j + i, t);
-    }
-  }
-}
 
 // Stores what lane (g, t) of the warp owning rows first_row.. first_row + 15 summed for the
 // tiles of 8 columns (acc[nt]: m16n8 C fragments): the product (plus the addend) with one
@@ -270,8 +254,5 @@ bool with_weight_type(DType w, F&& f) {
     default: return false;
   }
 }
-
-// a.out = the sum of the partials of `splits` splits of k in split order, plus a.plus.
-void launch_sum_splits(const NodeLaunch& launch, const float* partials, int64_t splits, const MatvecArgs& a);
 
 }  // namespace braid::cuda::mma
