@@ -16,9 +16,9 @@ constexpr int kMmaWarps = 4;
 constexpr int kMmaThreads = 32 * kMmaWarps;
 constexpr int kMmaRows = 16 * kMmaWarps;
 constexpr int kStepBlocks = 8;
-// Thread blocks worth splitting k for: two waves of the two blocks an SM of an H100/H200
-// holds at up to 64 columns (shared memory). On the H200, 528 against 264 and 1056: best
-// at 16 and 32 columns, within 4% at 64 (Note [Split k]).
+// Thread blocks worth splitting k for: 4 an SM of an H100/H200, as many as fit up to 32
+// columns (at 64 the shared memory holds 2, so two waves). On the H200, 528 against 264 and
+// 1056: best at 16 and 32 columns, within 4% at 64 (Note [Split k]).
 constexpr int64_t kTargetBlocks = 528;
 
 // Note [Split k]: a block owns 64 rows, so a 4096-row matrix gives 64 blocks, half the SMs
