@@ -28,9 +28,10 @@ TEST(OpBenchCli, ImpossibleAttentionShapesAreErrors) {
   CliResult r = run_cli("opbench --op attention --backend cpu --heads 6 --kv-heads 4");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "braid: error: 6 heads do not group over 4 kv heads\n");
+  // (--cache-type is the option bench, generate and serve share: a usage error.)
   r = run_cli("opbench --op attention --backend cpu --cache-type q4_0");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "braid: error: cache type 'q4_0' is not f32, f16 or bf16\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "braid: usage error: --cache-type: q4_0 not in {f32,f16,bf16} (see braid opbench --help)\n");
   r = run_cli("opbench --op softmax --backend cpu");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(contains(r.err, "--op")) << r.err;

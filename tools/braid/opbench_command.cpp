@@ -16,6 +16,7 @@
 #include "braid/backend.h"
 #include "braid/ops.h"
 #include "commands.h"
+#include "model_source.h"
 
 namespace braid::cli {
 namespace {
@@ -41,16 +42,16 @@ constexpr double kSpanBytes = 256.0 * 1024 * 1024;
 int copies_for(double bytes) { return static_cast<int>(std::clamp(std::ceil(kSpanBytes / bytes), 4.0, 256.0)); }
 
 void run_attention(const OpBenchOptions& o, Backend& backend) {
-  DType cache;
-  if (!parse_dtype(o.cache_type, &cache) || (cache != DType::F32 && cache != DType::F16 && cache != DType::BF16)) {
-    throw Error(fmt::format("cache type '{}' is not f32, f16 or bf16", o.cache_type));
+  const DType cache = cache_type_named(o.cache_type);
+  if (o.heads % o.kv_heads != 0) {
+    throw Error(fmt::format("{} heads do not group over {} kv heads", o.heads, o.kv_heads));
   }
-  if (o.heads % o.kv_heads != 0) throw Error(fmt::format("{} heads do not group over {} kv heads", o.heads, o.kv_heads));
   fmt::print("device: {}\n\n| op | type | heads x head size | queries x rows | us | GB/s |\n"
              "| --- | --- | --- | --- | ---: | ---: |\n",
              backend.device_name());
   const int64_t n = o.batch, region = o.length;
-  const double cache_bytes = 2.0 * n * region * o.kv_heads * o.head_dim * static_cast<double>(traits(cache).block_bytes);
+  const double cache_bytes =
+      2.0 * n * region * o.kv_heads * o.head_dim * static_cast<double>(traits(cache).block_bytes);
   const int copies = copies_for(cache_bytes);
   Graph g;
   const TensorId q = g.input("q", DType::F32, {o.head_dim, o.heads, n, 1});
@@ -122,20 +123,26 @@ void run_opbench(const OpBenchOptions& o) {
 
 void add_opbench_command(CLI::App& app) {
   auto o = std::make_shared<OpBenchOptions>();
-  CLI::App* cmd =
-      app.add_subcommand("opbench", "Time matrix-vector products (or batched decode attention) alone and report bandwidth");
-  cmd->add_option("--op", o->op, "mul_mat or attention")->capture_default_str()->check(CLI::IsMember({"mul_mat", "attention"}));
+  CLI::App* cmd = app.add_subcommand(
+      "opbench", "Time matrix-vector products (or batched decode attention) alone and report bandwidth");
+  cmd->add_option("--op", o->op, "mul_mat or attention")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mul_mat", "attention"}));
   cmd->add_option("--shape", o->shapes, "KxM weight shapes")->capture_default_str();
   cmd->add_option("--type", o->types, "Weight types")->delimiter(',')->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Columns of x (attention: sequences, one query each)")->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("--batch", o->batch, "Columns of x (attention: sequences, one query each)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--runs", o->runs, "Timed runs (median)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--heads", o->heads, "Attention: query heads")->capture_default_str()->check(CLI::Range(1, 1024));
-  cmd->add_option("--kv-heads", o->kv_heads, "Attention: key/value heads")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("--kv-heads", o->kv_heads, "Attention: key/value heads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--head-dim", o->head_dim, "Attention: head size")->capture_default_str()->check(CLI::Range(1, 512));
   cmd->add_option("--length", o->length, "Attention: cached rows of each sequence")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--cache-type", o->cache_type, "Attention: f32, f16 or bf16")->capture_default_str();
+  add_cache_type_option(*cmd, o->cache_type);  // (attention)
   cmd->add_option("--backend", o->backend, "cuda or cpu")->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->callback([o] { run_opbench(*o); });
 }
