@@ -98,10 +98,6 @@ __device__ __forceinline__ void copy_async16(void* shared_to, const void* global
   const auto to = static_cast<unsigned>(__cvta_generic_to_shared(shared_to));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global_from) : "memory");
 }
-__device__ __forceinline__ void copy_async8(void* shared_to, const void* global_from) {
-  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(shared_to));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(to), "l"(global_from) : "memory");
-}
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 // Returns once at most `pending` of this thread's committed groups are still in flight.
 template <int pending>
