@@ -394,8 +394,9 @@ TEST(CudaAttention, PromptsOnTensorCores) {
 }
 
 // A batch of sequences: a cache of regions, each query within its own. Decode batches
-// (split into chunks of a region), a prompt-sized batch (which stays off the tensor-core
-// kernel) and a head size for the general kernel.
+// (split into chunks of a region; past the split limit, the batched decode kernel, which
+// also takes a prompt-sized batch: regions keep it off the tensor-core kernel) and a head
+// size for the general kernel.
 TEST(CudaAttention, EachQueryStaysWithinItsRegion) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
@@ -406,14 +407,20 @@ TEST(CudaAttention, EachQueryStaysWithinItsRegion) {
   };
   std::vector<int32_t> mixed(24);
   for (int32_t i = 0; i < 24; ++i) mixed[static_cast<size_t>(i)] = (i % 4) * 512 + 100 + i * 9;
+  // Twelve sequences of 40 rows: one row, a full region, lengths shorter and longer than a
+  // block's sixteen groups of lanes.
+  std::vector<int32_t> lengths(12);
+  const int32_t last_row[] = {0, 39, 1, 15, 16, 17, 31, 33, 7, 38, 20, 2};
+  for (int32_t i = 0; i < 12; ++i) lengths[static_cast<size_t>(i)] = i * 40 + last_row[i];
   const Case cases[] = {
       {{128, 8, 2, 4 * 512}, 512, {5, 512 + 300, 3 * 512 + 511, 2 * 512}},  // split, GQA
       {{64, 4, 4, 3 * 96}, 96, {95, 96, 200}},                              // one chunk
       {{64, 8, 2, 4 * 512}, 512, mixed},                                    // 24 queries, 4 regions
+      {{128, 4, 4, 12 * 40}, 40, lengths},                                  // the batched decode kernel
       {{256, 4, 2, 2 * 300}, 300, {299, 300, 450}},                         // the general kernel
   };
   for (const Case& c : cases) {
-    for (DType type : {DType::F32, DType::F16}) {
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
       Graph g;
       TensorId pos;
       const auto n = static_cast<int64_t>(c.rows.size());

@@ -181,6 +181,10 @@ void launch_attention(const NodeLaunch& launch) {
     launch_prompt_attention(launch, a);
     return;
   }
+  if (batch_attention_ok(a)) {
+    launch_batch_attention(launch, a);
+    return;
+  }
   if (a.chunks > 1) {
     launch.require_scratch(attention_scratch_bytes(launch.graph, launch.node.id));
     a.partial = static_cast<float*>(launch.ctx.scratch);

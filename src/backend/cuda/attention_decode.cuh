@@ -65,6 +65,11 @@ inline TiledShape tiled_shape(int heads, int kv_heads, int queries, int region) 
   return {per_block, std::max(1, std::min(kTiledMaxWarps / per_block, queries))};
 }
 
+// The batched decode kernel (attention_batch.cu, Note [Batched decode attention]): whether it
+// takes the node (a query per region, one chunk, head size 64 or 128), and its launch.
+bool batch_attention_ok(const AttentionArgs& a);
+void launch_batch_attention(const NodeLaunch& launch, const AttentionArgs& a);
+
 // The first cache row the query sees: 0, or the start of its region.
 __device__ __forceinline__ int first_row(const AttentionArgs& a, int query) {
   const int p = a.positions[query];
