@@ -12,17 +12,17 @@
 
 namespace braid::cuda::mma {
 
-constexpr int kMmaWarps = 4;
+constexpr int kMmaWarps = 8;  // a warp owns 16 rows (Note [Staged steps], matmul_mma.cu)
 constexpr int kMmaThreads = 32 * kMmaWarps;
 constexpr int kMmaRows = 16 * kMmaWarps;
 constexpr int kStepBlocks = 8;
-// Thread blocks worth splitting k for: 4 an SM of an H100/H200, as many as fit up to 32
-// columns (at 64 the shared memory holds 2, so two waves). On the H200, 528 against 264 and
-// 1056: best at 16 and 32 columns, within 4% at 64 (Note [Split k]).
-constexpr int64_t kTargetBlocks = 528;
+// Thread blocks worth splitting k for: 2 an SM of an H100/H200 (the shared memory holds 3
+// blocks of q4_K up to 32 columns, 2 at 64, 1 at 128). On the H200, 264 against 528: 4096 x
+// 4096 q4_K at 16 / 32 / 64 columns 11.8 / 14.3 / 19.8 us against 14.2 / 17.2 / 24.6.
+constexpr int64_t kTargetBlocks = 264;
 
-// Note [Split k]: a block owns 64 rows, so a 4096-row matrix gives 64 blocks, half the SMs
-// of an H200 with one block (4 warps) each, too few loads in flight to stream the weights.
+// Note [Split k]: a block owns 128 rows, so a 4096-row matrix gives 32 blocks, a quarter of
+// the SMs of an H200, too few loads in flight to stream the weights.
 // The blocks then split k: grid row y (of `splits`) takes steps [y * steps_per_split,
 // (y + 1) * steps_per_split) and writes its partial sums to scratch, and sum_splits_kernel
 // adds the partials in split order (and the addend of mul_mat_add): a fixed order for a
