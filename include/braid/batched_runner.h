@@ -41,7 +41,8 @@ struct BatchEntry {
 class BatchedRunner {
  public:
   // Up to `sequences` sequences, at most `max_step_tokens` tokens a step (every bucket up
-  // to it is prepared now; with the auto policy that times each one's candidate plans).
+  // to it is prepared and run once now; with the auto policy that times each one's
+  // candidate plans).
   // The guard of RunnerOptions is not applied to batched graphs.
   BatchedRunner(const Model& model, Backend& backend, int sequences, int max_step_tokens, RunnerOptions options = {});
 
@@ -80,6 +81,7 @@ class BatchedRunner {
     void set(Executable& x, const ModelGraph& g) const;  // stages all four
   };
   void prepare(int bucket);
+  void warm_up();  // runs every bucket once on padding alone
   // Checks the step, stages its inputs on its bucket's executable and advances the positions.
   Prepared& stage(const std::vector<BatchEntry>& entries);
   Inputs inputs_for(const std::vector<BatchEntry>& entries, int bucket) const;
