@@ -16,10 +16,10 @@
 // second kernel merges the chunks in ascending order (deterministic). With many queries
 // (prompts) a single chunk spans the cache and writes the output directly.
 //
-// Decode steps take one of three kernels. Head sizes up to 128 use the tiled kernel: a warp per
-// (head, query) pair, the heads of one kv group (and several queries) in one block, so
-// each tile of keys and values loaded into shared memory serves all of them; lane j
-// scores key j of a tile and the warp keeps an online softmax. Larger heads use the
+// Decode steps take one of three kernels. Head sizes up to 128 use the tiled kernel: a
+// warp per (head, query) pair, the heads of one kv group (and several queries) in one
+// block, so each tile of keys and values loaded into shared memory serves all of them; lane
+// j scores key j of a tile and the warp keeps an online softmax. Larger heads use the
 // general kernel: a block per (chunk, head, query), slots scored a warp at a time. Decode
 // batches past the split limit with regions (a query per sequence) and head size 64 or 128
 // take the batched decode kernel (attention_batch.cu): a block per (head, query), a key per

@@ -19,9 +19,9 @@ namespace braid::cuda {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kLanes = 8;                       // lanes that share a key
-constexpr int kGroups = kThreads / kLanes;      // keys the block scores at once
-constexpr int kKeysInFlight = 2;                // keys a group loads before it scores the first
+constexpr int kLanes = 8;                   // lanes that share a key
+constexpr int kGroups = kThreads / kLanes;  // keys the block scores at once
+constexpr int kKeysInFlight = 2;            // keys a group loads before it scores the first
 
 // kDims consecutive cache elements of a key or value row, as loaded (16-byte words).
 template <typename T, int kDims>
