@@ -26,8 +26,8 @@ bool mul_mat_id_uses_gemm(const Graph& graph, const Tensor& t) {
 }
 
 // Whether mul_mat takes the tensor-core product (matmul_mma.cu): weights of an int8 type
-// (the blocks MmaWeights reads), kMatvecMaxColumns < n <= kMmaMaxColumns, whole blocks and
-// a row stride the kernel's loads allow. The alignment of the weights' first byte is
+// (the blocks MmaWeights reads), kMatvecMaxColumns < n <= kMmaMaxColumns, whole blocks, a
+// row stride the kernel's loads allow and shared memory for its stages on this device. The alignment of the weights' first byte is
 // checked at launch, where weights the int8 kernels cannot read take the generic
 // matrix-vector kernel.
 bool mul_mat_uses_mma(const Graph& graph, const Tensor& t) {
@@ -38,7 +38,7 @@ bool mul_mat_uses_mma(const Graph& graph, const Tensor& t) {
   MatvecArgs shape;
   shape.w_row_stride = static_cast<int64_t>(w.nb[1]);
   shape.k = w.ne[0];
-  return int8_matvec_ok(w.type, shape);
+  return int8_matvec_ok(w.type, shape) && half_mma_fits(w.type, n);
 }
 
 // Whether mul_mat (no ids) takes the matrix-vector kernel. Quantized weights do up to

@@ -89,6 +89,11 @@ Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x
 // m, n): the f16 copy of x, and partial sums where k is split.
 void launch_half_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& args);
 size_t half_mma_scratch_bytes(int64_t k, int64_t m, int64_t n);
+// Whether the product's two stages for n columns of w_type fit the shared memory a block of
+// the current device may opt in to: every width on an H100/H200 (227 KB), up to 64 columns
+// on an A100 (163 KB), up to 32 and not q8_0 on sm_86/89 cards (99 KB). Nodes that do not
+// fit take the dequantizing GEMM.
+bool half_mma_fits(DType w_type, int64_t n);
 
 // cuBLAS product of w [k, m] (row stride in bytes) and x [k, n] (column stride in floats).
 void launch_gemm(const NodeLaunch& launch, DType w_type, const uint8_t* w, int64_t w_row_stride, const float* x,

@@ -216,9 +216,15 @@ __global__ void __launch_bounds__(kMmaThreads, NT <= 8 ? 2 : 1)
   store_tiles<NT>(acc, a, partials, block_row + 16 * warp, tiles, g, t);
 }
 
+// The dynamic shared memory of half_mma_kernel<W, NT>: two stages.
+template <DType W, int NT>
+constexpr size_t kSharedBytes = 2 * Stage<W, 8 * NT>::kBytes;
+// q8_0's step is the longest: every type at every width fits an H100/H200 block (227 KB).
+static_assert(kSharedBytes<DType::Q8_0, 16> <= 227 * 1024);
+
 template <DType W, int NT>
 void launch_tiles(const MatvecArgs& a, const __half* x16, float* partials, const KSplit& split, cudaStream_t stream) {
-  constexpr size_t bytes = 2 * Stage<W, 8 * NT>::kBytes;
+  constexpr size_t bytes = kSharedBytes<W, NT>;
   // At every launch: the attribute is the current device's (tensor-parallel ranks run on others).
   const cudaError_t configured =
       cudaFuncSetAttribute(half_mma_kernel<W, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
@@ -227,17 +233,24 @@ void launch_tiles(const MatvecArgs& a, const __half* x16, float* partials, const
   launch_kernel(half_mma_kernel<W, NT>, grid, kMmaThreads, bytes, stream, a, x16, partials, split.steps_per_split);
 }
 
+// Calls f(std::integral_constant<int, NT>{}) with the kernel width (tiles of 8 columns) that
+// takes n columns.
+template <typename F>
+void with_width(int64_t n, F&& f) {
+  const int64_t tiles = (n + 7) / 8;
+  if (tiles <= 4) {
+    f(std::integral_constant<int, 4>{});
+  } else if (tiles <= 8) {
+    f(std::integral_constant<int, 8>{});
+  } else {
+    f(std::integral_constant<int, 16>{});
+  }
+}
+
 template <DType W>
 void launch_typed(const MatvecArgs& a, const __half* x16, float* partials, const KSplit& split,
                   cudaStream_t stream) {
-  const int tiles = (a.n + 7) / 8;
-  if (tiles <= 4) {
-    launch_tiles<W, 4>(a, x16, partials, split, stream);
-  } else if (tiles <= 8) {
-    launch_tiles<W, 8>(a, x16, partials, split, stream);
-  } else {
-    launch_tiles<W, 16>(a, x16, partials, split, stream);
-  }
+  with_width(a.n, [&](auto nt) { launch_tiles<W, decltype(nt)::value>(a, x16, partials, split, stream); });
 }
 
 // out = the sum of the splits' partials in split order, plus the addend (mul_mat_add).
@@ -280,6 +293,21 @@ void launch_half_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& a
   if (!typed) throw Error(launch.label() + ": no f16 tensor-core kernel for this weight type");
   if (split.splits > 1) launch_sum_splits(launch, partials, split.splits, args);
   launch.check_launch();
+}
+
+bool half_mma_fits(DType w_type, int64_t n) {
+  using namespace mma;
+  size_t bytes = 0;
+  with_weight_type(w_type, [&](auto w) {
+    with_width(n, [&](auto nt) { bytes = kSharedBytes<decltype(w)::value, decltype(nt)::value>; });
+  });
+  int device = 0, most = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+    cudaGetLastError();  // (no device: the launch, if any, reports it)
+    return true;
+  }
+  return bytes <= static_cast<size_t>(most);
 }
 
 size_t half_mma_scratch_bytes(int64_t k, int64_t m, int64_t n) {
