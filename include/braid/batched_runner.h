@@ -82,6 +82,7 @@ class BatchedRunner {
   };
   void prepare(int bucket);
   void warm_up();  // runs every bucket once on padding alone
+  std::span<const float> read_logits(Prepared& p);  // every logits row of p's last run
   // Checks the step, stages its inputs on its bucket's executable and advances the positions.
   Prepared& stage(const std::vector<BatchEntry>& entries);
   Inputs inputs_for(const std::vector<BatchEntry>& entries, int bucket) const;

@@ -31,9 +31,16 @@ void BatchedRunner::warm_up() {
     Prepared& p = it->second;
     inputs_for({}, it->first).set(*p.executable, p.graph);
     p.executable->run();
-    const Tensor& logits = p.graph.graph[p.graph.logits];
-    p.executable->read_view(p.graph.logits, static_cast<size_t>(logits.elements()));
+    read_logits(p);
   }
+}
+
+// Views, not copies (on the H200, allocating and copying 64 sequences' logits afresh each
+// step cost more host time than the step's GPU time): the CPU's own memory, CUDA's pinned
+// copy.
+std::span<const float> BatchedRunner::read_logits(Prepared& p) {
+  const Tensor& logits = p.graph.graph[p.graph.logits];
+  return p.executable->read_view(p.graph.logits, static_cast<size_t>(logits.elements()));
 }
 
 int BatchedRunner::bucket_for(int tokens) const {
@@ -142,12 +149,8 @@ BatchedRunner::Prepared& BatchedRunner::stage(const std::vector<BatchEntry>& ent
 std::vector<std::span<const float>> BatchedRunner::step(const std::vector<BatchEntry>& entries) {
   Prepared& p = stage(entries);
   p.executable->run();
-  // Views, not copies (on the H200, allocating and copying 64 sequences' logits afresh
-  // each step cost more host time than the step's GPU time): the CPU's own memory, CUDA's
-  // pinned copy.
-  const Tensor& logits = p.graph.graph[p.graph.logits];
-  const std::span<const float> all = p.executable->read_view(p.graph.logits, static_cast<size_t>(logits.elements()));
-  const auto vocab = static_cast<size_t>(logits.ne[0]);
+  const std::span<const float> all = read_logits(p);
+  const auto vocab = static_cast<size_t>(p.graph.graph[p.graph.logits].ne[0]);
   std::vector<std::span<const float>> out;
   for (size_t i = 0; i < entries.size(); ++i) out.push_back(all.subspan(i * vocab, vocab));
   return out;

@@ -27,9 +27,9 @@ bool mul_mat_id_uses_gemm(const Graph& graph, const Tensor& t) {
 
 // Whether mul_mat takes the tensor-core product (matmul_mma.cu): weights of an int8 type
 // (the blocks MmaWeights reads), kMatvecMaxColumns < n <= kMmaMaxColumns, whole blocks, a
-// row stride the kernel's loads allow and shared memory for its stages on this device. The alignment of the weights' first byte is
-// checked at launch, where weights the int8 kernels cannot read take the generic
-// matrix-vector kernel.
+// row stride the kernel's loads allow and shared memory for its stages on this device. The
+// alignment of the weights' first byte is checked at launch, where weights the int8
+// kernels cannot read take the generic matrix-vector kernel.
 bool mul_mat_uses_mma(const Graph& graph, const Tensor& t) {
   if (t.op != Op::MulMat) return false;
   const Tensor& w = graph[t.src[0]];
