@@ -198,5 +198,35 @@ TEST(BatchedRunner, AStepMayHoldMoreTokensThanOneContext) {
   EXPECT_EQ(copy(runner.step({{3, {5}}})[0]), single.eval({5}));
 }
 
+// With RunnerOptions::best_logits, a step also gives each entry's best logits among the
+// first `columns` (as ops::top_logits orders them), with or without the whole rows.
+TEST(BatchedRunner, BestLogitsAreEachRowsBest) {
+  const Model model = make_random_model(small_tiny(), 18);
+  RunnerOptions options;
+  options.best_logits = {8, 500};  // fewer columns than the model's 512 logits
+  auto backend = make_cpu_backend();
+  BatchedRunner with_rows(model, *backend, 3, 8, options), without(model, *backend, 3, 8, options);
+  const std::vector<BatchEntry> step = {{0, {1, 2, 3}}, {2, {7}}};
+  const BatchedRunner::Logits full = with_rows.step(step, true);
+  const BatchedRunner::Logits best = without.step(step, false);
+  ASSERT_EQ(full.rows.size(), 2u);
+  EXPECT_TRUE(best.rows.empty());
+  ASSERT_EQ(best.best.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    std::vector<float> row = copy(full.rows[e]);
+    row.resize(500);
+    std::vector<int32_t> order(row.size());
+    for (size_t i = 0; i < row.size(); ++i) order[i] = static_cast<int32_t>(i);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+    ASSERT_EQ(best.best[e].logits.size(), 8u);
+    EXPECT_EQ(best.best[e].vocabulary, 500);
+    for (size_t i = 0; i < 8; ++i) {
+      EXPECT_EQ(best.best[e].ids[i], static_cast<float>(order[i])) << e << " " << i;
+      EXPECT_EQ(best.best[e].logits[i], row[static_cast<size_t>(order[i])]);
+      EXPECT_EQ(full.best[e].ids[i], best.best[e].ids[i]);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace braid

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "cuda_op_runner.h"
@@ -237,6 +238,48 @@ TEST(CudaOps, TopKDescendingTiesToLowerIndex) {
     EXPECT_EQ(expected[1], 3.0f);
     if (k == experts) {
       EXPECT_EQ(expected[static_cast<size_t>(3 * k - 1)], 0.0f);  // row 2: NaN at index 0 comes last
+    }
+    EXPECT_TRUE(runner.guards_intact());
+  }
+}
+
+// The radix selection's three ways out: a row of at most 1024 columns (gathered at once),
+// logits spread over the vocabulary (narrowed in one or two passes), and more ties of the
+// k-th logit than shared memory holds (the ties taken in index order). Bit for bit the
+// CPU reference (itself checked against a full sort in top_logits_test.cpp).
+TEST(CudaOps, TopLogitsEqualTheReference) {
+  BRAID_SKIP_WITHOUT_CUDA();
+  CudaContext cuda;
+  struct Case {
+    const char* name;
+    int64_t vocab, columns;
+    int k;
+    float distinct;  // > 0: values rounded to this many levels
+  };
+  for (const Case& c : {Case{"128k vocabulary", 128256, 128256, 64, 0}, Case{"padded", 32064, 32000, 40, 0},
+                        Case{"four levels", 32000, 32000, 64, 4}, Case{"one level", 5000, 5000, 64, 1},
+                        Case{"short rows", 1000, 900, 64, 0}, Case{"k = 1", 49152, 49152, 1, 0},
+                        Case{"k = 1024", 4096, 4096, 1024, 0}}) {
+    SCOPED_TRACE(c.name);
+    constexpr int64_t kRows = 5;
+    Graph g;
+    const TensorId logits = g.input("logits", DType::F32, {c.vocab, kRows, 1, 1});
+    OneNodeRunner runner(g, ops::top_logits(g, logits, c.k, c.columns), 93);
+    auto values = test::random_floats(static_cast<size_t>(c.vocab * kRows), 94, -20.0f, 20.0f);
+    if (c.distinct > 0) {
+      for (float& v : values) v = std::floor((v + 20.0f) / 40.0f * c.distinct);
+    }
+    values[0] = std::nanf("");  // row 0: NaN ranks last; signed zeros tie by index
+    values[1] = -0.0f;
+    values[2] = 0.0f;
+    values[static_cast<size_t>(c.vocab)] = INFINITY;  // row 1
+    runner.set_floats(logits, values);
+    const std::vector<float> expected = runner.reference();
+    for (bool captured : {false, true}) {
+      const std::vector<float> got = runner.device(cuda, captured);
+      ASSERT_EQ(got.size(), expected.size());
+      EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)), 0)
+          << (captured ? "captured" : "eager");
     }
     EXPECT_TRUE(runner.guards_intact());
   }

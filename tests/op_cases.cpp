@@ -56,6 +56,9 @@ const std::map<Op, OpCaseBuilder>& one_node_graphs() {
          return ops::copy(g.graph(), ops::transpose(g.graph(), g.random_input("a", DType::F32, {8, 2, 1, 1}, 21)), DType::F16);
        }},
       {Op::TopK, [](OpGraph& g) { return ops::top_k(g.graph(), g.random_input("l", DType::F32, {6, 2, 1, 1}, 22), 2); }},
+      {Op::TopLogits, [](OpGraph& g) {
+         return ops::top_logits(g.graph(), g.random_input("l", DType::F32, {20, 3, 1, 1}, 28), 4, 18);
+       }},
       {Op::MoeWeights, [](OpGraph& g) {
          return ops::moe_weights(g.graph(), g.random_input("l", DType::F32, {6, 2, 1, 1}, 23),
                                  g.ids("ids", {2, 2, 1, 1}, {5, 1, 0, 3}));

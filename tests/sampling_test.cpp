@@ -219,5 +219,50 @@ TEST(Sampling, BadOptionsAreErrors) {
   EXPECT_THROW(ok.sample(std::vector<float>{}), Error);
 }
 
+// A row's best logits as a batched step hands them over (ops::top_logits's order).
+struct Best {
+  std::vector<float> logits, ids;
+  BestLogits view(int64_t vocabulary) const { return {logits, ids, vocabulary}; }
+};
+Best best_of(const std::vector<float>& row, size_t count) {
+  std::vector<int32_t> order(row.size());
+  for (size_t i = 0; i < row.size(); ++i) order[i] = static_cast<int32_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+  Best best;
+  for (size_t i = 0; i < count; ++i) {
+    best.logits.push_back(row[static_cast<size_t>(order[i])]);
+    best.ids.push_back(static_cast<float>(order[i]));
+  }
+  return best;
+}
+
+TEST(Sampling, BestLogitsGiveTheTokensOfTheWholeRow) {
+  for (const SamplingOptions& o : {options(0.0f, 0, 1.0f, 1), options(0.8f, 40, 0.95f, 2), options(1.5f, 64, 1.0f, 3),
+                                   options(0.5f, 1, 0.5f, 4), options(1.0f, 7, 0.3f, 5)}) {
+    SCOPED_TRACE(::testing::Message() << "temperature " << o.temperature << " top_k " << o.top_k);
+    Sampler whole(o), from_best(o);
+    ASSERT_FALSE(from_best.needs_whole_row(64, 500));
+    for (uint32_t step = 0; step < 200; ++step) {
+      const auto logits = logits_for(step);
+      const int32_t token = whole.sample(logits);
+      ASSERT_EQ(from_best.sample(best_of(logits, 64).view(500)), token) << step;
+      whole.accept(token);
+      from_best.accept(token);
+    }
+  }
+}
+
+TEST(Sampling, TheWholeRowWhereTheBestDoNotDecide) {
+  EXPECT_FALSE(Sampler(options(0.0f, 0, 1.0f, 1)).needs_whole_row(1, 500));  // greedy
+  EXPECT_TRUE(Sampler(options(0.8f, 0, 0.95f, 1)).needs_whole_row(64, 500));  // no top_k
+  EXPECT_TRUE(Sampler(options(0.8f, 65, 0.95f, 1)).needs_whole_row(64, 500));
+  EXPECT_TRUE(Sampler(options(0.8f, 40, 0.95f, 1)).needs_whole_row(40, 40));  // top_k is the whole vocabulary
+  SamplingOptions penalized = options(0.0f, 40, 1.0f, 1);
+  penalized.repeat_penalty = 1.1f;  // reorders the logits
+  EXPECT_TRUE(Sampler(penalized).needs_whole_row(64, 500));
+  Sampler no_limit(options(0.8f, 0, 0.95f, 1));
+  EXPECT_THROW(no_limit.sample(best_of(logits_for(0), 64).view(500)), Error);
+}
+
 }  // namespace
 }  // namespace braid

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -73,8 +74,8 @@ class Executable {
   // Waits for the last run and copies a tensor's bytes out.
   virtual void read(TensorId id, void* dst, size_t bytes) = 0;
   // Waits for the last run and shows an f32 tensor's `count` values (all of them) without
-  // copying them into the caller's memory: valid until the next run or read_view of this
-  // executable. The CPU
+  // copying them into the caller's memory: valid until the next run, or the next read_view
+  // of the same tensor. The CPU
   // shows the tensor's own memory; CUDA copies into a pinned host buffer (one direct DMA,
   // where a read into pageable memory is staged by the driver). For per-step logits.
   virtual std::span<const float> read_view(TensorId id, size_t count);
@@ -93,7 +94,7 @@ class Executable {
   virtual double run_timed_ms();
 
  private:
-  std::vector<float> view_;  // read_view's default: a copy through read()
+  std::map<TensorId, std::vector<float>> views_;  // read_view's default: a copy through read()
 };
 
 class Backend {

@@ -57,6 +57,8 @@ enum class Op : uint8_t {
   Softmax,     // (a) -> softmax of each row of a * f[0]
   Copy,        // (a) -> contiguous copy, converted to the node's type
   TopK,        // (logits [experts, n]) -> I32 [k, n], indices of the k largest, descending; i[0] = k
+  TopLogits,   // (logits [vocab, n]) -> f32 [k, 2, n]: the k largest of each row's first i[1], descending,
+               // then their indices; i[0] = k
   MoeWeights,  // (logits [experts, n], ids [k, n]) -> f32 [k, n], softmax over the selected logits
   MoeCombine,  // (weights [k, n], y_0 .. y_{k-1} [d, n]) -> sum_s weights[s] * y_s
   AllReduce,   // (x f32) -> sum of x over the i[0] ranks of a tensor-parallel group, same shape

@@ -135,6 +135,13 @@ struct ModelGraph {
   // A batch of sequences (GraphOptions::sequences), else kNoTensor:
   TensorId cache_rows = kNoTensor;  // I32 [n_tokens]: each token's row of the KV caches
   TensorId logit_rows = kNoTensor;  // I32 [min(n_tokens, sequences)]: the tokens whose logits come out
+  TensorId best_logits = kNoTensor;  // f32 [k, 2, rows of logits] (GraphOptions::best_logits), else kNoTensor
+};
+// The best logits of each row, found where the logits are (ops::top_logits): a decode
+// step then copies a sampler's candidates to the host, not whole vocabulary rows.
+struct BestLogitsOptions {
+  int count = 0;        // 0: none
+  int64_t columns = 0;  // among the first this many (tokens a sampler may choose); 0: all
 };
 struct GraphOptions {
   bool all_logits = false;  // logits for every token, not only the last
@@ -148,6 +155,7 @@ struct GraphOptions {
   // sequence (rope) and at cache_rows[i] = region * n_ctx + positions[i] of the caches
   // (kv_write, attention over its region alone); logits come out for logit_rows.
   int sequences = 0;
+  BestLogitsOptions best_logits{};
 };
 // Builds the graph from the model's config and weights (or shapes only, when the model
 // has no tensors: see build_graph_shapes).

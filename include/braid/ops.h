@@ -56,6 +56,11 @@ TensorId swiglu(Graph& g, TensorId a, TensorId b);
 TensorId softmax(Graph& g, TensorId a, float scale = 1.0f);
 TensorId copy(Graph& g, TensorId a, DType type);
 TensorId top_k(Graph& g, TensorId logits, int k);
+// The k largest logits of each row among its first `columns` (a vocabulary may be padded
+// past the tokens that can be chosen), most likely first, equal values by the lower
+// index, NaN last: f32 [k, 2, n], values at [:, 0, t] and their indices at [:, 1, t]
+// (exact in f32 below 2^24). What a sampler with top_k <= k needs of a logits row.
+TensorId top_logits(Graph& g, TensorId logits, int k, int64_t columns);
 TensorId moe_weights(Graph& g, TensorId logits, TensorId ids);
 TensorId moe_combine(Graph& g, TensorId weights, const std::vector<TensorId>& expert_outputs);
 // The sum of x over the `ranks` participants of a tensor-parallel group (every rank's

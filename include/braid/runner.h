@@ -25,6 +25,9 @@ struct RunnerOptions {
   // weights once, at construction; pass a model from fuse_projections to share that
   // work between runners (fusing it again copies nothing).
   bool fuse = false;
+  // BatchedRunner only: each step also finds these best logits of every row, which
+  // step(entries, rows) reads back in place of (or beside) the whole rows.
+  BestLogitsOptions best_logits{};
 };
 
 // The guard replaced auto's choice by serial for one batch size (PlanGuard).

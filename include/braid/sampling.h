@@ -54,12 +54,32 @@ int32_t draw(const std::vector<TokenProbability>& candidates, std::mt19937_64& r
 // probabilities equal up to float rounding.
 std::vector<TokenProbability> nucleus(std::span<const float> logits, float temperature, int top_k, float top_p);
 
+// The best logits of a row, most likely first (equal logits by the lower id), as the
+// device finds them for a batched decode step (ops::top_logits): all that a greedy
+// sampler, or one whose top_k they cover, needs of the row.
+// How many best logits a batched decode step reads back for sampling (braid serve, and
+// braid bench --parallel as a greedy request): greedy, and any top_k up to this (the
+// default is 40).
+inline constexpr int kSamplingBestLogits = 64;
+
+struct BestLogits {
+  std::span<const float> logits;
+  std::span<const float> ids;  // their token ids (exact in f32)
+  int64_t vocabulary = 0;      // how many tokens of the row they were chosen among
+};
+
 class Sampler {
  public:
   explicit Sampler(const SamplingOptions& options);
   // The next token. Does not record it: call accept() with every token the model sees
   // (prompt included) so that the repetition penalty knows them.
   int32_t sample(std::span<const float> logits);
+  // The same token from a row's `best` logits alone (the same draw, bit for bit), where
+  // they hold every token it could choose: see needs_whole_row.
+  int32_t sample(const BestLogits& best);
+  // Whether a sample needs more of a row than its best `count` of `vocabulary` logits: a
+  // repetition penalty (which reorders them), or sampling with top_k 0 or above count.
+  bool needs_whole_row(int64_t count, int64_t vocabulary) const;
   void accept(int32_t token);
   const SamplingOptions& options() const { return options_; }
 

@@ -30,9 +30,10 @@ double Executable::time_runs_ms(int runs) {
 }
 
 std::span<const float> Executable::read_view(TensorId id, size_t count) {
-  view_.resize(count);
-  read(id, view_.data(), count * sizeof(float));
-  return view_;
+  std::vector<float>& view = views_[id];
+  view.resize(count);
+  read(id, view.data(), count * sizeof(float));
+  return view;
 }
 
 double Executable::run_timed_ms() {

@@ -32,6 +32,7 @@ const char* op_name(Op op) {
     case Op::Softmax: return "softmax";
     case Op::Copy: return "copy";
     case Op::TopK: return "top_k";
+    case Op::TopLogits: return "top_logits";
     case Op::MoeWeights: return "moe_weights";
     case Op::MoeCombine: return "moe_combine";
     case Op::AllReduce: return "all_reduce";

@@ -336,6 +336,17 @@ TensorId top_k(Graph& g, TensorId logits, int k) {
   return g.add(Op::TopK, DType::I32, {k, g[logits].ne[1], 1, 1}, {logits}, p);
 }
 
+TensorId top_logits(Graph& g, TensorId logits, int k, int64_t columns) {
+  require_type(g, logits, "top_logits", {DType::F32});
+  require_rows_contiguous(g, logits, "top_logits");
+  require(g[logits].dims() <= 2 && k > 0 && k <= columns && columns <= g[logits].ne[0] && columns <= (1 << 24),
+          "top_logits", fmt::format("cannot take {} of the first {} of {}", k, columns, describe(g, logits)));
+  OpParams p;
+  p.i[0] = k;
+  p.i[1] = static_cast<int32_t>(columns);
+  return g.add(Op::TopLogits, DType::F32, {k, 2, g[logits].ne[1], 1}, {logits}, p);
+}
+
 TensorId moe_weights(Graph& g, TensorId logits, TensorId ids) {
   require_type(g, logits, "moe_weights", {DType::F32});
   require_type(g, ids, "moe_weights", {DType::I32});

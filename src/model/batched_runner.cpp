@@ -31,16 +31,31 @@ void BatchedRunner::warm_up() {
     Prepared& p = it->second;
     inputs_for({}, it->first).set(*p.executable, p.graph);
     p.executable->run();
-    read_logits(p);
+    read_logits(p, 0, true);
   }
 }
 
 // Views, not copies (on the H200, allocating and copying 64 sequences' logits afresh each
 // step cost more host time than the step's GPU time): the CPU's own memory, CUDA's pinned
-// copy.
-std::span<const float> BatchedRunner::read_logits(Prepared& p) {
-  const Tensor& logits = p.graph.graph[p.graph.logits];
-  return p.executable->read_view(p.graph.logits, static_cast<size_t>(logits.elements()));
+// copy. The best logits first: reading the rows too (rarely needed) leaves them valid.
+BatchedRunner::Logits BatchedRunner::read_logits(Prepared& p, size_t entries, bool rows) {
+  const Graph& g = p.graph.graph;
+  Logits out;
+  if (p.graph.best_logits != kNoTensor) {
+    const Tensor& best = g[p.graph.best_logits];
+    const std::span<const float> all = p.executable->read_view(p.graph.best_logits, best.elements());
+    const auto count = static_cast<size_t>(best.ne[0]);
+    for (size_t i = 0; i < entries; ++i) {
+      out.best.push_back({all.subspan(2 * i * count, count), all.subspan((2 * i + 1) * count, count), best.params.i[1]});
+    }
+  }
+  if (rows) {
+    const Tensor& logits = g[p.graph.logits];
+    const std::span<const float> all = p.executable->read_view(p.graph.logits, logits.elements());
+    const auto vocab = static_cast<size_t>(logits.ne[0]);
+    for (size_t i = 0; i < entries; ++i) out.rows.push_back(all.subspan(i * vocab, vocab));
+  }
+  return out;
 }
 
 int BatchedRunner::bucket_for(int tokens) const {
@@ -56,6 +71,7 @@ void BatchedRunner::prepare(int bucket) {
   GraphOptions graph_options;
   graph_options.fuse_projections = options_.fuse;
   graph_options.sequences = sequences_;
+  graph_options.best_logits = options_.best_logits;
   p.graph = build_graph(fused_ ? *fused_ : model_, bucket, graph_options);
   if (options_.policy == Policy::Auto) {
     AutoOptions tuning = options_.autotune;
@@ -146,14 +162,14 @@ BatchedRunner::Prepared& BatchedRunner::stage(const std::vector<BatchEntry>& ent
   return p;
 }
 
-std::vector<std::span<const float>> BatchedRunner::step(const std::vector<BatchEntry>& entries) {
+BatchedRunner::Logits BatchedRunner::step(const std::vector<BatchEntry>& entries, bool rows) {
   Prepared& p = stage(entries);
   p.executable->run();
-  const std::span<const float> all = read_logits(p);
-  const auto vocab = static_cast<size_t>(p.graph.graph[p.graph.logits].ne[0]);
-  std::vector<std::span<const float>> out;
-  for (size_t i = 0; i < entries.size(); ++i) out.push_back(all.subspan(i * vocab, vocab));
-  return out;
+  return read_logits(p, entries.size(), rows);
+}
+
+std::vector<std::span<const float>> BatchedRunner::step(const std::vector<BatchEntry>& entries) {
+  return step(entries, true).rows;
 }
 
 std::vector<StepTiming> BatchedRunner::trace(const std::vector<BatchEntry>& entries) {

@@ -111,6 +111,14 @@ class Builder {
     mg.logits = ops::mul_mat(g_, output_weight(), x);
     g_[mg.logits].name = "logits";
     g_.mark_output(mg.logits);
+    if (options.best_logits.count > 0) {
+      const int64_t vocab = g_[mg.logits].ne[0];
+      const int64_t columns = options.best_logits.columns > 0 ? std::min(options.best_logits.columns, vocab) : vocab;
+      const int count = static_cast<int>(std::min<int64_t>(options.best_logits.count, columns));
+      mg.best_logits = ops::top_logits(g_, mg.logits, count, columns);
+      g_[mg.best_logits].name = "best_logits";
+      g_.mark_output(mg.best_logits);
+    }
     g_.finalize();
   }
 

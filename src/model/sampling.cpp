@@ -155,18 +155,22 @@ size_t nucleus_prefix(std::vector<TokenProbability>& c, double mass) {
   return std::max<size_t>(keep, 1);
 }
 
+// The top_k best logits (in .p, most likely first) as probabilities, cut to top_p.
+std::vector<TokenProbability> weigh_best(std::vector<TokenProbability> best, float temperature, float top_p) {
+  const double max_logit = best.front().p;  // (the most likely token's)
+  for (auto& c : best) c.p = static_cast<float>(std::exp((static_cast<double>(c.p) - max_logit) / temperature));
+  renormalize(best);
+  keep_top_p(best, top_p);
+  return best;
+}
+
 }  // namespace
 
 std::vector<TokenProbability> nucleus(std::span<const float> logits, float temperature, int top_k, float top_p) {
   BRAID_ASSERT(temperature > 0 && !logits.empty());
   const size_t vocab = logits.size();
   if (top_k > 0 && static_cast<size_t>(top_k) < vocab) {
-    std::vector<TokenProbability> out = best_logits(logits, static_cast<size_t>(top_k));
-    const double max_logit = out.front().p;  // (the most likely token's)
-    for (auto& c : out) c.p = static_cast<float>(std::exp((static_cast<double>(c.p) - max_logit) / temperature));
-    renormalize(out);
-    keep_top_p(out, top_p);
-    return out;
+    return weigh_best(best_logits(logits, static_cast<size_t>(top_k)), temperature, top_p);
   }
   const double max_logit = logits[static_cast<size_t>(argmax(logits))];
   auto weight = [&](float logit) { return std::exp((static_cast<double>(logit) - max_logit) / temperature); };
@@ -202,6 +206,25 @@ int32_t Sampler::sample(std::span<const float> logits) {
   }
   if (options_.temperature <= 0) return argmax(scores);
   return draw(nucleus(scores, options_.temperature, options_.top_k, options_.top_p), rng_);
+}
+
+bool Sampler::needs_whole_row(int64_t count, int64_t vocabulary) const {
+  if (options_.repeat_penalty != 1.0f && options_.repeat_last_n != 0) return true;
+  if (options_.temperature <= 0) return count < 1;
+  // (With top_k at or past the vocabulary, nucleus weighs the whole softmax instead.)
+  return options_.top_k <= 0 || options_.top_k > count || options_.top_k >= vocabulary;
+}
+
+int32_t Sampler::sample(const BestLogits& best) {
+  const auto count = static_cast<int64_t>(best.logits.size());
+  if (best.ids.size() != best.logits.size() || needs_whole_row(count, best.vocabulary)) {
+    throw Error(fmt::format("sample: {} best logits of {} do not decide this sampler's token", best.logits.size(),
+                            best.vocabulary));
+  }
+  if (options_.temperature <= 0) return static_cast<int32_t>(best.ids[0]);
+  std::vector<TokenProbability> top(static_cast<size_t>(options_.top_k));
+  for (size_t i = 0; i < top.size(); ++i) top[i] = {static_cast<int32_t>(best.ids[i]), best.logits[i]};
+  return draw(weigh_best(std::move(top), options_.temperature, options_.top_p), rng_);
 }
 
 void Sampler::accept(int32_t token) {

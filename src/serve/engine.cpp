@@ -38,6 +38,11 @@ Engine::Engine(const Model& model, const Tokenizer& tokenizer, EngineOptions opt
   }
   const SchedulerOptions& o = scheduler_.options();  // (with the step budget resolved)
   const int max_step_tokens = o.step_token_budget;
+  // Each step finds the best logits of every row where they are and reads back only those,
+  // unless a request's sampler needs whole rows (Sampler::needs_whole_row): on CUDA the
+  // rows of a 64-sequence step at 128k tokens are 33 MB, copied while the GPU waits.
+  // Only pieces can be chosen (a model may have more logits: a padded embedding).
+  options_.runner.best_logits = {kSamplingBestLogits, tokenizer_.vocabulary().size()};
   try {
     backend_ = make_backend(options_.backend);
     runner_ = std::make_unique<BatchedRunner>(model_, *backend_, o.slots, max_step_tokens, options_.runner);
@@ -138,10 +143,22 @@ void Engine::run_step(const StepPlan& plan) {
       entries.push_back({w.slot, std::vector<int32_t>(begin, begin + w.count)});
     }
   }
-  std::vector<std::span<const float>> logits;
+  // The requests that get a token this step (the decoded and those whose prompt ends).
+  std::vector<Active*> sampling(plan.work.size(), nullptr);
+  const int64_t pieces = tokenizer_.vocabulary().size();
+  const int64_t best = std::min<int64_t>(kSamplingBestLogits, pieces);
+  bool rows = false;
+  for (size_t i = 0; i < plan.work.size(); ++i) {
+    const SlotWork& w = plan.work[i];
+    if (!w.decode && metrics_) metrics_->add_prompt_tokens(w.count);
+    if (!w.decode && !w.last_chunk) continue;
+    sampling[i] = active_.at(w.id).get();
+    rows |= sampling[i]->sampler.needs_whole_row(best, pieces);
+  }
+  BatchedRunner::Logits logits;
   const auto started = Clock::now();
   try {
-    logits = runner_->step(entries);
+    logits = runner_->step(entries, rows);
   } catch (const std::exception& e) {
     // (The checks before a request is queued make this a fault of the backend.)
     for (const SlotWork& w : plan.work) end(*active_.at(w.id), FinishReason::Error, e.what());
@@ -151,24 +168,18 @@ void Engine::run_step(const StepPlan& plan) {
 
   // Each sequence's next token, sampled and passed on side by side: each request has its own
   // sampler, text stream and handle, so nothing is shared but the (thread-safe) metrics.
-  // On the pool the CPU backend uses for its nodes, idle between steps: a sample scans the
-  // whole vocabulary (0.1-0.5 ms at 32k-128k tokens). The handlers that got text are woken
-  // by waker_, off this thread. A model may have more logits than pieces (a padded
-  // embedding): only pieces can be chosen.
-  const size_t pieces = static_cast<size_t>(tokenizer_.vocabulary().size());
-  std::vector<Active*> sampling(plan.work.size(), nullptr);
-  for (size_t i = 0; i < plan.work.size(); ++i) {
-    const SlotWork& w = plan.work[i];
-    if (!w.decode && metrics_) metrics_->add_prompt_tokens(w.count);
-    if (w.decode || w.last_chunk) sampling[i] = active_.at(w.id).get();
-  }
+  // On the pool the CPU backend uses for its nodes, idle between steps (a sample from a
+  // whole row scans the vocabulary). The handlers that got text are woken by waker_, off
+  // this thread.
   std::vector<std::shared_ptr<RequestHandle>> woken(plan.work.size());
   cpu::ThreadPool::shared().parallel_for(static_cast<int64_t>(plan.work.size()), [&](int64_t i) {
     Active* a = sampling[i];
     if (!a) return;
     int32_t token = -1;
     try {
-      token = a->sampler.sample(logits[i].first(std::min(pieces, logits[i].size())));
+      const auto row = static_cast<size_t>(i);
+      token = logits.rows.empty() ? a->sampler.sample(logits.best[row])
+                                  : a->sampler.sample(logits.rows[row].first(static_cast<size_t>(pieces)));
     } catch (const std::exception& e) {  // (not expected)
       end(*a, FinishReason::Error, e.what());
       return;

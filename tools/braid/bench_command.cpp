@@ -98,8 +98,9 @@ TestTimes time_batched(BatchedRunner& runner, int prompt, int n, int reps) {
       decode.push_back({s, {static_cast<int32_t>((s * 31 + 7) % vocab)}});
     }
     const auto start = std::chrono::steady_clock::now();
-    // (A step reads the logits back, as every real decode step does: no host share to time apart.)
-    for (int i = 0; i < n; ++i) runner.step(decode);
+    // (A step reads back what a greedy request of braid serve reads: each sequence's best
+    // logits. No host share to time apart.)
+    for (int i = 0; i < n; ++i) runner.step(decode, false);
     if (r >= 0) times.tps.push_back(static_cast<double>(sequences) * n / seconds_since(start));
   }
   return times;
@@ -168,7 +169,9 @@ void bench_batched(const BenchRun& r, const std::vector<int>& prompts, const std
     for (int p : prompts) {
       // Its own backend: the caches' size depends on the number of sequences.
       auto batch_backend = make_backend(r.backend_name);
-      BatchedRunner runner(r.run_model, *batch_backend, sequences, std::max(sequences, p), r.runner);
+      RunnerOptions options = r.runner;
+      options.best_logits = {kSamplingBestLogits, 0};
+      BatchedRunner runner(r.run_model, *batch_backend, sequences, std::max(sequences, p), options);
       const int bucket = runner.bucket_for(sequences);
       for (int n : generate) {
         fmt::print(stderr, "braid bench: {} {} graph={} fuse={} {} sequences, pp{} then tg{}\n", r.source.label(),

@@ -20,6 +20,7 @@ const char* op_colour(Op op) {
     case Op::TopK:
     case Op::MoeWeights:
     case Op::MoeCombine: return "#b07aa1";
+    case Op::TopLogits: return "#9c755f";  // the logits' candidates for sampling
     case Op::AllReduce: return "#ff9da7";  // communication: where tensor parallelism waits
     default: return "#59a14f";
   }

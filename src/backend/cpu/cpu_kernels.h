@@ -80,5 +80,8 @@ inline int64_t first_attended_row(int64_t position, int region) {
 void compute_attention(const NodeArgs& args);
 // Mixture-of-experts routing: TopK, MoeWeights, MoeCombine.
 void compute_moe(const NodeArgs& args);
+// TopLogits: a sampler's candidates; one row of them (the fast backend spreads rows over threads).
+void compute_top_logits(const NodeArgs& args);
+void top_logits_row(const NodeArgs& args, int64_t row);
 
 }  // namespace braid::cpu

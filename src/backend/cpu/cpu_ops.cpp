@@ -102,6 +102,8 @@ void compute(const Graph& graph, TensorId node, const Addresses& memory) {
     case Op::MoeWeights:
     case Op::MoeCombine:
       return compute_moe(args);
+    case Op::TopLogits:
+      return compute_top_logits(args);
     case Op::AllReduce:
       return compute_all_reduce(args);
     case Op::None:

@@ -19,6 +19,10 @@ void compute_fast(const Graph& graph, TensorId node, const Addresses& memory, Th
     case Op::Rope:
     case Op::KvWrite: done = fast_rowwise(args, context); break;
     case Op::Attention: done = fast_attention(args, context); break;
+    case Op::TopLogits:
+      context.pool.parallel_for(args.src[0].ne[1], [&](int64_t row) { top_logits_row(args, row); });
+      done = true;
+      break;
     default: break;
   }
   if (!done) compute(graph, node, memory);

@@ -242,9 +242,10 @@ std::span<const float> CudaExecutable::read_view(TensorId id, size_t count) {
   if (id < 0 || id >= graph_.tensor_count()) throw Error(fmt::format("read_view: no tensor {} in this graph", id));
   if (graph_[id].type != DType::F32) throw Error(fmt::format("read_view: tensor {} is not f32", describe(graph_[id])));
   const size_t bytes = count * sizeof(float);
-  if (view_host_.bytes() < bytes) view_host_ = PinnedBuffer::allocate(bytes, "read_view");
-  read(id, view_host_.data(), bytes);  // the same checks; a DMA straight into pinned memory
-  return {reinterpret_cast<const float*>(view_host_.data()), count};
+  PinnedBuffer& view = view_host_[id];
+  if (view.bytes() < bytes) view = PinnedBuffer::allocate(bytes, "read_view");
+  read(id, view.data(), bytes);  // the same checks; a DMA straight into pinned memory
+  return {reinterpret_cast<const float*>(view.data()), count};
 }
 
 void CudaExecutable::read(TensorId id, void* dst, size_t bytes) {

@@ -24,6 +24,7 @@
 // (persistent/persistent_program.h), which runs every step; nothing is captured.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -82,7 +83,7 @@ class CudaExecutable final : public Executable {
   DeviceBuffer arena_;
   DeviceBuffer staging_device_;
   PinnedBuffer staging_host_;
-  PinnedBuffer view_host_;  // read_view's copy, grown to the largest tensor shown
+  std::map<TensorId, PinnedBuffer> view_host_;  // read_view's copies, one a tensor shown
   std::vector<DeviceBuffer> scratch_;           // per plan stream (empty when unused)
   std::vector<DeviceBuffer> cublas_workspace_;  // per plan stream (empty when unused)
   DeviceAddresses addresses_;

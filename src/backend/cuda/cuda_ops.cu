@@ -10,6 +10,7 @@
 #include "backend/cuda/get_rows.cuh"
 #include "backend/cuda/matmul.cuh"
 #include "backend/cuda/moe.cuh"
+#include "backend/cuda/top_logits.cuh"
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/rope.cuh"
 #include "backend/cuda/softmax.cuh"
@@ -68,6 +69,7 @@ bool supports(const Graph& graph, TensorId node) {
     case Op::TopK:
     case Op::MoeWeights:
     case Op::MoeCombine: return moe_supported(graph, node);
+    case Op::TopLogits: return top_logits_supported(graph, node);
     case Op::AllReduce: return all_reduce_supported(graph, node);
     default: return false;  // leaves and views compute nothing
   }
@@ -95,6 +97,7 @@ void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, co
     case Op::TopK: launch_top_k(launch); return;
     case Op::MoeWeights: launch_moe_weights(launch); return;
     case Op::MoeCombine: launch_moe_combine(launch); return;
+    case Op::TopLogits: launch_top_logits(launch); return;
     case Op::AllReduce: launch_all_reduce(launch); return;
     default: throw Error(launch.label() + ": not a compute op");
   }

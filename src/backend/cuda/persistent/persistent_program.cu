@@ -176,6 +176,7 @@ bool persistent_decode_graph(const Graph& graph) {
     const Tensor& t = graph[id];
     if ((t.op == Op::MulMat || t.op == Op::MulMatId) && graph[t.src[1]].ne[1] > 1) return false;
     if (t.op == Op::Attention && graph[t.src[0]].ne[2] > 1) return false;
+    if (t.op == Op::TopLogits) return false;  // a batched step's (BatchedRunner), even of one token
   }
   return true;
 }

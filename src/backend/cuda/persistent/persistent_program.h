@@ -15,8 +15,8 @@
 
 namespace braid::cuda {
 
-// One token a step: every product multiplies one column (prompts and batches stay on the
-// graph executor).
+// One token a step: every product multiplies one column (prompts and batches, even
+// batches of one sequence, stay on the graph executor).
 bool persistent_decode_graph(const Graph& graph);
 
 // Why the persistent kernel cannot run `node` ("" when it can): the op, or the type or
