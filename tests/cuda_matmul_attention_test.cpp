@@ -104,12 +104,13 @@ TEST(CudaMulMat, OddColumnCountsUseTheRightKernelWidth) {
 }
 
 // Rows whose length is no multiple of the 16-byte chunk (tail loop of the fast kernel),
-// a strided weight view, and x columns that start one float in (the generic kernel).
+// a strided weight view, and x columns that start one float in (the generic kernel; at
+// 70 columns, x's conversion to 16 bits one element at a time).
 TEST(CudaMulMat, StridedAndMisalignedOperands) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
   for (DType type : {DType::F32, DType::F16, DType::Q8_0}) {
-    for (int64_t n : {1, 3, 12}) {
+    for (int64_t n : {1, 3, 12, 70}) {
       for (size_t x_offset : {size_t{0}, size_t{4}}) {
         const int64_t k = type == DType::F32 ? 102 : type == DType::F16 ? 100 : 96;  // tails of 2, 4, 0
         Graph g;
