@@ -39,11 +39,8 @@ int64_t dequant_slice(DType w_type, int64_t k, int64_t m) {
 // product.)
 template <typename T>
 __global__ void convert_columns_kernel(const float* x, int64_t x_col_stride, int64_t k, int64_t n, T* out,
-                                       bool vectors, unsigned* counters, int counter_count) {
+                                       bool vectors) {
   wait_for_producers();
-  if (blockIdx.x == 0 && blockIdx.y == 0) {
-    for (int i = static_cast<int>(threadIdx.x); i < counter_count; i += static_cast<int>(blockDim.x)) counters[i] = 0;
-  }
   constexpr int kPer = 8;
   for (int64_t column = blockIdx.y; column < n; column += gridDim.y) {
     const float* from = x + column * x_col_stride;
@@ -78,7 +75,7 @@ void gemm(const NodeLaunch& launch, cudaDataType_t type, const void* a, int64_t 
 }  // namespace
 
 void convert_columns(const NodeLaunch& launch, DType w_type, const float* x, int64_t x_col_stride, int64_t k,
-                     int64_t n, void* out, unsigned* counters, int counter_count) {
+                     int64_t n, void* out) {
   if (k == 0 || n == 0) return;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>((k + 8 * 256 - 1) / (8 * 256), 65535)),
                   static_cast<unsigned>(std::min<int64_t>(n, 65535)));
@@ -86,10 +83,10 @@ void convert_columns(const NodeLaunch& launch, DType w_type, const float* x, int
   cudaStream_t stream = launch.ctx.stream;
   if (w_type == DType::BF16) {
     launch_kernel(convert_columns_kernel<__nv_bfloat16>, grid, 256, 0, stream, x, x_col_stride, k, n,
-                  static_cast<__nv_bfloat16*>(out), vectors, counters, counter_count);
+                  static_cast<__nv_bfloat16*>(out), vectors);
   } else {
     launch_kernel(convert_columns_kernel<__half>, grid, 256, 0, stream, x, x_col_stride, k, n, static_cast<__half*>(out),
-                  vectors, counters, counter_count);
+                  vectors);
   }
   launch.check_launch();
 }

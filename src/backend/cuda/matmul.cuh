@@ -103,10 +103,9 @@ bool gemm_supported(DType w_type, int64_t w_row_stride, int64_t x_col_stride_byt
 
 // Pieces of the cuBLAS path that gemm_experts.cu shares (gemm.cu):
 // x [k, n] f32 (column stride in floats) -> contiguous [k, n] of the weight's 16-bit type
-// (bf16 for BF16 weights, f16 for every other type). Also zeroes `counters` (the tensor-
-// core product's arrival counts, Note [Split k]), so the product needs no kernel for it.
+// (bf16 for BF16 weights, f16 for every other type).
 void convert_columns(const NodeLaunch& launch, DType w_type, const float* x, int64_t x_col_stride, int64_t k,
-                     int64_t n, void* out, unsigned* counters = nullptr, int counter_count = 0);
+                     int64_t n, void* out);
 // Rows [0, rows) of a quantized matrix -> contiguous f16 [rows, k].
 void dequantize_rows(const NodeLaunch& launch, DType type, const uint8_t* w, int64_t w_row_stride, int64_t k,
                      int64_t rows, __half* out);

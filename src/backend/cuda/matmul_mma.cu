@@ -151,7 +151,7 @@ __device__ __forceinline__ void mma_f16(float (&acc)[4], uint32_t a0, uint32_t a
 // shared memory (Stage<W, N>).
 template <DType W, int NT>
 __global__ void __launch_bounds__(kMmaThreads, NT <= 8 ? 2 : 1)
-    half_mma_kernel(MatvecArgs a, const __half* x16, float* partials, unsigned* counters, int64_t steps_per_split) {
+    half_mma_kernel(MatvecArgs a, const __half* x16, float* partials, int64_t steps_per_split) {
   constexpr int N = 8 * NT;
   using StageT = Stage<W, N>;
   extern __shared__ __align__(16) uint8_t shared[];
@@ -214,8 +214,6 @@ __global__ void __launch_bounds__(kMmaThreads, NT <= 8 ? 2 : 1)
     __syncthreads();  // every read of this stage is done before it is refilled
   }
   store_tiles<NT>(acc, a, partials, block_row + 16 * warp, tiles, g, t);
-  // (Every read of the stages is behind the loop's last barrier: its first word is free.)
-  if (gridDim.y > 1) finish_splits(a, partials, counters, block_row, reinterpret_cast<unsigned*>(shared));
 }
 
 // The dynamic shared memory of half_mma_kernel<W, NT>: two stages.
@@ -225,16 +223,14 @@ constexpr size_t kSharedBytes = 2 * Stage<W, 8 * NT>::kBytes;
 static_assert(kSharedBytes<DType::Q8_0, 16> <= 227 * 1024);
 
 template <DType W, int NT>
-void launch_tiles(const MatvecArgs& a, const __half* x16, float* partials, unsigned* counters, const KSplit& split,
-                  cudaStream_t stream) {
+void launch_tiles(const MatvecArgs& a, const __half* x16, float* partials, const KSplit& split, cudaStream_t stream) {
   constexpr size_t bytes = kSharedBytes<W, NT>;
   // At every launch: the attribute is the current device's (tensor-parallel ranks run on others).
   const cudaError_t configured =
       cudaFuncSetAttribute(half_mma_kernel<W, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   if (configured != cudaSuccess) throw Error(std::string("f16 tensor-core product: ") + cudaGetErrorString(configured));
   const dim3 grid(grid_size(a.m, kMmaRows), static_cast<unsigned>(split.splits));
-  launch_kernel(half_mma_kernel<W, NT>, grid, kMmaThreads, bytes, stream, a, x16, partials, counters,
-                split.steps_per_split);
+  launch_kernel(half_mma_kernel<W, NT>, grid, kMmaThreads, bytes, stream, a, x16, partials, split.steps_per_split);
 }
 
 // Calls f(std::integral_constant<int, NT>{}) with the kernel width (tiles of 8 columns) that
@@ -252,9 +248,28 @@ void with_width(int64_t n, F&& f) {
 }
 
 template <DType W>
-void launch_typed(const MatvecArgs& a, const __half* x16, float* partials, unsigned* counters, const KSplit& split,
+void launch_typed(const MatvecArgs& a, const __half* x16, float* partials, const KSplit& split,
                   cudaStream_t stream) {
-  with_width(a.n, [&](auto nt) { launch_tiles<W, decltype(nt)::value>(a, x16, partials, counters, split, stream); });
+  with_width(a.n, [&](auto nt) { launch_tiles<W, decltype(nt)::value>(a, x16, partials, split, stream); });
+}
+
+// out = the sum of the splits' partials in split order, plus the addend (mul_mat_add).
+__global__ void sum_splits_kernel(const float* partials, int64_t splits, int64_t count, const float* plus,
+                                  float* out) {
+  wait_for_producers();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float sum = partials[i];
+    for (int64_t s = 1; s < splits; ++s) sum += partials[s * count + i];
+    out[i] = plus != nullptr ? sum + plus[i] : sum;
+  }
+}
+
+// a.out = the sum of the partials of `splits` splits of k in split order, plus a.plus.
+void launch_sum_splits(const NodeLaunch& launch, const float* partials, int64_t splits, const MatvecArgs& a) {
+  const int64_t count = a.m * a.n;
+  const auto blocks = static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 65535));
+  launch_kernel(sum_splits_kernel, blocks, 256, 0, launch.ctx.stream, partials, splits, count, a.plus, a.out);
 }
 
 }  // namespace
@@ -270,19 +285,13 @@ void launch_half_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& a
   if (split.splits > 65535) throw Error(launch.label() + ": rows too long");  // grid rows
   auto* scratch = static_cast<uint8_t*>(launch.ctx.scratch);
   auto* x16 = reinterpret_cast<__half*>(scratch);
+  convert_columns(launch, w_type, args.x, args.x_col_stride, args.k, args.n, x16);
   auto* partials = reinterpret_cast<float*>(scratch + partials_offset(args.k, args.n));
-  unsigned* counters = nullptr;  // after the partials (partials_bytes), with more than one split
-  int row_blocks = 0;
-  if (split.splits > 1) {
-    counters = reinterpret_cast<unsigned*>(reinterpret_cast<uint8_t*>(partials) +
-                                           align_up(static_cast<size_t>(split.splits * args.m * args.n) * sizeof(float)));
-    row_blocks = static_cast<int>(grid_size(args.m, kMmaRows));
-  }
-  convert_columns(launch, w_type, args.x, args.x_col_stride, args.k, args.n, x16, counters, row_blocks);
   const bool typed = with_weight_type(w_type, [&](auto w) {
-    launch_typed<decltype(w)::value>(args, x16, partials, counters, split, launch.ctx.stream);
+    launch_typed<decltype(w)::value>(args, x16, partials, split, launch.ctx.stream);
   });
   if (!typed) throw Error(launch.label() + ": no f16 tensor-core kernel for this weight type");
+  if (split.splits > 1) launch_sum_splits(launch, partials, split.splits, args);
   launch.check_launch();
 }
 

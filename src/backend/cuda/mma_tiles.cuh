@@ -24,14 +24,11 @@ constexpr int64_t kTargetBlocks = 264;
 // Note [Split k]: a block owns 128 rows, so a 4096-row matrix gives 32 blocks, a quarter of
 // the SMs of an H200, too few loads in flight to stream the weights.
 // The blocks then split k: grid row y (of `splits`) takes steps [y * steps_per_split,
-// (y + 1) * steps_per_split) and writes its partial sums to scratch, then counts itself in
-// for its rows (an atomic counter a row block, zeroed by the conversion of x before the
-// kernel); the block that arrives last adds the partials in split order (and the addend
-// of mul_mat_add) into the output: a fixed order for a given shape, so results do not
-// change from run to run. (A kernel of its own for the sum cost a launch and a pass over
-// the partials after every product: 7 a layer.) Splits are chosen from the shape alone
-// (the scratch is sized when the plan is made): enough for kTargetBlocks blocks, at most
-// one per step.
+// (y + 1) * steps_per_split) and writes its partial sums to scratch, and sum_splits_kernel
+// adds the partials in split order (and the addend of mul_mat_add): a fixed order for a
+// given shape, so results do not change from run to run. Splits are chosen from the shape
+// alone (the scratch is sized when the plan is made): enough for kTargetBlocks blocks, at
+// most one per step.
 struct KSplit {
   int64_t splits;
   int64_t steps_per_split;
@@ -232,39 +229,14 @@ __device__ __forceinline__ void store_tiles(const float (&acc)[NT][4], const Mat
   }
 }
 
-// After a block stored its partial sums (store_tiles): the last block of the row block
-// to arrive (Note [Split k]) writes out = the partials' sum in split order, plus the addend.
-// The others' partials are read through L2 (__ldcg): they were never in this SM's L1.
-// `last` is a word of shared memory the block no longer uses.
-__device__ __forceinline__ void finish_splits(const MatvecArgs& a, const float* partials, unsigned* counters,
-                                              int64_t block_row, unsigned* last) {
-  __threadfence();  // this thread's partials are visible to the block that sums them
-  __syncthreads();
-  if (threadIdx.x == 0) *last = atomicAdd(&counters[blockIdx.x], 1u) == gridDim.y - 1;
-  __syncthreads();
-  if (!*last) return;
-  __threadfence();
-  const int rows = a.m - block_row < kMmaRows ? static_cast<int>(a.m - block_row) : kMmaRows;
-  const int64_t slab = a.m * a.n;
-  for (int e = static_cast<int>(threadIdx.x); e < rows * a.n; e += static_cast<int>(blockDim.x)) {
-    const int64_t at = (e / rows) * a.m + block_row + e % rows;  // (column, row): rows adjacent
-    float sum = __ldcg(partials + at);
-    for (unsigned s = 1; s < gridDim.y; ++s) sum += __ldcg(partials + s * slab + at);
-    a.out[at] = with_plus(a, at, sum);
-  }
+// The bytes of scratch the partial sums of the splits take (none with one split).
+inline size_t partials_bytes(int64_t k, int64_t m, int64_t n) {
+  const KSplit split = k_split(k, m);
+  return split.splits > 1 ? static_cast<size_t>(split.splits * m * n) * sizeof(float) : 0;
 }
 
 constexpr size_t kScratchAlignment = 256;
 inline size_t align_up(size_t bytes) { return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment; }
-
-// The bytes of scratch the partial sums of the splits and the row blocks' arrival counters
-// take (none with one split).
-inline size_t partials_bytes(int64_t k, int64_t m, int64_t n) {
-  const KSplit split = k_split(k, m);
-  if (split.splits == 1) return 0;
-  return align_up(static_cast<size_t>(split.splits * m * n) * sizeof(float)) +
-         static_cast<size_t>((m + kMmaRows - 1) / kMmaRows) * sizeof(unsigned);
-}
 
 // Calls f(std::integral_constant<DType, W>{}) for the weight types MmaWeights reads;
 // false for any other.
