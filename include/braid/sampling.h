@@ -54,14 +54,14 @@ int32_t draw(const std::vector<TokenProbability>& candidates, std::mt19937_64& r
 // probabilities equal up to float rounding.
 std::vector<TokenProbability> nucleus(std::span<const float> logits, float temperature, int top_k, float top_p);
 
-// The best logits of a row, most likely first (equal logits by the lower id), as the
-// device finds them for a batched decode step (ops::top_logits): all that a greedy
-// sampler, or one whose top_k they cover, needs of the row.
 // How many best logits a batched decode step reads back for sampling (braid serve, and
 // braid bench --parallel as a greedy request): greedy, and any top_k up to this (the
 // default is 40).
 inline constexpr int kSamplingBestLogits = 64;
 
+// The best logits of a row, most likely first (equal logits by the lower id), as the
+// device finds them for a batched decode step (ops::top_logits): all that a greedy
+// sampler, or one whose top_k they cover, needs of the row.
 struct BestLogits {
   std::span<const float> logits;
   std::span<const float> ids;  // their token ids (exact in f32)
