@@ -205,6 +205,13 @@ def test_metrics(s):
     check(m["braid_generated_tokens_total"] > 100 and m["braid_prompt_tokens_total"] > 100, f"{m}")
     check(m["braid_time_to_first_token_seconds_count"] >= 40, f"{m}")
     check(m["braid_slots"] == 16 and m["braid_running_sequences"] == 0, f"{m}")
+    # Every request so far sampled from the best logits the GPU (or CPU) found; one whose
+    # sampling needs whole rows (top_k 0) makes each of its steps read them back.
+    check(m["braid_step_whole_rows_total"] < m["braid_steps_total"], f"{m}")
+    s.client.completions.create(model="stories260K", prompt="Once upon a time", max_tokens=4, temperature=0.8,
+                                extra_body={"top_k": 0, "ignore_eos": True})
+    after = s.metrics()["braid_step_whole_rows_total"]
+    check(after >= m["braid_step_whole_rows_total"] + 4, f"whole-row steps {after} after {m}")
 
 
 def test_smollm2(braid):

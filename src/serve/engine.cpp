@@ -191,7 +191,7 @@ void Engine::run_step(const StepPlan& plan) {
   if (metrics_) {
     metrics_->count_step(plan.tokens(), runner_->bucket_for(plan.tokens()),
                          std::chrono::duration<double>(evaluated - started).count(),
-                         std::chrono::duration<double>(Clock::now() - evaluated).count());
+                         std::chrono::duration<double>(Clock::now() - evaluated).count(), rows);
   }
 }
 

@@ -35,8 +35,9 @@ void Metrics::set_scheduler(int waiting, int running, int slots) {
   slots_ = slots;
 }
 
-void Metrics::count_step(int tokens, int bucket, double evaluate_seconds, double sample_seconds) {
+void Metrics::count_step(int tokens, int bucket, double evaluate_seconds, double sample_seconds, bool whole_rows) {
   ++steps_;
+  if (whole_rows) ++whole_row_steps_;
   step_tokens_ += static_cast<uint64_t>(tokens);
   step_bucket_tokens_ += static_cast<uint64_t>(bucket);
   std::lock_guard lock(mutex_);
@@ -83,6 +84,9 @@ std::string Metrics::prometheus_text() const {
   out += fmt::format("braid_step_tokens_total {}\n", step_tokens_.load());
   metric("braid_step_batch_tokens_total", "counter", "Batch sizes the steps ran at (their tokens plus padding)");
   out += fmt::format("braid_step_batch_tokens_total {}\n", step_bucket_tokens_.load());
+  metric("braid_step_whole_rows_total", "counter", "Steps that read whole rows of logits back (some request's sampling "
+         "needed more than the best 64 logits: top_k 0 or above 64)");
+  out += fmt::format("braid_step_whole_rows_total {}\n", whole_row_steps_.load());
   metric("braid_step_seconds_total", "counter", "Seconds of engine steps: evaluating the model, sampling and streaming");
   out += fmt::format("braid_step_seconds_total{{phase=\"evaluate\"}} {:.6f}\n", evaluate_seconds_);
   out += fmt::format("braid_step_seconds_total{{phase=\"sample\"}} {:.6f}\n", sample_seconds_);

@@ -21,9 +21,10 @@ class Metrics {
   void observe_time_to_first_token(double seconds);
   void set_scheduler(int waiting, int running, int slots);
   // One engine step: the tokens it evaluated, the batch size it ran at (its bucket, padding
-  // included), the seconds the model took (inputs, graph, logits back) and the seconds
-  // spent sampling and handing the tokens to the clients.
-  void count_step(int tokens, int bucket, double evaluate_seconds, double sample_seconds);
+  // included), the seconds the model took (inputs, graph, logits back), the seconds spent
+  // sampling and handing the tokens to the clients, and whether it read back whole rows of
+  // logits (a request's sampling needed more than the best ones: Sampler::needs_whole_row).
+  void count_step(int tokens, int bucket, double evaluate_seconds, double sample_seconds, bool whole_rows);
   void count_cancelled() { ++cancelled_; }
 
   int running() const { return running_; }
@@ -42,7 +43,7 @@ class Metrics {
   double ttft_max_ = 0;
   double evaluate_seconds_ = 0, sample_seconds_ = 0;
   std::atomic<uint64_t> prompt_tokens_{0}, generated_tokens_{0}, steps_{0}, step_tokens_{0}, step_bucket_tokens_{0},
-      cancelled_{0};
+      cancelled_{0}, whole_row_steps_{0};
   std::atomic<int> waiting_{0}, running_{0}, slots_{0};
 };
 
