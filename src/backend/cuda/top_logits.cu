@@ -1,9 +1,10 @@
 // One block a row, a radix selection over the logits' bits: each pass histograms the next
 // digit of the keys still in the running and keeps the bin that holds the k-th best, until
 // every key at or above that bin fits in shared memory. Those are ranked there (larger
-// first, then the lower index) and the first k written. A row of 128256 logits usually
-// takes one histogram pass and one gathering pass over its 512 KB (from L2: the LM head
-// wrote it just before).
+// first, then the lower index) and the first k written. The first digit is the sign, the
+// exponent and 3 bits of mantissa, so for logits spread as a model's, one histogram pass
+// should leave few enough keys at or above the chosen bin: then a row is read twice (512 KB
+// at 128k tokens, from L2, where the LM head just wrote it).
 #include "backend/cuda/top_logits.cuh"
 
 namespace braid::cuda {
