@@ -22,10 +22,10 @@ BatchedRunner::BatchedRunner(const Model& model, Backend& backend, int sequences
 }
 
 // On the H200 a fresh braid serve's first burst of requests ran at ~60% of the same burst
-// sent again: what a first run costs (the CUDA graph's upload, the pinned buffer of the
-// logits, grown at each larger bucket) fell on the first steps. Each bucket now runs once
-// here, on padding alone (rows of the scratch region, which no sequence reads), largest
-// first so that the logits buffer is allocated once.
+// sent again: what a first run costs (the CUDA graph's upload, the pinned buffers its
+// logits are read into) fell on the first steps. Each bucket now runs once here, on
+// padding alone (rows of the scratch region, which no sequence reads), and reads back
+// everything a step may read.
 void BatchedRunner::warm_up() {
   for (auto it = prepared_.rbegin(); it != prepared_.rend(); ++it) {
     Prepared& p = it->second;

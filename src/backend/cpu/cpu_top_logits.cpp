@@ -25,7 +25,8 @@ bool ranks_before(const Scored& a, const Scored& b) {
 
 // One pass over the row with a heap of the best so far, whose front is the worst of them;
 // once it is full, a run of 16 logits all below that worst is passed over with one maximum
-// (a NaN in the run is ignored by it, and ranks below everything anyway).
+// (a NaN in the run is ignored by it, and ranks below everything anyway; with a NaN the
+// worst kept, no run is below it).
 void top_logits_row(const NodeArgs& args, int64_t row) {
   const auto k = static_cast<size_t>(args.node.params.i[0]);
   const auto columns = static_cast<size_t>(args.node.params.i[1]);
@@ -46,7 +47,7 @@ void top_logits_row(const NodeArgs& args, int64_t row) {
   constexpr size_t kRun = 16;
   size_t i = 0;
   for (; i + kRun <= columns; i += kRun) {
-    if (best.size() == k && !std::isnan(best.front().logit)) {
+    if (best.size() == k) {
       float run_max = x[i];
       for (size_t j = 1; j < kRun; ++j) run_max = std::max(run_max, x[i + j]);
       if (run_max < best.front().logit) continue;
