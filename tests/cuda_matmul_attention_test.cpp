@@ -233,14 +233,14 @@ TEST(CudaMulMat, Int8KernelsNeedTheScratchTheyReport) {
   EXPECT_EQ(cuda::scratch_bytes(g, node), 0u);
 }
 
-// A quantized matrix larger than one dequantized slice (64 MiB of f16) on the cuBLAS path:
+// A quantized matrix larger than one dequantized slice (128 MiB of f16) on the cuBLAS path:
 // two slices along k, the second added to the first's product (gemm.cu, Note [Slices
 // along k]); q2_K has no int8 kernel, so 9 columns take cuBLAS.
 TEST(CudaMulMat, QuantizedGemmSpansSeveralSlices) {
   BRAID_SKIP_WITHOUT_CUDA();
   CudaContext cuda;
   Graph g;
-  const TensorId w = g.weight("w", DType::Q2_K, {8192, 4160, 1, 1});
+  const TensorId w = g.weight("w", DType::Q2_K, {8192, 8320, 1, 1});
   const TensorId x = g.input("x", DType::F32, {8192, 9, 1, 1});
   const TensorId node = ops::mul_mat(g, w, x);
   ASSERT_TRUE(cuda::uses_cublas(g, node));

@@ -281,7 +281,7 @@ void launch_half_mma(const NodeLaunch& launch, DType w_type, const MatvecArgs& a
   if (args.m == 0) return;
   if (args.m > INT32_MAX) throw Error(launch.label() + ": too many rows");
   launch.require_scratch(half_mma_scratch_bytes(args.k, args.m, args.n));
-  const KSplit split = k_split(args.k, args.m);
+  const KSplit split = k_split(args.k, args.m, args.n);
   if (split.splits > 65535) throw Error(launch.label() + ": rows too long");  // grid rows
   auto* scratch = static_cast<uint8_t*>(launch.ctx.scratch);
   auto* x16 = reinterpret_cast<__half*>(scratch);

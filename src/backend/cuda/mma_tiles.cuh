@@ -19,7 +19,10 @@ constexpr int kStepBlocks = 8;
 // Thread blocks worth splitting k for: 2 an SM of an H100/H200 (the shared memory holds 3
 // blocks of q4_K up to 32 columns, 2 at 64, 1 at 128). On the H200, 264 against 528: 4096 x
 // 4096 q4_K at 16 / 32 / 64 columns 11.8 / 14.3 / 19.8 us against 14.2 / 17.2 / 24.6.
-constexpr int64_t kTargetBlocks = 264;
+// Past 32 columns, 396 (a second, partial wave): the same 4096 x 4096 (it still takes 8
+// splits), ffn_down's 11008 x 4096 q6_K 85.5 -> 80.3 us (11 splits, not 9), llama-7b
+// Q4_K_M at 64 sequences 6395 -> 6456 t/s, the same in two calls; 132 and 198 were slower.
+inline int64_t target_blocks(int64_t n) { return n > 32 ? 396 : 264; }
 
 // Note [Split k]: a block owns 128 rows, so a 4096-row matrix gives 32 blocks, a quarter of
 // the SMs of an H200, too few loads in flight to stream the weights.
@@ -27,16 +30,16 @@ constexpr int64_t kTargetBlocks = 264;
 // (y + 1) * steps_per_split) and writes its partial sums to scratch, and sum_splits_kernel
 // adds the partials in split order (and the addend of mul_mat_add): a fixed order for a
 // given shape, so results do not change from run to run. Splits are chosen from the shape
-// alone (the scratch is sized when the plan is made): enough for kTargetBlocks blocks, at
-// most one per step.
+// and width alone (the scratch is sized when the plan is made): enough for target_blocks,
+// at most one per step.
 struct KSplit {
   int64_t splits;
   int64_t steps_per_split;
 };
-inline KSplit k_split(int64_t k, int64_t m) {
+inline KSplit k_split(int64_t k, int64_t m, int64_t n) {
   const int64_t row_blocks = (m + kMmaRows - 1) / kMmaRows;
   const int64_t steps = (k / kQuantBlock + kStepBlocks - 1) / kStepBlocks;
-  const int64_t wanted = std::max<int64_t>(1, std::min(steps, (kTargetBlocks + row_blocks - 1) / row_blocks));
+  const int64_t wanted = std::max<int64_t>(1, std::min(steps, (target_blocks(n) + row_blocks - 1) / row_blocks));
   const int64_t per_split = (steps + wanted - 1) / wanted;
   return {(steps + per_split - 1) / per_split, per_split};
 }
@@ -231,7 +234,7 @@ __device__ __forceinline__ void store_tiles(const float (&acc)[NT][4], const Mat
 
 // The bytes of scratch the partial sums of the splits take (none with one split).
 inline size_t partials_bytes(int64_t k, int64_t m, int64_t n) {
-  const KSplit split = k_split(k, m);
+  const KSplit split = k_split(k, m, n);
   return split.splits > 1 ? static_cast<size_t>(split.splits * m * n) * sizeof(float) : 0;
 }
 
