@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -117,6 +118,47 @@ TEST(KQuants, Q4KScalePacking) {
   EXPECT_EQ(F::element(b, 32 + 3), 5.0f * 7 - 0.5f * 3);
   EXPECT_EQ(F::element(b, 192 + 4), 37.0f * 9 - 0.5f * 18);
   EXPECT_EQ(F::element(b, 0), 0.0f);
+}
+
+// dequantize_eight (the unit of CUDA's dequantization for prompts) decodes offsets and
+// scales once per eight elements; it must give element()'s values for every eight of a
+// block, of every format, on random bytes (f16 scales kept finite so values compare).
+template <DType T>
+void expect_eights_equal_elements(uint32_t seed) {
+  using F = QuantFormat<T>;
+  std::mt19937 rng(seed);
+  for (int trial = 0; trial < 50; ++trial) {
+    typename F::Block b;
+    auto* bytes = reinterpret_cast<uint8_t*>(&b);
+    for (size_t i = 0; i < sizeof b; ++i) bytes[i] = static_cast<uint8_t>(rng());
+    for (size_t i = 0; i + 1 < sizeof b; i += 2) {
+      // Any f16 field may hold an inf or NaN pattern; clear bit 14 of every 16-bit word
+      // whose exponent is all ones, which leaves other fields random enough.
+      uint16_t word;
+      std::memcpy(&word, bytes + i, 2);
+      if ((word & 0x7c00) == 0x7c00) bytes[i + 1] &= 0xbf;
+    }
+    for (int g = 0; g < F::kElements / 8; ++g) {
+      float eight[8];
+      dequantize_eight<T>(b, g, eight);
+      for (int l = 0; l < 8; ++l) {
+        ASSERT_EQ(eight[l], F::element(b, 8 * g + l)) << name(T) << " eight " << g << " element " << l;
+      }
+    }
+  }
+}
+
+TEST(Dequantize, EightsEqualElements) {
+  expect_eights_equal_elements<DType::Q8_0>(1);
+  expect_eights_equal_elements<DType::Q4_0>(2);
+  expect_eights_equal_elements<DType::Q4_1>(3);
+  expect_eights_equal_elements<DType::Q5_0>(4);
+  expect_eights_equal_elements<DType::Q5_1>(5);
+  expect_eights_equal_elements<DType::Q2_K>(6);
+  expect_eights_equal_elements<DType::Q3_K>(7);
+  expect_eights_equal_elements<DType::Q4_K>(8);
+  expect_eights_equal_elements<DType::Q5_K>(9);
+  expect_eights_equal_elements<DType::Q6_K>(10);
 }
 
 // llama.cpp's Q4_K_M on a 32-layer LLaMA: Q6_K for output.weight and for attn_v and

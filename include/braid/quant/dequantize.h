@@ -200,18 +200,36 @@ BRAID_HOST_DEVICE inline void dequantize_part(const typename QuantFormat<T>::Blo
 }
 
 // Elements [8 g, 8 g + 8) of a block, equal to element()'s: the unit of one CUDA thread
-// when prompts dequantize weights (16 bytes of f16 a store). The K-quants decode their
-// sub-block's scale once for the eight (they lie in one sub-block).
+// when prompts dequantize weights (16 bytes of f16 a store). The eight lie in one
+// sub-block and in one run of packed bytes, so the K-quants decode the scale and the byte
+// offsets once for the eight: per element this is a load, a shift and a multiply-add, which
+// keeps the CUDA kernel that calls it bound by memory rather than by index arithmetic.
 template <DType T>
 BRAID_HOST_DEVICE inline void dequantize_eight(const typename QuantFormat<T>::Block& b, int g, float* out) {
   using F = QuantFormat<T>;
   if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
     float scale, min;
     k_sub_block_scale_min(b, g / 4, &scale, &min);
-    for (int l = 0; l < 8; ++l) out[l] = scale * static_cast<float>(F::q(b, 8 * g + l)) - min;
+    // F::q: sub-block g / 4 takes the low nibbles of its pair's 32 bytes when even, else the
+    // high ones; Q5_K's bit 4 is bit g / 4 of qh[(8 g) % 32 + l].
+    const uint8_t* qs = b.qs + (g / 8) * 32 + (8 * g) % 32;
+    const int shift = (g / 4) % 2 ? 4 : 0;
+    for (int l = 0; l < 8; ++l) {
+      int q = (qs[l] >> shift) & 0x0f;
+      if constexpr (T == DType::Q5_K) q |= ((b.qh[(8 * g) % 32 + l] >> (g / 4)) & 1) << 4;
+      out[l] = scale * static_cast<float>(q) - min;
+    }
   } else if constexpr (T == DType::Q6_K) {
     const float scale = F::scale(b, 8 * g);
-    for (int l = 0; l < 8; ++l) out[l] = scale * static_cast<float>(F::q(b, 8 * g + l));
+    // F::q with half = g / 16 and quarter = (g % 16) / 4 fixed for the eight.
+    const int half = g / 16, quarter = (g % 16) / 4, first = (8 * g) % 32;
+    const uint8_t* ql = b.ql + half * 64 + (quarter % 2) * 32 + first;
+    const uint8_t* qh = b.qh + half * 32 + first;
+    const int low_shift = quarter < 2 ? 0 : 4;
+    for (int l = 0; l < 8; ++l) {
+      const int q = (((ql[l] >> low_shift) & 0x0f) | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32;
+      out[l] = scale * static_cast<float>(q);
+    }
   } else {
     for (int l = 0; l < 8; ++l) out[l] = F::element(b, 8 * g + l);
   }
