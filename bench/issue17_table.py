@@ -126,7 +126,7 @@ def render(data, headers):
             name, tps("graph", "serial"), tps("graph", "auto", True), tps("persistent", "serial"),
             tps("persistent", "auto", True), fmt_tps(best), reference, floor_cell, fraction,
             "-" if target is None else fmt_tps(target), met]) + " |")
-    device = next((r.get("device") for v in data.values() if isinstance(v, list) for r in v if r.get("device")), None)
+    device = next((r["device"] for v in data.values() for r in v["rows"] if r.get("device")), None)
     out += ["", f"braid ran on: {device or '-'}; t/s are medians of the repetitions. Floors marked (bytes): "
             f"{BANDWIDTH / 1e12:.2f} TB/s over the model's bytes; (flops): {TENSOR_RATE / 1e12:.0f} TFLOP/s over "
             "2 x parameters a token."]
@@ -216,6 +216,7 @@ def self_test():
         assert lines.get(name) == line, f"self-test: {name}:\n got {lines.get(name)}\nwant {line}"
     assert "| 700 | - | failed: no top_k | failed: no top_k | 700 |" in lines["moe-8x1b tg128"]
     assert "llama-7b f16 pp512" not in lines and text.startswith("run: test header")
+    assert "braid ran on: Test GPU;" in text
     assert list(bench_commands("b", ["--preset", "x"], "tg128", 3)) == ["graph", "persistent"]
     assert list(bench_commands("b", ["--preset", "x"], "pp512", 3)) == ["graph"]
     print("issue17_table self-test: ok")

@@ -22,7 +22,9 @@ namespace {
 // but each slice after the first reads and writes out again and runs a shorter product: at
 // a 64 MiB cap llama-7b's ffn products (86 MiB in f16) took two slices, and the 128 MiB cap
 // that takes them whole gave Q4_K_M pp512 18108 -> 18539 t/s on the H200 (16 and 8 MiB:
-// 15832 and 13942).
+// 15832 and 13942). Two slices with the second dequantized on a side stream during the
+// first's product were slower still (22217 -> 20630): the two kernels share the SMs, and
+// the product is bound by them.
 constexpr int64_t kDequantSliceBytes = int64_t{128} << 20;
 constexpr size_t kScratchAlignment = 256;
 
