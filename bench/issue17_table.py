@@ -24,6 +24,7 @@ prompt's floor is the measured dense f16 rate (790 TFLOP/s) over 2 x parameters 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -108,7 +109,11 @@ def render(data, headers):
             r = c.get((executor, policy))
             if not r:
                 error = results["errors"].get(executor)
-                return f"failed: {error}" if error else "-"
+                if not error:
+                    return "-"
+                # The persistent executor names the first node it has no tile function for.
+                unsupported = re.search(r"cannot run (\w+) '[^']*': (.*)", error)
+                return f"n/a: {unsupported[1]}, {unsupported[2]}" if unsupported else f"failed: {error}"
             text = fmt_tps(r["tps_median"])
             if with_choice and r.get("auto_choice"):
                 text += f" ({r['auto_choice']})"
@@ -201,7 +206,9 @@ def self_test():
                                         bench_row("persistent", "auto", 500, "branch")], "errors": {}},
         "llama3.2-1b f16 pp512": {"rows": [bench_row("graph", "serial", 90000),
                                            bench_row("graph", "auto", 95000, "serial")], "errors": {}},
-        "moe-8x1b tg128": {"rows": [bench_row("graph", "serial", 700)], "errors": {"persistent": "no top_k"}},
+        "moe-8x1b tg128": {"rows": [bench_row("graph", "serial", 700)],
+                           "errors": {"persistent": "persistent executor: cannot run top_k 'blk.0.ids': no tile"}},
+        "llama-7b q4_0 tg128": {"rows": [], "errors": {"graph": "exit 1"}},
     }
     text = render(data, ["test header"])
     lines = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
@@ -214,7 +221,8 @@ def self_test():
     }
     for name, line in expect.items():
         assert lines.get(name) == line, f"self-test: {name}:\n got {lines.get(name)}\nwant {line}"
-    assert "| 700 | - | failed: no top_k | failed: no top_k | 700 |" in lines["moe-8x1b tg128"]
+    assert "| 700 | - | n/a: top_k, no tile | n/a: top_k, no tile | 700 |" in lines["moe-8x1b tg128"]
+    assert "| failed: exit 1 | failed: exit 1 | - | - | - |" in lines["llama-7b q4_0 tg128"]
     assert "llama-7b f16 pp512" not in lines and text.startswith("run: test header")
     assert "braid ran on: Test GPU;" in text
     assert list(bench_commands("b", ["--preset", "x"], "tg128", 3)) == ["graph", "persistent"]
