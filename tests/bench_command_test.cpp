@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "braid/backend.h"
 #include "cli_test_util.h"
 
 namespace braid {
@@ -78,6 +79,22 @@ TEST(BenchCommand, CpuKernelsFastAndReferenceInOneRun) {
   ASSERT_EQ(md.exit_code, 0) << md.err;
   EXPECT_TRUE(contains(md.out, "(cpu-reference)")) << md.out;  // the summary's model column
   EXPECT_NE(run_cli(kTiny + " --cpu-kernels slow").exit_code, 0);
+}
+
+// A model the persistent kernel cannot run (q4_0 weights) keeps its graph executor's rows,
+// and stderr says which executor was left out and why; asked for alone, that is the error.
+TEST(BenchCommand, PersistentExecutorLeavesOutWhatItCannotRun) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string args = "bench --preset tiny-256 --type q4_0 --layers 1 -p 0 -n 4 -r 1 --policy serial,branch";
+  const test::CliResult both = run_cli(args + " --executor graph,persistent -o json");
+  ASSERT_EQ(both.exit_code, 0) << both.err;
+  const auto rows = nlohmann::json::parse(both.out);
+  ASSERT_EQ(rows.size(), 2u) << both.out;
+  for (const auto& row : rows) EXPECT_EQ(row["executor"], "graph") << row.dump();
+  EXPECT_TRUE(contains(both.err, "no persistent rows: persistent executor: cannot run")) << both.err;
+  const test::CliResult alone = run_cli(args + " --executor persistent");
+  EXPECT_EQ(alone.exit_code, 1) << alone.out;
+  EXPECT_TRUE(contains(alone.err, "persistent executor: cannot run")) << alone.err;
 }
 
 }  // namespace

@@ -48,9 +48,9 @@ struct ExecOptions {
   // CUDA-graph executor): run the whole plan as ONE persistent kernel whose resident blocks
   // take the plan's tiles in ticket order and wait on per-step completion counters instead
   // of kernel boundaries (src/backend/cuda/persistent, Note [Persistent protocol]). compile()
-  // throws braid::Error naming the first node it cannot run (v0: quantized weights, heads
-  // over 128). cuda_graph does not apply to it; sync_each_node waits for the kernel after
-  // each run. The CPU ignores it.
+  // throws braid::Unsupported naming the first node it cannot run (quantized weights, MoE
+  // routing, heads over 128). cuda_graph does not apply to it; sync_each_node waits for the
+  // kernel after each run. The CPU ignores it.
   bool persistent = false;
 };
 

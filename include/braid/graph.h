@@ -28,6 +28,14 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A graph that an optional way of running cannot run (the persistent executor without a
+// kernel for one of its ops or weight types), said before anything was allocated: a caller
+// with another way may carry on without this one.
+class Unsupported : public Error {
+ public:
+  using Error::Error;
+};
+
 [[noreturn]] void assert_fail(const char* expr, const char* file, int line);
 #define BRAID_ASSERT(expr) ((expr) ? (void)0 : ::braid::assert_fail(#expr, __FILE__, __LINE__))
 

@@ -224,7 +224,7 @@ PersistentProgram::PersistentProgram(const Graph& graph, const Plan& plan, const
     const std::string why = persistent_unsupported(graph, step.node);
     if (!why.empty()) {
       const Tensor& t = graph[step.node];
-      throw Error(std::string("persistent executor: cannot run ") + op_name(t.op) + " '" + t.name + "': " + why);
+      throw Unsupported(std::string("persistent executor: cannot run ") + op_name(t.op) + " '" + t.name + "': " + why);
     }
   }
   const PersistentSchedule schedule = make_persistent_schedule(graph, plan, tiles);

@@ -42,7 +42,7 @@ TileOptions persistent_tile_options();
 
 class PersistentProgram {
  public:
-  // Throws braid::Error naming the first node the kernel cannot run, before allocating.
+  // Throws braid::Unsupported naming the first node the kernel cannot run, before allocating.
   PersistentProgram(const Graph& graph, const Plan& plan, const DeviceAddresses& addresses,
                     const TileOptions& tiles = persistent_tile_options());
 
