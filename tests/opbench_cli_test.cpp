@@ -17,6 +17,14 @@ TEST(OpBenchCli, MulMatPrintsARowPerTypeAndShape) {
   EXPECT_TRUE(contains(r.out, "| mul_mat | f16 | 256 x 64 | 2 |")) << r.out;
 }
 
+// Rows that are not whole blocks of the type cannot be quantized (this wrote past the
+// weights' buffer once).
+TEST(OpBenchCli, RowsOfPartialBlocksAreErrors) {
+  const CliResult r = run_cli("opbench --backend cpu --type q4_k --shape 576x576 --runs 2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "braid: error: shape '576x576': k must be a multiple of q4_k's 256-element blocks\n");
+}
+
 TEST(OpBenchCli, AttentionOfABatchOfSequences) {
   const CliResult r = run_cli(
       "opbench --op attention --backend cpu --batch 3 --length 20 --heads 8 --kv-heads 2 --head-dim 16 --runs 2");

@@ -94,6 +94,9 @@ void run_opbench(const OpBenchOptions& o) {
       if (std::sscanf(shape.c_str(), "%ldx%ld", &k, &m) != 2 || k <= 0 || m <= 0) {
         throw Error(fmt::format("shape '{}' is not KxM", shape));
       }
+      if (const int64_t block = traits(type).block_elements; k % block != 0) {
+        throw Error(fmt::format("shape '{}': k must be a multiple of {}'s {}-element blocks", shape, type_name, block));
+      }
       std::vector<float> values(static_cast<size_t>(k * m));
       for (float& v : values) v = uniform(rng);
       std::vector<uint8_t> weights(row_bytes(type, k) * static_cast<size_t>(m));

@@ -51,4 +51,8 @@ bool supports(const Graph& graph, TensorId node);
 void check(cudaError_t status, const char* what);
 void check(cublasStatus_t status, const char* what);
 
+// An attribute of the current device (cudaDeviceGetAttribute); throws braid::Error when it
+// cannot be read.
+int current_device_attribute(cudaDeviceAttr attribute);
+
 }  // namespace braid::cuda

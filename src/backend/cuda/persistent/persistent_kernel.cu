@@ -127,10 +127,7 @@ PersistentKernelInfo persistent_kernel_info() {
   info.registers = attributes.numRegs;
   info.shared_bytes = attributes.sharedSizeBytes;
   info.blocks_per_multiprocessor = persistent_blocks_per_multiprocessor();
-  int device = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&info.multiprocessors, cudaDevAttrMultiProcessorCount, device),
-        "cudaDeviceGetAttribute (multiprocessors)");
+  info.multiprocessors = current_device_attribute(cudaDevAttrMultiProcessorCount);
   return info;
 }
 

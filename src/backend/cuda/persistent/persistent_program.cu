@@ -254,10 +254,7 @@ PersistentProgram::PersistentProgram(const Graph& graph, const Plan& plan, const
                                      "persistent counters");
   check(cudaMemset(counters_.data(), 0, counters_.bytes()), "cudaMemset (persistent counters)");
 
-  int device = 0, multiprocessors = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device),
-        "cudaDeviceGetAttribute (multiprocessors)");
+  const int multiprocessors = current_device_attribute(cudaDevAttrMultiProcessorCount);
   const int per_multiprocessor = persistent_blocks_per_multiprocessor();
   if (per_multiprocessor < 1) throw Error("persistent executor: the kernel fits no block on a multiprocessor");
   blocks_ = std::max(1, std::min(per_multiprocessor * multiprocessors, task_count_));
