@@ -11,10 +11,20 @@ using test::contains;
 using test::run_cli;
 
 TEST(OpBenchCli, MulMatPrintsARowPerTypeAndShape) {
-  const CliResult r = run_cli("opbench --backend cpu --type q4_k,f16 --shape 256x64 --batch 2 --runs 2");
+  const CliResult r = run_cli("opbench --backend cpu --type q4_k,f16 --shape 256x64,512x32 --batch 2 --runs 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "| mul_mat | q4_k | 256 x 64 | 2 |")) << r.out;
-  EXPECT_TRUE(contains(r.out, "| mul_mat | f16 | 256 x 64 | 2 |")) << r.out;
+  for (const char* row : {"| mul_mat | q4_k | 256 x 64 | 2 |", "| mul_mat | f16 | 256 x 64 | 2 |",
+                          "| mul_mat | q4_k | 512 x 32 | 2 |", "| mul_mat | f16 | 512 x 32 | 2 |"}) {
+    EXPECT_TRUE(contains(r.out, row)) << row << " missing from\n" << r.out;
+  }
+}
+
+// A shape with anything after KxM is an error, not its first KxM (a comma list once ran
+// only the first shape).
+TEST(OpBenchCli, ShapesAreWholeKxM) {
+  const CliResult r = run_cli("opbench --backend cpu --type f16 --shape 256x64abc --runs 2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "braid: error: shape '256x64abc' is not KxM\n");
 }
 
 // Rows that are not whole blocks of the type cannot be quantized (this wrote past the

@@ -91,7 +91,9 @@ void run_opbench(const OpBenchOptions& o) {
     if (!parse_dtype(type_name, &type)) throw Error(fmt::format("unknown type '{}'", type_name));
     for (const std::string& shape : o.shapes) {
       int64_t k = 0, m = 0;
-      if (std::sscanf(shape.c_str(), "%ldx%ld", &k, &m) != 2 || k <= 0 || m <= 0) {
+      int used = 0;  // "4096x4096,..." must not pass as 4096x4096
+      if (std::sscanf(shape.c_str(), "%ldx%ld%n", &k, &m, &used) != 2 || used != static_cast<int>(shape.size()) ||
+          k <= 0 || m <= 0) {
         throw Error(fmt::format("shape '{}' is not KxM", shape));
       }
       if (const int64_t block = traits(type).block_elements; k % block != 0) {
@@ -131,7 +133,7 @@ void add_opbench_command(CLI::App& app) {
   cmd->add_option("--op", o->op, "mul_mat or attention")
       ->capture_default_str()
       ->check(CLI::IsMember({"mul_mat", "attention"}));
-  cmd->add_option("--shape", o->shapes, "KxM weight shapes")->capture_default_str();
+  cmd->add_option("--shape", o->shapes, "KxM weight shapes")->delimiter(',')->capture_default_str();
   cmd->add_option("--type", o->types, "Weight types")->delimiter(',')->capture_default_str();
   cmd->add_option("--batch", o->batch, "Columns of x (attention: sequences, one query each)")
       ->capture_default_str()
