@@ -90,6 +90,17 @@ TEST(ServeRequestTest, RefusesBadBodiesWith400AndTheField) {
       {R"({"messages": [{"role": "user", "content": "x"}], "ignore_eos": 1})", "ignore_eos"},
       {R"({"messages": [{"role": "user", "content": "x"}], "n": 2})", "n"},
       {R"({"messages": [{"role": "user", "content": "x"}], "model": 7})", "model"},
+      // What braid cannot honour, asked for: refused rather than silently ignored.
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true})", "logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 3})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "functions": [{"name": "f"}]})", "functions"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"50256": -100}})", "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "presence_penalty": 0.5})", "presence_penalty"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "frequency_penalty": -1})", "frequency_penalty"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})",
+       "response_format"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": "text"})", "response_format"},
   };
   for (const Case& c : cases) {
     const RequestError e = chat_error(c.body);
@@ -101,6 +112,20 @@ TEST(ServeRequestTest, RefusesBadBodiesWith400AndTheField) {
   EXPECT_EQ(chat_error(R"({"prompt": 5})", Endpoint::Completion).param, "prompt");
   EXPECT_EQ(chat_error(R"({"prompt": [1, 2, 3]})", Endpoint::Completion).param, "prompt");
   EXPECT_EQ(chat_error(R"({"max_tokens": 5})", Endpoint::Completion).param, "prompt");
+  EXPECT_EQ(chat_error(R"({"prompt": "x", "logprobs": 2})", Endpoint::Completion).param, "logprobs");
+  EXPECT_EQ(chat_error(R"({"prompt": "x", "echo": true})", Endpoint::Completion).param, "echo");
+  EXPECT_EQ(chat_error(R"({"prompt": "x", "suffix": "end"})", Endpoint::Completion).param, "suffix");
+  EXPECT_EQ(chat_error(R"({"prompt": "x", "best_of": 2})", Endpoint::Completion).param, "best_of");
+}
+
+// Clients send the fields braid cannot honour with their neutral values by default: those pass.
+TEST(ServeRequestTest, NeutralValuesOfUnsupportedFieldsPass) {
+  const Request r = chat(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": false, "top_logprobs": 0,
+      "tools": [], "tool_choice": "none", "logit_bias": {}, "presence_penalty": 0, "frequency_penalty": 0.0,
+      "response_format": {"type": "text"}, "user": "u", "metadata": {"k": "v"}})");
+  EXPECT_EQ(r.messages.size(), 1u);
+  const Request c = completion(R"({"prompt": "x", "logprobs": 0, "echo": false, "suffix": "", "best_of": 1})");
+  EXPECT_EQ(c.prompt, "x");
 }
 
 TEST(ServeRequestTest, UnknownModelIsModelNotFound) {

@@ -145,6 +145,50 @@ std::vector<std::string> parse_stop(const json& stop) {
   return out;
 }
 
+// Fields braid cannot honour are refused when they ask for something, so that no answer
+// silently ignores them; their neutral values (false, 0, empty, best_of 1, a "text"
+// response_format), which OpenAI's clients may send by default, pass.
+bool asks_for_something(const json& value) {
+  if (value.is_boolean()) return value.get<bool>();
+  if (value.is_number()) return value.get<double>() != 0.0;
+  if (value.is_string()) return !value.get_ref<const std::string&>().empty();
+  if (value.is_array() || value.is_object()) return !value.empty();
+  return false;
+}
+
+void refuse_what_braid_cannot_honour(const json& body) {
+  struct Unsupported {
+    const char* name;
+    const char* why;
+  };
+  static constexpr Unsupported kUnsupported[] = {
+      {"logprobs", "braid does not return log-probabilities"},
+      {"top_logprobs", "braid does not return log-probabilities"},
+      {"tools", "braid does not call tools"},
+      {"functions", "braid does not call functions"},
+      {"logit_bias", "braid does not bias logits"},
+      {"presence_penalty", "braid does not apply presence or frequency penalties"},
+      {"frequency_penalty", "braid does not apply presence or frequency penalties"},
+      {"echo", "braid does not echo the prompt"},
+      {"suffix", "braid does not complete with a suffix"},
+  };
+  for (const Unsupported& u : kUnsupported) {
+    if (const json* value = field(body, u.name); value != nullptr && asks_for_something(*value)) {
+      throw bad(fmt::format("'{}': {} (leave it out, or send its neutral value)", u.name, u.why), u.name);
+    }
+  }
+  if (const json* value = field(body, "best_of"); value != nullptr && !(value->is_number_integer() && *value == 1)) {
+    throw bad("'best_of' must be 1 (one choice per request)", "best_of");
+  }
+  if (const json* format = field(body, "response_format")) {
+    const json* type = format->is_object() ? field(*format, "type") : nullptr;
+    if (type == nullptr || !type->is_string() || *type != "text") {
+      throw bad("'response_format' must be {\"type\": \"text\"}: braid does not constrain answers to JSON",
+                "response_format");
+    }
+  }
+}
+
 }  // namespace
 
 RequestError::RequestError(int status_, std::string message, std::string param_, std::string code_, std::string type_)
@@ -168,6 +212,7 @@ Request parse_request(std::string_view text, Endpoint endpoint, const RequestLim
   if (body.is_discarded()) throw bad("the body is not valid JSON");
   if (!body.is_object()) throw bad(fmt::format("the body must be a JSON object, not {}", type_name(body)));
 
+  refuse_what_braid_cannot_honour(body);
   Request r;
   r.endpoint = endpoint;
   if (endpoint == Endpoint::Chat) {

@@ -4,8 +4,10 @@
 // Every problem a client can cause is a RequestError: an HTTP status and the fields of
 // OpenAI's error body ({"error": {"message", "type", "param", "code"}}). parse_request
 // throws nothing else for any input (fuzz/serve_request_fuzzer.cpp holds it to that).
-// Fields braid does not use (logprobs, user, ...) are ignored, as OpenAI's clients send
-// some of them by default; fields it cannot honour (n above 1) are refused.
+// Fields that change nothing braid answers (user, metadata, ...) are ignored. Fields it
+// cannot honour (n above 1, logprobs, tools, penalties, a JSON response_format, ...) are
+// refused when they ask for something, and pass with their neutral values (false, 0,
+// empty), which OpenAI's clients may send by default.
 #pragma once
 
 #include <cstdint>
