@@ -11,9 +11,7 @@
 #include "backend/cpu/cpu_kernels.h"
 
 namespace braid::cpu {
-namespace {
 
-// Checks that every position indexes the cache (or attends within it).
 void check_positions(const NodeArgs& args, const TensorView& positions, int64_t ctx) {
   for (int64_t i = 0; i < positions.ne[0]; ++i) {
     const int32_t p = positions.i32(i);
@@ -23,30 +21,23 @@ void check_positions(const NodeArgs& args, const TensorView& positions, int64_t 
   }
 }
 
-}  // namespace
+Rotation::Rotation(const NodeArgs& args, size_t factors_src)
+    : mode(args.node.params.i[0]), dims(args.node.params.i[1]) {
+  const double base = args.node.params.f[0], freq_scale = args.node.params.f[1];
+  const TensorView* factors = args.src.size() > factors_src ? &args.src[factors_src] : nullptr;
+  for (int64_t i = 0; i < dims / 2; ++i) {
+    double f = freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
+    if (factors) f /= factors->f32(i);
+    frequency.push_back(f);
+  }
+}
 
 namespace {
 
-// Rope's parameters as the node holds them (Op::Rope, or a rotating Op::KvWrite), and
-// its optional frequency factors (the node's source `factors_src`, when it has one).
-struct Rotation {
-  int mode;
-  int64_t dims;  // 0: no rotation (a plain kv_write)
-  std::vector<double> frequency;  // of each pair
+// The reference's rotation: each pair's cosine and sine computed where it is rotated.
+struct ReferenceRotation : Rotation {
+  using Rotation::Rotation;
 
-  Rotation(const NodeArgs& args, size_t factors_src) : mode(args.node.params.i[0]), dims(args.node.params.i[1]) {
-    const double base = args.node.params.f[0], freq_scale = args.node.params.f[1];
-    const TensorView* factors = args.src.size() > factors_src ? &args.src[factors_src] : nullptr;
-    for (int64_t i = 0; i < dims / 2; ++i) {
-      double f = freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
-      if (factors) f /= factors->f32(i);
-      frequency.push_back(f);
-    }
-  }
-
-  // Pair (a, b) rotates by theta_i = pos * freq_scale * base^(-2i/dims) / factor_i, i = pair
-  // index (factor_i = 1 without frequency factors).
-  // Normal mode pairs adjacent elements (2i, 2i+1); NeoX pairs i with i + dims/2.
   void apply(const float* in, float* out, int64_t head_dim, double pos) const {
     for (int64_t i = dims; i < head_dim; ++i) out[i] = in[i];
     for (int64_t i = 0; i < dims / 2; ++i) {
@@ -66,7 +57,7 @@ struct Rotation {
 void compute_rope(const NodeArgs& args) {
   const TensorView& x = args.src[0];
   const TensorView& positions = args.src[1];
-  const Rotation rotation(args, 2);
+  const ReferenceRotation rotation(args, 2);
   for (int64_t t = 0; t < x.ne[2]; ++t) {
     for (int64_t h = 0; h < x.ne[1]; ++h) {
       rotation.apply(reinterpret_cast<const float*>(x.row(h, t)), reinterpret_cast<float*>(args.out.row(h, t)),
@@ -82,7 +73,7 @@ void compute_kv_write(const NodeArgs& args) {
   const TensorView& x = args.src[1];
   const TensorView& positions = args.src[2];
   check_positions(args, positions, cache.ne[2]);
-  const Rotation rotation(args, 3);
+  const ReferenceRotation rotation(args, 3);
   std::vector<float> rotated(static_cast<size_t>(x.ne[0]));
   for (int64_t t = 0; t < x.ne[2]; ++t) {
     const int32_t slot = positions.i32(t);

@@ -70,6 +70,20 @@ void compute_elementwise(const NodeArgs& args);
 void compute_matmul(const NodeArgs& args);
 void compute_get_rows(const NodeArgs& args);
 // Attention block ops: Rope, KvWrite, Attention.
+// Rope's parameters as the node holds them (Op::Rope, or a rotating Op::KvWrite), and its
+// optional frequency factors (the node's source `factors_src`, when it has one): read
+// once here for the reference and the fast kernels. Pair i turns by theta_i = pos *
+// frequency[i], frequency[i] = freq_scale * base^(-2i/dims) / factor_i (factor_i = 1
+// without factors); normal mode pairs adjacent elements (2i, 2i+1), NeoX i with i + dims/2.
+struct Rotation {
+  int mode;
+  int64_t dims;  // 0: no rotation (a plain kv_write)
+  std::vector<double> frequency;  // of each pair
+
+  Rotation(const NodeArgs& args, size_t factors_src);
+};
+// Fails the node unless every position indexes (or attends within) a cache of ctx slots.
+void check_positions(const NodeArgs& args, const TensorView& positions, int64_t ctx);
 void compute_rope(const NodeArgs& args);
 void compute_kv_write(const NodeArgs& args);
 // The first cache row query attends to at `position` (Op::Attention's region parameter:

@@ -1,8 +1,6 @@
 // Fast row-wise ops: RmsNorm, Swiglu (f32 accumulation, loops the compiler vectorizes),
 // Rope and rotating KvWrite (the reference's arithmetic, with each token's cosines and
 // sines computed once for all heads instead of once per head).
-#include <fmt/format.h>
-
 #include <cmath>
 #include <vector>
 
@@ -60,25 +58,13 @@ bool swiglu(const NodeArgs& args, const FastContext& context) {
   return true;
 }
 
-// Rope's parameters and optional frequency factors (the node's source `factors_src`),
-// as the reference reads them (cpu_attention.cpp), and the cosines and sines of one
-// position.
-struct RotationTable {
-  int mode;
-  int64_t dims;
-  std::vector<double> frequency, cosine, sine;
+// Rope's rotation (cpu_kernels.h) with the cosines and sines of one position, computed
+// once for every head of a token.
+struct RotationTable : Rotation {
+  std::vector<double> cosine, sine;
 
-  RotationTable(const NodeArgs& args, size_t factors_src) : mode(args.node.params.i[0]), dims(args.node.params.i[1]) {
-    const double base = args.node.params.f[0], freq_scale = args.node.params.f[1];
-    const TensorView* factors = args.src.size() > factors_src ? &args.src[factors_src] : nullptr;
-    for (int64_t i = 0; i < dims / 2; ++i) {
-      double f = freq_scale * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
-      if (factors) f /= factors->f32(i);
-      frequency.push_back(f);
-    }
-    cosine.resize(frequency.size());
-    sine.resize(frequency.size());
-  }
+  RotationTable(const NodeArgs& args, size_t factors_src)
+      : Rotation(args, factors_src), cosine(frequency.size()), sine(frequency.size()) {}
   void set_position(double pos) {
     for (size_t i = 0; i < frequency.size(); ++i) {
       const double theta = pos * frequency[i];
@@ -120,12 +106,7 @@ bool kv_write(const NodeArgs& args) {
   const TensorView& positions = args.src[2];
   RotationTable rotation(args, 3);
   if (rotation.dims == 0) return false;  // a plain copy: the reference does it as well
-  for (int64_t i = 0; i < positions.ne[0]; ++i) {
-    const int32_t p = positions.i32(i);
-    if (p < 0 || p >= cache.ne[2]) {
-      args.fail(fmt::format("position {} of token {} is outside the cache of {} slots", p, i, cache.ne[2]));
-    }
-  }
+  check_positions(args, positions, cache.ne[2]);
   std::vector<float> rotated(static_cast<size_t>(x.ne[0]));
   for (int64_t t = 0; t < x.ne[2]; ++t) {
     const int32_t slot = positions.i32(t);
