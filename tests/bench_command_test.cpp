@@ -45,6 +45,15 @@ TEST(BenchCommand, MarkdownAndCsvCarryTheMedianAndTheHostTime) {
       << csv.out;
 }
 
+// The summary's "best multi-stream" plan may have settled on one stream (cost and auto
+// can; --streams 1 makes every policy do so): the policy column says it.
+TEST(BenchCommand, SummaryNamesABestPlanOfOneStream) {
+  const test::CliResult md = run_cli(
+      "bench --backend cpu --preset tiny-256 --layers 1 --ctx 64 -p 4 -n 2 -r 1 --policy serial,branch --streams 1");
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_TRUE(contains(md.out, "| branch (1 stream) |")) << md.out;
+}
+
 // --cache-type f16: the same rows with a 16-bit KV cache, named so, in less memory.
 TEST(BenchCommand, SixteenBitCacheTakesLessMemory) {
   const std::string args = "bench --backend cpu --preset tiny-256 --layers 1 --ctx 256 -p 4 -n 2 -r 1 --policy serial";

@@ -107,9 +107,11 @@ std::string format_summary_markdown(const std::vector<BenchRow>& rows) {
   for (const auto& key : order) {
     const Pair& p = groups[key];
     if (!p.serial || !p.best) continue;
+    // cost (and auto) may settle on one stream: say so rather than call it multi-stream.
+    const std::string policy = p.best->streams == 1 ? p.best->policy + " (1 stream)" : p.best->policy;
     out += fmt::format("| {} | {} | {} | {} | {:.2f} | {:.2f} | {} | {:.3f}x | {} / {} | {} / {} |\n",
                        std::get<0>(key), p.serial->test, p.serial->graph ? 1 : 0, p.serial->fused ? 1 : 0,
-                       p.serial->tps_median, p.best->tps_median, p.best->policy,
+                       p.serial->tps_median, p.best->tps_median, policy,
                        p.best->tps_median / p.serial->tps_median, mib(p.serial->memory.arena_bytes),
                        mib(p.serial->memory.total()), mib(p.best->memory.arena_bytes), mib(p.best->memory.total()));
   }
