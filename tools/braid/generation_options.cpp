@@ -61,16 +61,22 @@ LoadedGenerator::LoadedGenerator(const GenerationOptions& o)
   runner = std::make_unique<ModelRunner>(model, *backend, runner_options);
 }
 
+namespace {
+
+std::string streams(int count) { return fmt::format("{} stream{}", count, count == 1 ? "" : "s"); }
+
+}  // namespace
+
 std::string describe_run(const GenerationOptions& o, LoadedGenerator& g) {
   if (g.parallel) {
     const std::string ranks = g.backend_name == "cpu" ? fmt::format("backend cpu, {} simulated ranks", g.parallel->ranks())
                                                       : fmt::format("backend cuda, {} GPUs", g.parallel->ranks());
-    return fmt::format("{} (tensor parallel), policy {} ({} streams), fused {}, seed {}", ranks, o.policy, g.parallel->rank_runner(0).plan(1).stream_count, o.fuse ? 1 : 0,
-                       o.sampling.seed);
+    return fmt::format("{} (tensor parallel), policy {} ({}), fused {}, seed {}", ranks, o.policy,
+                       streams(g.parallel->rank_runner(0).plan(1).stream_count), o.fuse ? 1 : 0, o.sampling.seed);
   }
-  return fmt::format("backend {} ({}), policy {} ({} streams), graph {}, fused {}, seed {}", g.backend_name,
-                     g.backend->device_name(), o.policy, g.runner->plan(1).stream_count, o.graph, o.fuse ? 1 : 0,
-                     o.sampling.seed);
+  return fmt::format("backend {} ({}), policy {} ({}), graph {}, fused {}, seed {}", g.backend_name,
+                     g.backend->device_name(), o.policy, streams(g.runner->plan(1).stream_count), o.graph,
+                     o.fuse ? 1 : 0, o.sampling.seed);
 }
 
 }  // namespace braid::cli

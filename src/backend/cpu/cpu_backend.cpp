@@ -91,7 +91,8 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
   std::string device_name() const override {
-    return fmt::format("CPU ({} threads)", std::thread::hardware_concurrency());
+    const int threads = cpu::ThreadPool::shared().threads();  // BRAID_CPU_THREADS, else the hardware's
+    return fmt::format("CPU ({} thread{})", threads, threads == 1 ? "" : "s");
   }
   std::unique_ptr<Executable> compile(const Graph& graph, const Plan& plan, const ExecOptions& options) override {
     return std::make_unique<CpuExecutable>(*this, graph, plan, options);

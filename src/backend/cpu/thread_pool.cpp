@@ -1,10 +1,13 @@
 #include "backend/cpu/thread_pool.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <string_view>
 
 namespace braid::cpu {
 
@@ -38,7 +41,16 @@ ThreadPool& ThreadPool::shared() {
   static ThreadPool pool([] {
     int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     if (const char* env = std::getenv("BRAID_CPU_THREADS")) {
-      threads = std::clamp(std::atoi(env), 1, 1024);
+      // A value that is not a whole positive number is said, not read as 1 thread.
+      const std::string_view text(env);
+      int wanted = 0;
+      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), wanted);
+      if (error == std::errc() && end == text.data() + text.size() && wanted >= 1) {
+        threads = std::min(wanted, 1024);
+      } else {
+        std::fprintf(stderr, "braid: BRAID_CPU_THREADS='%s' is not a positive whole number; using %d threads\n", env,
+                     threads);
+      }
     }
     return threads - 1;
   }());
