@@ -161,6 +161,13 @@ def test_errors(s):
         check(json.loads(text)["error"]["type"] == "invalid_request_error", text)
     status, text = s.raw("GET", "/v1/nothing")
     check(status == 404 and "error" in json.loads(text), text)
+    # A known route with another method: 405, not "no route".
+    status, text = s.raw("GET", "/v1/chat/completions")
+    check(status == 405 and "takes POST" in json.loads(text)["error"]["message"], f"{status} {text}")
+    check(s.raw("POST", "/health", b"{}")[0] == 405, "POST /health")
+    # What braid cannot honour, asked for through the client: a 400 naming the field.
+    expect_400(lambda: cc(model="stories260K", messages=msgs, logprobs=True), "logprobs")
+    expect_400(lambda: cc(model="stories260K", messages=msgs, presence_penalty=0.5), "presence_penalty")
     check(s.raw("GET", "/health")[0] == 200, "still serving")
 
 

@@ -207,6 +207,28 @@ void HttpServer::add_routes() {
   // The same routes without /v1, as llama-server answers them.
   s.Post("/chat/completions", generate(Endpoint::Chat));
   s.Post("/completions", generate(Endpoint::Completion));
+  // A route asked with a method it does not take: 405 and the one it takes (HTTP's Allow),
+  // not a 404 that says the route is missing.
+  const auto refuse_method = [](const char* allowed) {
+    return [allowed](const httplib::Request& req, httplib::Response& res) {
+      res.status = 405;
+      res.set_header("Allow", allowed);
+      const std::string message = fmt::format("{} takes {}, not {}", req.path, allowed, req.method);
+      res.set_content(error_body(RequestError(405, message)), "application/json");
+    };
+  };
+  for (const char* path : {"/v1/chat/completions", "/v1/completions", "/chat/completions", "/completions"}) {
+    s.Get(path, refuse_method("POST"));
+    s.Put(path, refuse_method("POST"));
+    s.Patch(path, refuse_method("POST"));
+    s.Delete(path, refuse_method("POST"));
+  }
+  for (const char* path : {"/health", "/metrics", "/v1/models"}) {
+    s.Post(path, refuse_method("GET"));
+    s.Put(path, refuse_method("GET"));
+    s.Patch(path, refuse_method("GET"));
+    s.Delete(path, refuse_method("GET"));
+  }
 
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
