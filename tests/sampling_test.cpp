@@ -1,8 +1,10 @@
-// Sampling: greedy, temperature, top-k, top-p, seeds and the repetition penalty.
+// Sampling: greedy, temperature, top-k, top-p, seeds, the repetition penalty and OpenAI's
+// presence and frequency penalties.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -211,9 +213,38 @@ TEST(Sampling, RepetitionPenaltyOnlyLooksAtTheLastTokens) {
   EXPECT_EQ(sampler.sample(logits), 1);
 }
 
+TEST(Sampling, PresenceAndFrequencyPenaltiesLowerTheChosenTokens) {
+  std::vector<float> logits = {2.0f, -1.0f, 3.0f, 0.5f};
+  penalize_chosen(logits, std::vector<int32_t>{0, 1, 0, 0}, 0.5f, 0.25f);
+  EXPECT_EQ(logits, (std::vector<float>{2.0f - 0.5f - 0.75f, -1.0f - 0.5f - 0.25f, 3.0f, 0.5f}));
+
+  SamplingOptions o = options(0.0f, 0, 1.0f, 1);
+  o.frequency_penalty = 0.3f;
+  Sampler sampler(o);
+  const std::vector<float> row = {3.0f, 2.9f, 1.0f};
+  sampler.accept(0);  // a prompt token: not chosen, not penalized
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 4; ++i) {
+    tokens.push_back(sampler.sample(row));
+    sampler.accept(tokens.back());
+  }
+  // 0 (3.0); then 0 at 2.7 < 2.9: 1; then 0 at 2.7 > 1 at 2.6: 0; then 0 at 2.4 < 2.6: 1.
+  EXPECT_EQ(tokens, (std::vector<int32_t>{0, 1, 0, 1}));
+
+  SamplingOptions presence = options(0.0f, 0, 1.0f, 1);
+  presence.presence_penalty = 0.05f;  // once, however often: 0 stays ahead after the first
+  Sampler once(presence);
+  EXPECT_EQ(once.sample(row), 0);
+  EXPECT_EQ(once.sample(row), 0);  // 3.0 - 0.05 > 2.9
+  EXPECT_TRUE(once.needs_whole_row(64, 500));  // they reorder the logits
+}
+
 TEST(Sampling, BadOptionsAreErrors) {
   SamplingOptions o;
   o.repeat_penalty = 0;
+  EXPECT_THROW(Sampler{o}, Error);
+  o = SamplingOptions{};
+  o.presence_penalty = std::numeric_limits<float>::infinity();
   EXPECT_THROW(Sampler{o}, Error);
   Sampler ok(SamplingOptions{});
   EXPECT_THROW(ok.sample(std::vector<float>{}), Error);

@@ -109,6 +109,11 @@ def test_basics(s):
     check(finishes == [r.choices[0].finish_reason], f"finish reasons {finishes}")
     check(chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == u.completion_tokens, "stream usage")
 
+    # OpenAI's penalties reach the sampler: a greedy story that repeats itself changes.
+    plain = completion(s.client, "Once upon a time", max_tokens=60).choices[0].text
+    penalized = completion(s.client, "Once upon a time", max_tokens=60, frequency_penalty=2.0).choices[0].text
+    check(len(penalized) > 0 and penalized != plain, f"frequency_penalty changed nothing: {penalized!r}")
+
     messages = [{"role": "system", "content": "You tell stories."}, {"role": "user", "content": "A story about a cat"}]
     c = s.client.chat.completions.create(model="stories260K", messages=messages, temperature=0, max_tokens=30)
     content = c.choices[0].message.content
@@ -167,7 +172,7 @@ def test_errors(s):
     check(s.raw("POST", "/health", b"{}")[0] == 405, "POST /health")
     # What braid cannot honour, asked for through the client: a 400 naming the field.
     expect_400(lambda: cc(model="stories260K", messages=msgs, logprobs=True), "logprobs")
-    expect_400(lambda: cc(model="stories260K", messages=msgs, presence_penalty=0.5), "presence_penalty")
+    expect_400(lambda: cc(model="stories260K", messages=msgs, presence_penalty=3), "presence_penalty")
     check(s.raw("GET", "/health")[0] == 200, "still serving")
 
 

@@ -27,6 +27,7 @@ TEST(ServeRequestTest, ReadsAChatRequest) {
   const Request r = chat(R"({"model": "stories260K", "messages": [{"role": "system", "content": "Be brief."},
       {"role": "user", "content": [{"type": "text", "text": "Once"}, {"type": "text", "text": " upon"}]}],
       "max_tokens": 16, "temperature": 0, "top_p": 0.5, "top_k": 7, "seed": 42, "stop": ["\n", "end"],
+      "presence_penalty": 0.5, "frequency_penalty": -1,
       "stream": true, "stream_options": {"include_usage": true}, "logprobs": null, "user": "x", "ignore_eos": true})");
   ASSERT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[0].role, "system");
@@ -36,6 +37,8 @@ TEST(ServeRequestTest, ReadsAChatRequest) {
   EXPECT_EQ(r.temperature, 0.0f);
   EXPECT_EQ(r.top_p, 0.5f);
   EXPECT_EQ(r.top_k, 7);
+  EXPECT_EQ(r.presence_penalty, 0.5f);
+  EXPECT_EQ(r.frequency_penalty, -1.0f);
   EXPECT_EQ(r.seed, 42u);
   EXPECT_EQ(r.stop, (std::vector<std::string>{"\n", "end"}));
   EXPECT_TRUE(r.stream);
@@ -96,8 +99,8 @@ TEST(ServeRequestTest, RefusesBadBodiesWith400AndTheField) {
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools"},
       {R"({"messages": [{"role": "user", "content": "x"}], "functions": [{"name": "f"}]})", "functions"},
       {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"50256": -100}})", "logit_bias"},
-      {R"({"messages": [{"role": "user", "content": "x"}], "presence_penalty": 0.5})", "presence_penalty"},
-      {R"({"messages": [{"role": "user", "content": "x"}], "frequency_penalty": -1})", "frequency_penalty"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "presence_penalty": 2.5})", "presence_penalty"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "frequency_penalty": "some"})", "frequency_penalty"},
       {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})",
        "response_format"},
       {R"({"messages": [{"role": "user", "content": "x"}], "response_format": "text"})", "response_format"},

@@ -2,7 +2,8 @@
 //
 // The steps, in the order Sampler runs them (the order of Hugging Face's generate):
 //   1. repetition penalty over the last N tokens seen (CTRL's rule, as llama.cpp applies
-//      it: a positive logit is divided by the penalty, a negative one multiplied);
+//      it: a positive logit is divided by the penalty, a negative one multiplied), then
+//      OpenAI's presence and frequency penalties over the tokens this sampler chose;
 //   2. temperature <= 0: greedy, the highest logit (lowest id on ties); stop here;
 //   3. softmax of logits / temperature;
 //   4. top-k: the k most likely tokens;
@@ -26,6 +27,11 @@ struct SamplingOptions {
   float top_p = 0.95f;          // >= 1: no limit
   float repeat_penalty = 1.0f;  // 1: off; > 1 discourages repeats
   int repeat_last_n = 64;       // tokens the penalty looks back over
+  // OpenAI's penalties (braid serve's presence_penalty, frequency_penalty): subtracted from
+  // the logit of every token this sampler has chosen before, presence once, frequency once
+  // a time chosen. The prompt does not count. 0: off; negative values encourage repeats.
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
   uint64_t seed = 0;
 };
 
@@ -37,6 +43,8 @@ struct TokenProbability {
 // The steps, exposed for tests and other samplers.
 int32_t argmax(std::span<const float> logits);  // lowest id among equal maxima
 void penalize_repetitions(std::vector<float>& logits, std::span<const int32_t> recent, float penalty);
+// logits[t] -= presence (if t was chosen) + frequency * (times t was chosen).
+void penalize_chosen(std::vector<float>& logits, std::span<const int32_t> chosen, float presence, float frequency);
 // Softmax of logits / temperature (> 0), sorted by probability, then by id.
 std::vector<TokenProbability> to_probabilities(std::span<const float> logits, float temperature);
 // Both keep a prefix of a sorted list (at least one token) and renormalize it.
@@ -71,14 +79,14 @@ struct BestLogits {
 class Sampler {
  public:
   explicit Sampler(const SamplingOptions& options);
-  // The next token. Does not record it: call accept() with every token the model sees
-  // (prompt included) so that the repetition penalty knows them.
+  // The next token. It counts as chosen for OpenAI's penalties; call accept() with every
+  // token the model sees (prompt included) so that the repetition penalty knows them.
   int32_t sample(std::span<const float> logits);
   // The same token from a row's `best` logits alone (the same draw, bit for bit), where
   // they hold every token it could choose: see needs_whole_row.
   int32_t sample(const BestLogits& best);
   // Whether a sample needs more of a row than its best `count` of `vocabulary` logits: a
-  // repetition penalty (which reorders them), or sampling with top_k 0 or above count.
+  // penalty (which reorders them), or sampling with top_k 0 or above count.
   bool needs_whole_row(int64_t count, int64_t vocabulary) const;
   void accept(int32_t token);
   const SamplingOptions& options() const { return options_; }
@@ -87,6 +95,9 @@ class Sampler {
   SamplingOptions options_;
   std::mt19937_64 rng_;
   std::vector<int32_t> recent_;  // the last repeat_last_n tokens, oldest first
+  // Whether OpenAI's penalties are on (only then are the chosen tokens kept).
+  bool counts_chosen() const { return options_.presence_penalty != 0.0f || options_.frequency_penalty != 0.0f; }
+  std::vector<int32_t> chosen_;  // every token sample() returned, for OpenAI's penalties
   std::vector<float> scratch_;
 };
 

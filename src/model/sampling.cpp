@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "braid/graph.h"
@@ -25,6 +26,15 @@ void penalize_repetitions(std::vector<float>& logits, std::span<const int32_t> r
     float& logit = logits[static_cast<size_t>(id)];
     logit = logit > 0 ? logit / penalty : logit * penalty;
   }
+}
+
+void penalize_chosen(std::vector<float>& logits, std::span<const int32_t> chosen, float presence, float frequency) {
+  if (presence == 0.0f && frequency == 0.0f) return;
+  std::unordered_map<int32_t, int> times;
+  for (int32_t id : chosen) {
+    if (id >= 0 && static_cast<size_t>(id) < logits.size()) ++times[id];
+  }
+  for (const auto& [id, n] : times) logits[static_cast<size_t>(id)] -= presence + frequency * static_cast<float>(n);
 }
 
 std::vector<TokenProbability> to_probabilities(std::span<const float> logits, float temperature) {
@@ -194,22 +204,32 @@ Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(optio
     throw Error(fmt::format("repetition penalty must be positive, got {}", options.repeat_penalty));
   }
   if (options.repeat_last_n < 0) throw Error("repeat_last_n must not be negative");
+  if (!std::isfinite(options.presence_penalty) || !std::isfinite(options.frequency_penalty)) {
+    throw Error("presence and frequency penalties must be finite");
+  }
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw Error("sample: no logits");
   std::span<const float> scores = logits;
-  if (options_.repeat_penalty != 1.0f && !recent_.empty()) {
+  const bool repeat = options_.repeat_penalty != 1.0f && !recent_.empty();
+  const bool chosen = counts_chosen() && !chosen_.empty();
+  if (repeat || chosen) {
     scratch_.assign(logits.begin(), logits.end());
-    penalize_repetitions(scratch_, recent_, options_.repeat_penalty);
+    if (repeat) penalize_repetitions(scratch_, recent_, options_.repeat_penalty);
+    if (chosen) penalize_chosen(scratch_, chosen_, options_.presence_penalty, options_.frequency_penalty);
     scores = scratch_;
   }
-  if (options_.temperature <= 0) return argmax(scores);
-  return draw(nucleus(scores, options_.temperature, options_.top_k, options_.top_p), rng_);
+  const int32_t token = options_.temperature <= 0
+                            ? argmax(scores)
+                            : draw(nucleus(scores, options_.temperature, options_.top_k, options_.top_p), rng_);
+  if (counts_chosen()) chosen_.push_back(token);
+  return token;
 }
 
 bool Sampler::needs_whole_row(int64_t count, int64_t vocabulary) const {
   if (options_.repeat_penalty != 1.0f && options_.repeat_last_n != 0) return true;
+  if (counts_chosen()) return true;
   if (options_.temperature <= 0) return count < 1;
   // (With top_k at or past the vocabulary, nucleus weighs the whole softmax instead.)
   return options_.top_k <= 0 || options_.top_k > count || options_.top_k >= vocabulary;
@@ -221,10 +241,14 @@ int32_t Sampler::sample(const BestLogits& best) {
     throw Error(fmt::format("sample: {} best logits of {} do not decide this sampler's token", best.logits.size(),
                             best.vocabulary));
   }
-  if (options_.temperature <= 0) return static_cast<int32_t>(best.ids[0]);
-  std::vector<TokenProbability> top(static_cast<size_t>(options_.top_k));
-  for (size_t i = 0; i < top.size(); ++i) top[i] = {static_cast<int32_t>(best.ids[i]), best.logits[i]};
-  return draw(weigh_best(std::move(top), options_.temperature, options_.top_p), rng_);
+  int32_t token = static_cast<int32_t>(best.ids[0]);
+  if (options_.temperature > 0) {
+    std::vector<TokenProbability> top(static_cast<size_t>(options_.top_k));
+    for (size_t i = 0; i < top.size(); ++i) top[i] = {static_cast<int32_t>(best.ids[i]), best.logits[i]};
+    token = draw(weigh_best(std::move(top), options_.temperature, options_.top_p), rng_);
+  }
+  if (counts_chosen()) chosen_.push_back(token);
+  return token;
 }
 
 void Sampler::accept(int32_t token) {

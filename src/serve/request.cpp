@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 namespace braid::serve {
@@ -167,8 +168,6 @@ void refuse_what_braid_cannot_honour(const json& body) {
       {"tools", "braid does not call tools"},
       {"functions", "braid does not call functions"},
       {"logit_bias", "braid does not bias logits"},
-      {"presence_penalty", "braid does not apply presence or frequency penalties"},
-      {"frequency_penalty", "braid does not apply presence or frequency penalties"},
       {"echo", "braid does not echo the prompt"},
       {"suffix", "braid does not complete with a suffix"},
   };
@@ -242,6 +241,10 @@ Request parse_request(std::string_view text, Endpoint endpoint, const RequestLim
   }
   if (const json* value = field(body, "temperature")) r.temperature = static_cast<float>(need_number(*value, "temperature", 0, 2));
   if (const json* value = field(body, "top_p")) r.top_p = static_cast<float>(need_number(*value, "top_p", 0, 1));
+  for (auto [name, penalty] : {std::pair{"presence_penalty", &r.presence_penalty},
+                               std::pair{"frequency_penalty", &r.frequency_penalty}}) {
+    if (const json* value = field(body, name)) *penalty = static_cast<float>(need_number(*value, name, -2, 2));
+  }
   if (const json* value = field(body, "top_k")) {
     const int64_t k = need_integer(*value, "top_k");
     if (k < 0) throw bad(fmt::format("'top_k' must be 0 (no limit) or more, not {}", k), "top_k");

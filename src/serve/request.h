@@ -5,7 +5,7 @@
 // OpenAI's error body ({"error": {"message", "type", "param", "code"}}). parse_request
 // throws nothing else for any input (fuzz/serve_request_fuzzer.cpp holds it to that).
 // Fields that change nothing braid answers (user, metadata, ...) are ignored. Fields it
-// cannot honour (n above 1, logprobs, tools, penalties, a JSON response_format, ...) are
+// cannot honour (n above 1, logprobs, tools, logit_bias, a JSON response_format, ...) are
 // refused when they ask for something, and pass with their neutral values (false, 0,
 // empty), which OpenAI's clients may send by default.
 #pragma once
@@ -46,6 +46,8 @@ struct Request {
   std::optional<float> temperature;
   std::optional<float> top_p;
   std::optional<int> top_k;
+  float presence_penalty = 0.0f;   // OpenAI's, -2..2 (SamplingOptions)
+  float frequency_penalty = 0.0f;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;  // at most 4 non-empty strings, as OpenAI allows
   bool stream = false;

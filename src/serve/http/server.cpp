@@ -122,6 +122,8 @@ void HttpServer::add_routes() {
       if (request.temperature) job.sampling.temperature = *request.temperature;
       if (request.top_p) job.sampling.top_p = *request.top_p;
       if (request.top_k) job.sampling.top_k = *request.top_k;
+      job.sampling.presence_penalty = request.presence_penalty;
+      job.sampling.frequency_penalty = request.frequency_penalty;
       job.sampling.seed = request.seed ? *request.seed : random_seed();
       job.stop = request.stop;
       job.ignore_eos = request.ignore_eos;
