@@ -215,7 +215,7 @@ TEST(Sampling, RepetitionPenaltyOnlyLooksAtTheLastTokens) {
 
 TEST(Sampling, PresenceAndFrequencyPenaltiesLowerTheChosenTokens) {
   std::vector<float> logits = {2.0f, -1.0f, 3.0f, 0.5f};
-  penalize_chosen(logits, std::vector<int32_t>{0, 1, 0, 0}, 0.5f, 0.25f);
+  penalize_chosen(logits, {{0, 3}, {1, 1}}, 0.5f, 0.25f);  // token 0 chosen three times, 1 once
   EXPECT_EQ(logits, (std::vector<float>{2.0f - 0.5f - 0.75f, -1.0f - 0.5f - 0.25f, 3.0f, 0.5f}));
 
   SamplingOptions o = options(0.0f, 0, 1.0f, 1);

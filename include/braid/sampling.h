@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 namespace braid {
@@ -43,8 +44,9 @@ struct TokenProbability {
 // The steps, exposed for tests and other samplers.
 int32_t argmax(std::span<const float> logits);  // lowest id among equal maxima
 void penalize_repetitions(std::vector<float>& logits, std::span<const int32_t> recent, float penalty);
-// logits[t] -= presence (if t was chosen) + frequency * (times t was chosen).
-void penalize_chosen(std::vector<float>& logits, std::span<const int32_t> chosen, float presence, float frequency);
+// logits[t] -= presence + frequency * times[t], for every token t chosen times[t] > 0 times.
+void penalize_chosen(std::vector<float>& logits, const std::unordered_map<int32_t, int>& times, float presence,
+                     float frequency);
 // Softmax of logits / temperature (> 0), sorted by probability, then by id.
 std::vector<TokenProbability> to_probabilities(std::span<const float> logits, float temperature);
 // Both keep a prefix of a sorted list (at least one token) and renormalize it.
@@ -97,7 +99,7 @@ class Sampler {
   std::vector<int32_t> recent_;  // the last repeat_last_n tokens, oldest first
   // Whether OpenAI's penalties are on (only then are the chosen tokens kept).
   bool counts_chosen() const { return options_.presence_penalty != 0.0f || options_.frequency_penalty != 0.0f; }
-  std::vector<int32_t> chosen_;  // every token sample() returned, for OpenAI's penalties
+  std::unordered_map<int32_t, int> chosen_;  // times sample() returned each token, for OpenAI's penalties
   std::vector<float> scratch_;
 };
 

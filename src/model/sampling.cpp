@@ -28,13 +28,13 @@ void penalize_repetitions(std::vector<float>& logits, std::span<const int32_t> r
   }
 }
 
-void penalize_chosen(std::vector<float>& logits, std::span<const int32_t> chosen, float presence, float frequency) {
-  if (presence == 0.0f && frequency == 0.0f) return;
-  std::unordered_map<int32_t, int> times;
-  for (int32_t id : chosen) {
-    if (id >= 0 && static_cast<size_t>(id) < logits.size()) ++times[id];
+void penalize_chosen(std::vector<float>& logits, const std::unordered_map<int32_t, int>& times, float presence,
+                     float frequency) {
+  for (const auto& [id, n] : times) {
+    if (id >= 0 && static_cast<size_t>(id) < logits.size()) {
+      logits[static_cast<size_t>(id)] -= presence + frequency * static_cast<float>(n);
+    }
   }
-  for (const auto& [id, n] : times) logits[static_cast<size_t>(id)] -= presence + frequency * static_cast<float>(n);
 }
 
 std::vector<TokenProbability> to_probabilities(std::span<const float> logits, float temperature) {
@@ -223,7 +223,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
   const int32_t token = options_.temperature <= 0
                             ? argmax(scores)
                             : draw(nucleus(scores, options_.temperature, options_.top_k, options_.top_p), rng_);
-  if (counts_chosen()) chosen_.push_back(token);
+  if (counts_chosen()) ++chosen_[token];
   return token;
 }
 
@@ -241,14 +241,10 @@ int32_t Sampler::sample(const BestLogits& best) {
     throw Error(fmt::format("sample: {} best logits of {} do not decide this sampler's token", best.logits.size(),
                             best.vocabulary));
   }
-  int32_t token = static_cast<int32_t>(best.ids[0]);
-  if (options_.temperature > 0) {
-    std::vector<TokenProbability> top(static_cast<size_t>(options_.top_k));
-    for (size_t i = 0; i < top.size(); ++i) top[i] = {static_cast<int32_t>(best.ids[i]), best.logits[i]};
-    token = draw(weigh_best(std::move(top), options_.temperature, options_.top_p), rng_);
-  }
-  if (counts_chosen()) chosen_.push_back(token);
-  return token;
+  if (options_.temperature <= 0) return static_cast<int32_t>(best.ids[0]);
+  std::vector<TokenProbability> top(static_cast<size_t>(options_.top_k));
+  for (size_t i = 0; i < top.size(); ++i) top[i] = {static_cast<int32_t>(best.ids[i]), best.logits[i]};
+  return draw(weigh_best(std::move(top), options_.temperature, options_.top_p), rng_);
 }
 
 void Sampler::accept(int32_t token) {
