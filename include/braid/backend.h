@@ -52,6 +52,11 @@ struct ExecOptions {
   // routing, heads over 128). cuda_graph does not apply to it; sync_each_node waits for the
   // kernel after each run. The CPU ignores it.
   bool persistent = false;
+  // CUDA: an activation that two or more int8 products read (Q/K/V, gate/up) is quantized
+  // once, by its producer's step, instead of once by each product (Note [Shared int8
+  // activations], src/backend/cuda/shared_int8.h). Same bits either way; false is for
+  // comparing the two. The CPU ignores it.
+  bool share_int8_x = true;
 };
 
 // When one plan step ran, for traces: microseconds from the start of the traced run.

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <exception>
 
 namespace braid::cuda {
@@ -20,10 +22,13 @@ CudaExecutable::CudaExecutable(const Graph& graph, const Plan& plan, const ExecO
   allocate_buffers();
   resolve_addresses(plan);
   create_streams_and_handles(plan, nccl_comm);
+  extras_.resize(steps_.size());
   if (options_.persistent && persistent_decode_graph(graph_)) {
     persistent_ = std::make_unique<PersistentProgram>(graph_, plan, addresses_);
     return;
   }
+  const char* sharing = std::getenv("BRAID_SHARED_INT8");  // "0": off, for A/B runs of whole models
+  if (options_.share_int8_x && !(sharing != nullptr && std::string(sharing) == "0")) share_int8_activations();
   // With nothing to run there is nothing to capture (and an empty capture buys nothing).
   if (options_.cuda_graph && !options_.sync_each_node && !steps_.empty()) capture();
 }
@@ -119,6 +124,21 @@ void CudaExecutable::create_streams_and_handles(const Plan& plan, void* nccl_com
   }
 }
 
+// Note [Shared int8 activations] (shared_int8.h).
+void CudaExecutable::share_int8_activations() {
+  const SharedInt8Copies plan = plan_shared_int8(graph_, steps_, addresses_);
+  if (plan.copies.empty()) return;
+  shared_int8_buffer_ = DeviceBuffer::allocate(plan.bytes, "int8 activations");
+  for (const SharedInt8Copies::Copy& copy : plan.copies) {
+    shared_int8_.push_back({shared_int8_buffer_.data() + copy.offset, copy.nibble_order});
+  }
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const auto node = static_cast<size_t>(steps_[i].node);
+    if (plan.written_by[node] >= 0) extras_[i].writes = &shared_int8_[static_cast<size_t>(plan.written_by[node])];
+    if (plan.read_by[node] >= 0) extras_[i].reads = &shared_int8_[static_cast<size_t>(plan.read_by[node])];
+  }
+}
+
 void CudaExecutable::capture() {
   cudaStream_t s0 = origin();
   check(cudaStreamBeginCapture(s0, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
@@ -194,7 +214,7 @@ void CudaExecutable::launch_step(size_t index) {
       check(cudaStreamWaitEvent(ctx.stream, events_[static_cast<size_t>(e)].get(), 0), "cudaStreamWaitEvent");
     }
     if (tracing_) check(cudaEventRecord(trace_start_[index].get(), ctx.stream), "cudaEventRecord (trace)");
-    launch(graph_, step.node, addresses_, ctx);
+    launch(graph_, step.node, addresses_, ctx, extras_[index]);
     if (tracing_) check(cudaEventRecord(trace_end_[index].get(), ctx.stream), "cudaEventRecord (trace)");
     if (options_.sync_each_node) check(cudaStreamSynchronize(ctx.stream), "kernel execution");
     if (step.record >= 0) {
@@ -270,7 +290,8 @@ void CudaExecutable::read(TensorId id, void* dst, size_t bytes) {
 MemoryReport CudaExecutable::memory() const {
   MemoryReport report;
   report.arena_bytes = layout_.arena_bytes;
-  report.workspace_bytes = layout_.workspace_bytes() + (persistent_ ? persistent_->device_bytes() : 0);
+  report.workspace_bytes =
+      layout_.workspace_bytes() + shared_int8_buffer_.bytes() + (persistent_ ? persistent_->device_bytes() : 0);
   report.inputs_bytes = layout_.input_bytes;
   report.weights_bytes = store_->weights_bytes();
   report.state_bytes = store_->state_bytes();

@@ -33,6 +33,7 @@
 #include "backend/cuda/exec_layout.h"
 #include "backend/cuda/persistent/persistent_program.h"
 #include "backend/cuda/resident_store.h"
+#include "backend/cuda/shared_int8.h"
 #include "braid/backend.h"
 
 namespace braid::cuda {
@@ -64,6 +65,7 @@ class CudaExecutable final : public Executable {
   void allocate_buffers();
   void resolve_addresses(const Plan& plan);
   void create_streams_and_handles(const Plan& plan, void* nccl_comm);
+  void share_int8_activations();
   void capture();
   void copy_inputs();
   void issue_plan();
@@ -86,6 +88,7 @@ class CudaExecutable final : public Executable {
   std::map<TensorId, PinnedBuffer> view_host_;  // read_view's copies, one a tensor shown
   std::vector<DeviceBuffer> scratch_;           // per plan stream (empty when unused)
   std::vector<DeviceBuffer> cublas_workspace_;  // per plan stream (empty when unused)
+  DeviceBuffer shared_int8_buffer_;             // the activations' int8 copies
   DeviceAddresses addresses_;
 
   std::vector<Stream> streams_;  // per plan stream
@@ -95,6 +98,8 @@ class CudaExecutable final : public Executable {
   Event copy_done_;          // the staging buffer may be rewritten once it has fired
   std::vector<CublasHandle> cublas_;  // per plan stream (empty when unused)
   std::vector<StreamContext> contexts_;
+  std::vector<SharedInt8> shared_int8_;  // per copy of shared_int8_buffer_
+  std::vector<LaunchExtras> extras_;     // per step: the copy it writes or reads
   // Timing events of trace_run, created on its first call; `tracing_` is set during it.
   Event trace_origin_;
   std::vector<Event> trace_start_, trace_end_;  // per step

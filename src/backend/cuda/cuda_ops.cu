@@ -82,11 +82,10 @@ bool supports(const Graph& graph, TensorId node) {
   }
 }
 
-void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, const StreamContext& ctx) {
-  const Tensor& t = graph[node];
-  const NodeLaunch launch{graph, t, memory, ctx};
-  if (!supports(graph, node)) throw Error(launch.label() + ": not supported by the CUDA backend");
-  switch (t.op) {
+namespace {
+
+void launch_op(const NodeLaunch& launch) {
+  switch (launch.node.op) {
     case Op::GetRows: launch_get_rows(launch); return;
     case Op::Add:
     case Op::Mul:
@@ -108,6 +107,17 @@ void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, co
     case Op::AllReduce: launch_all_reduce(launch); return;
     default: throw Error(launch.label() + ": not a compute op");
   }
+}
+
+}  // namespace
+
+void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, const StreamContext& ctx,
+            const LaunchExtras& extras) {
+  const Tensor& t = graph[node];
+  const NodeLaunch launch{graph, t, memory, ctx, extras.reads};
+  if (!supports(graph, node)) throw Error(launch.label() + ": not supported by the CUDA backend");
+  launch_op(launch);
+  if (extras.writes != nullptr) write_shared_int8(launch, *extras.writes);
 }
 
 }  // namespace braid::cuda

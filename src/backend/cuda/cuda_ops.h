@@ -34,6 +34,19 @@ struct StreamContext {
 // Device address of every tensor of a graph, indexed by TensorId (null where unused).
 using DeviceAddresses = std::vector<uint8_t*>;
 
+// An activation's int8 copy (Note [Shared int8 activations], shared_int8.h):
+// int8_matvec_scratch_bytes(k, n) bytes laid out as the int8 products read x.
+struct SharedInt8 {
+  uint8_t* data = nullptr;
+  bool nibble_order = false;
+};
+// What a step's launch does besides its op: quantize the node's output into `writes`
+// after the op, or (mul_mat) read its x from `reads` instead of quantizing it.
+struct LaunchExtras {
+  const SharedInt8* writes = nullptr;
+  const SharedInt8* reads = nullptr;
+};
+
 // Scratch bytes `node` needs on its stream (0 for most ops).
 size_t scratch_bytes(const Graph& graph, TensorId node);
 // Whether `node` calls cuBLAS (a stream needs a handle and workspace only then).
@@ -42,7 +55,8 @@ bool uses_cublas(const Graph& graph, TensorId node);
 // Launches `node` on ctx.stream. Never synchronizes and never allocates, so it is safe
 // inside stream capture. Throws braid::Error (naming op and node) when the op or a type
 // combination is unsupported, or when a launch fails.
-void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, const StreamContext& ctx);
+void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, const StreamContext& ctx,
+            const LaunchExtras& extras = {});
 
 // Whether launch() supports this node (the op test harness reports unsupported ops).
 bool supports(const Graph& graph, TensorId node);

@@ -27,6 +27,7 @@ struct NodeLaunch {
   const Tensor& node;
   const DeviceAddresses& memory;
   const StreamContext& ctx;
+  const SharedInt8* x_int8 = nullptr;  // mul_mat: x already quantized (LaunchExtras::reads)
 
   const Tensor& src(size_t i) const { return graph[node.src[i]]; }
   const uint8_t* src_data(size_t i) const { return memory[static_cast<size_t>(node.src[i])]; }

@@ -161,6 +161,17 @@ size_t mul_mat_scratch_bytes(const Graph& graph, TensorId node) {
   return gemm_scratch_bytes(w.type, w.ne[0], w.ne[1], n);
 }
 
+bool mul_mat_reads_int8_x(const Graph& graph, TensorId node, const uint8_t* w) {
+  const Tensor& t = graph[node];
+  if (t.op != Op::MulMat || mul_mat_uses_mma(graph, t) || !mul_mat_uses_matvec(graph, t)) return false;
+  const Tensor& weights = graph[t.src[0]];
+  MatvecArgs args;  // what launch_mul_mat gives the int8 kernel, as far as int8_matvec_ok reads it
+  args.w = w;
+  args.w_row_stride = static_cast<int64_t>(weights.nb[1]);
+  args.k = weights.ne[0];
+  return int8_matvec_ok(weights.type, args);
+}
+
 bool mul_mat_uses_cublas(const Graph& graph, TensorId node) {
   const Tensor& t = graph[node];
   if (t.op == Op::MulMatId) return mul_mat_id_uses_gemm(graph, t);

@@ -82,6 +82,14 @@ struct Int8Columns {
 // node's stream.
 Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x_col_stride, int64_t k,
                              int64_t columns, bool nibble_order);
+// Whether the int8 product of w_type reads x in nibble order (q4_*, q5_*) or plain order.
+bool int8_nibble_order(DType w_type);
+
+// Note [Shared int8 activations] (shared_int8.h): whether mul_mat `node` takes the int8
+// matrix-vector kernel with its weights at `w`, so that it could read a shared int8 x;
+// and the producer's side: quantize the node's f32 output [k, n] into `copy`.
+bool mul_mat_reads_int8_x(const Graph& graph, TensorId node, const uint8_t* w);
+void write_shared_int8(const NodeLaunch& launch, const SharedInt8& copy);
 
 // The tensor-core product (matmul_mma.cu) for kMatvecMaxColumns < n <= kMmaMaxColumns, no
 // ids, weights that int8_matvec_ok accepts: the weights dequantized to f16 in registers, x

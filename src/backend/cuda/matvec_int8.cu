@@ -276,10 +276,17 @@ void launch_typed(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, cu
   }
 }
 
-// Quantizes x (every token's column with ids), then the product.
+// Quantizes x (every token's column with ids), then the product; or the product alone on
+// the copy of x its producer quantized (Note [Shared int8 activations]).
 template <DType W>
 void launch_product(const NodeLaunch& launch, const MatvecArgs& a, unsigned tokens) {
-  const Int8Columns x = quantize_columns(launch, a.x, a.x_col_stride, a.k, a.n, Int8Dot<W>::kNibbleOrder);
+  Int8Columns x;
+  if (launch.x_int8 != nullptr) {
+    BRAID_ASSERT(a.ids == nullptr && launch.x_int8->nibble_order == Int8Dot<W>::kNibbleOrder);
+    x = int8_columns(launch.x_int8->data, a.k, a.n);
+  } else {
+    x = quantize_columns(launch, a.x, a.x_col_stride, a.k, a.n, Int8Dot<W>::kNibbleOrder);
+  }
   launch_typed<W>(a, x, tokens, launch.ctx.stream);
 }
 
@@ -313,13 +320,13 @@ size_t int8_matvec_scratch_bytes(int64_t k, int64_t columns) {
          static_cast<size_t>(columns * (k / kQuantBlock)) * sizeof(float2);
 }
 
-Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x_col_stride, int64_t k,
-                             int64_t columns, bool nibble_order) {
-  launch.require_scratch(int8_matvec_scratch_bytes(k, columns));
+// Quantizes `columns` columns of x into `to` (int8_matvec_scratch_bytes(k, columns) bytes).
+static Int8Columns quantize_columns_to(const NodeLaunch& launch, const float* x, int64_t x_col_stride, int64_t k,
+                                int64_t columns, bool nibble_order, void* to) {
   if (columns > 65535) throw Error(launch.label() + ": more than 65535 columns");  // grid rows of the quantizer
-  const Int8Columns out = int8_columns(launch.ctx.scratch, k, columns);
+  const Int8Columns out = int8_columns(to, k, columns);
   const dim3 grid(grid_size(k / 4, kQuantizeThreads), static_cast<unsigned>(columns));
-  auto* q = static_cast<int8_t*>(launch.ctx.scratch);
+  auto* q = static_cast<int8_t*>(to);
   auto* ds = const_cast<float2*>(out.ds);
   cudaStream_t stream = launch.ctx.stream;
   if (nibble_order) {
@@ -328,6 +335,30 @@ Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x
     launch_kernel(quantize_columns_kernel<false>, grid, kQuantizeThreads, 0, stream, x, x_col_stride, k, q, ds);
   }
   return out;
+}
+
+Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x_col_stride, int64_t k,
+                             int64_t columns, bool nibble_order) {
+  launch.require_scratch(int8_matvec_scratch_bytes(k, columns));
+  return quantize_columns_to(launch, x, x_col_stride, k, columns, nibble_order, launch.ctx.scratch);
+}
+
+void write_shared_int8(const NodeLaunch& launch, const SharedInt8& copy) {
+  const Tensor& t = launch.node;
+  BRAID_ASSERT(t.type == DType::F32 && t.ne[0] % kQuantBlock == 0 && t.nb[1] % 4 == 0);
+  quantize_columns_to(launch, reinterpret_cast<const float*>(launch.out_data()), static_cast<int64_t>(t.nb[1] / 4),
+                      t.ne[0], t.ne[1], copy.nibble_order, copy.data);
+  launch.check_launch();
+}
+
+bool int8_nibble_order(DType w_type) {
+  switch (w_type) {
+    case DType::Q4_0: return Int8Dot<DType::Q4_0>::kNibbleOrder;
+    case DType::Q4_1: return Int8Dot<DType::Q4_1>::kNibbleOrder;
+    case DType::Q5_0: return Int8Dot<DType::Q5_0>::kNibbleOrder;
+    case DType::Q5_1: return Int8Dot<DType::Q5_1>::kNibbleOrder;
+    default: return false;  // q8_0 and the K-quants
+  }
 }
 
 void launch_int8_matvec(const NodeLaunch& launch, DType w_type, const MatvecArgs& args, unsigned tokens) {

@@ -1,0 +1,54 @@
+#include "backend/cuda/shared_int8.h"
+
+#include <map>
+#include <utility>
+
+#include "backend/cuda/matmul.cuh"
+
+namespace braid::cuda {
+
+SharedInt8Copies plan_shared_int8(const Graph& graph, const std::vector<PlanStep>& steps,
+                                  const DeviceAddresses& addresses) {
+  const auto tensors = static_cast<size_t>(graph.tensor_count());
+  SharedInt8Copies out;
+  out.written_by.assign(tensors, -1);
+  out.read_by.assign(tensors, -1);
+
+  // The int8 readers of each activation a step computes, by the order of x they want, in
+  // plan order.
+  std::vector<uint8_t> computed(tensors, 0);
+  for (const PlanStep& step : steps) computed[static_cast<size_t>(step.node)] = 1;
+  std::map<std::pair<TensorId, bool>, std::vector<TensorId>> readers;
+  for (const PlanStep& step : steps) {
+    const Tensor& t = graph[step.node];
+    if (t.op != Op::MulMat) continue;
+    const TensorId x = t.src[1];
+    const Tensor& xt = graph[x];
+    if (!computed[static_cast<size_t>(x)] || xt.type != DType::F32 || xt.ne[2] != 1 || xt.ne[3] != 1) continue;
+    if (!mul_mat_reads_int8_x(graph, step.node, addresses[static_cast<size_t>(t.src[0])])) continue;
+    readers[{x, int8_nibble_order(graph[t.src[0]].type)}].push_back(step.node);
+  }
+
+  constexpr size_t kAlignment = 256;
+  for (const auto& [key, nodes] : readers) {
+    const auto [x, nibble_order] = key;
+    // One copy an activation: the order with the most readers (the others quantize their own).
+    if (nodes.size() < 2 || out.written_by[static_cast<size_t>(x)] >= 0) continue;
+    const auto other = readers.find({x, !nibble_order});
+    if (other != readers.end() && other->second.size() > nodes.size()) continue;
+    const Tensor& xt = graph[x];
+    SharedInt8Copies::Copy copy;
+    copy.producer = x;
+    copy.offset = out.bytes;
+    copy.bytes = int8_matvec_scratch_bytes(xt.ne[0], xt.ne[1]);
+    copy.nibble_order = nibble_order;
+    out.bytes += (copy.bytes + kAlignment - 1) / kAlignment * kAlignment;
+    const int index = static_cast<int>(out.copies.size());
+    out.copies.push_back(copy);
+    out.written_by[static_cast<size_t>(x)] = index;
+    for (TensorId node : nodes) out.read_by[static_cast<size_t>(node)] = index;
+  }
+  return out;
+}
+
+}  // namespace braid::cuda
