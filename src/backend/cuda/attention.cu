@@ -1,4 +1,5 @@
 #include "backend/cuda/attention_decode.cuh"
+#include "backend/cuda/matmul.cuh"
 
 #include <algorithm>
 
@@ -177,12 +178,19 @@ void launch_attention(const NodeLaunch& launch) {
   a.chunk = split.chunk;
   a.chunks = split.chunks;
   if (a.n == 0 || a.heads == 0 || a.head_dim == 0) return;
+  // The output's int8 copy (Note [Shared int8 activations]): the tiled kernel and the merge
+  // write it beside the output; after the other kernels, a quantization kernel does.
+  const auto copy_after = [&] {
+    if (launch.out_int8 != nullptr) write_shared_int8(launch, *launch.out_int8);
+  };
   if (a.region == 0 && prompt_attention_ok(a.head_dim, a.n)) {
     launch_prompt_attention(launch, a);
+    copy_after();
     return;
   }
   if (batch_attention_ok(a)) {
     launch_batch_attention(launch, a);
+    copy_after();
     return;
   }
   if (a.chunks > 1) {
@@ -191,6 +199,7 @@ void launch_attention(const NodeLaunch& launch) {
   }
   cudaStream_t stream = launch.ctx.stream;
   if (use_tiled(a.head_dim)) {
+    a.int8 = int8_out(launch.out_int8);
     const TiledShape shape = tiled_shape(a.heads, a.kv_heads, a.n, a.region);
     const dim3 grid(static_cast<unsigned>(a.chunks), static_cast<unsigned>(a.heads / shape.heads_per_block),
                     static_cast<unsigned>((a.n + shape.queries_per_block - 1) / shape.queries_per_block));
@@ -229,6 +238,7 @@ void launch_attention(const NodeLaunch& launch) {
     launch_kernel(attention_merge_kernel, merge_grid, 128, 0, stream, a);
     launch.check_launch();
   }
+  if (!use_tiled(a.head_dim)) copy_after();
 }
 
 void launch_kv_write(const NodeLaunch& launch) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/quantize_x.cuh"
 #include "backend/cuda/rope.cuh"
 
 namespace braid::cuda {
@@ -21,6 +22,9 @@ inline constexpr int kMaxChunks = 256;
 struct AttentionArgs : AttentionOperands {
   float* partial;  // split mode: [n][heads][chunks][2 + head_dim]
   int chunk, chunks;
+  // The output's int8 copy, read as [head_dim * heads, n] (Note [Shared int8 activations]);
+  // written where the output is, by the single-chunk tiled block and the merge.
+  Int8Out int8;
 };
 
 struct Split {
@@ -173,7 +177,10 @@ __device__ __forceinline__ void attention_tiled_block(const AttentionArgs& a, Ti
   }
   float* out = a.out + (static_cast<int64_t>(query) * a.heads + head) * hd;
   if (active && begin >= end && a.chunks == 1) {  // no visible slot at all: zero output
-    for (int d = lane; d < hd; d += 32) out[d] = 0.0f;
+    for (int d = lane; d < hd; d += 32) {
+      out[d] = 0.0f;
+      if (a.int8.q != nullptr) store_int8_copy(a.int8, query, static_cast<int64_t>(head) * hd + d, 0.0f);
+    }
   }
   if (begin >= block_end) return;  // the whole block is past its live lengths
 
@@ -225,7 +232,10 @@ __device__ __forceinline__ void attention_tiled_block(const AttentionArgs& a, Ti
 #pragma unroll
     for (int r = 0; r < kDims; ++r) {
       const int d = lane + 32 * r;
-      if (d < hd) out[d] = acc[r] * inverse;
+      if (d < hd) {  // the whole warp, or none of it, where an int8 copy is written (hd % 32 == 0)
+        out[d] = acc[r] * inverse;
+        if (a.int8.q != nullptr) store_int8_copy(a.int8, query, static_cast<int64_t>(head) * hd + d, out[d]);
+      }
     }
     return;
   }
@@ -261,6 +271,7 @@ __device__ __forceinline__ void attention_merge_block(const AttentionArgs& a, in
       value = fmaf(p[2 + d], expf(p[0] - max), value);
     }
     out[d] = value * inverse;
+    if (a.int8.q != nullptr) store_int8_copy(a.int8, query, static_cast<int64_t>(head) * hd + d, out[d]);
   }
 }
 

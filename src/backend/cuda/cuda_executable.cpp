@@ -130,7 +130,7 @@ void CudaExecutable::share_int8_activations() {
   if (plan.copies.empty()) return;
   shared_int8_buffer_ = DeviceBuffer::allocate(plan.bytes, "int8 activations");
   for (const SharedInt8Copies::Copy& copy : plan.copies) {
-    shared_int8_.push_back({shared_int8_buffer_.data() + copy.offset, copy.nibble_order});
+    shared_int8_.push_back({shared_int8_buffer_.data() + copy.offset, copy.k, copy.columns, copy.nibble_order});
   }
   for (size_t i = 0; i < steps_.size(); ++i) {
     const auto node = static_cast<size_t>(steps_[i].node);

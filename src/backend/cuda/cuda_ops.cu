@@ -13,6 +13,7 @@
 #include "backend/cuda/top_logits.cuh"
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/rope.cuh"
+#include "backend/cuda/shared_int8.h"
 #include "backend/cuda/softmax.cuh"
 
 namespace braid::cuda {
@@ -114,10 +115,13 @@ void launch_op(const NodeLaunch& launch) {
 void launch(const Graph& graph, TensorId node, const DeviceAddresses& memory, const StreamContext& ctx,
             const LaunchExtras& extras) {
   const Tensor& t = graph[node];
-  const NodeLaunch launch{graph, t, memory, ctx, extras.reads};
+  // The int8 copy of the output is written by the node's own kernel where it can, else by
+  // a quantization kernel after it.
+  const bool kernel_writes_copy = extras.writes != nullptr && producer_writes_int8(t);
+  const NodeLaunch launch{graph, t, memory, ctx, extras.reads, kernel_writes_copy ? extras.writes : nullptr};
   if (!supports(graph, node)) throw Error(launch.label() + ": not supported by the CUDA backend");
   launch_op(launch);
-  if (extras.writes != nullptr) write_shared_int8(launch, *extras.writes);
+  if (extras.writes != nullptr && !kernel_writes_copy) write_shared_int8(launch, *extras.writes);
 }
 
 }  // namespace braid::cuda

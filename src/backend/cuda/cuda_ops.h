@@ -35,9 +35,13 @@ struct StreamContext {
 using DeviceAddresses = std::vector<uint8_t*>;
 
 // An activation's int8 copy (Note [Shared int8 activations], shared_int8.h):
-// int8_matvec_scratch_bytes(k, n) bytes laid out as the int8 products read x.
+// int8_matvec_scratch_bytes(k, columns) bytes laid out as the int8 products read x, [k,
+// columns] being the activation as they read it (its producer may see another shape of the
+// same elements: attention's [head_dim, heads, n] is read as [head_dim * heads, n]).
 struct SharedInt8 {
   uint8_t* data = nullptr;
+  int64_t k = 0;
+  int64_t columns = 0;
   bool nibble_order = false;
 };
 // What a step's launch does besides its op: quantize the node's output into `writes`

@@ -2,13 +2,18 @@
 
 #include <algorithm>
 
+#include "backend/cuda/quantize_x.cuh"
+
 namespace braid::cuda {
 namespace {
 
 constexpr int kRowThreads = 256;
 
+// With an int8 copy to write (swiglu), each thread quantizes the element it has just
+// written; a warp's elements are 32 consecutive ones of a row, and a.ne[0] is then a
+// multiple of 32, so each warp takes whole blocks.
 template <Binary kOp>
-__global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int64_t rows) {
+__global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int64_t rows, Int8Out int8) {
   wait_for_producers();
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -17,7 +22,10 @@ __global__ void binary_kernel(StridedTensor a, StridedTensor b, float* out, int6
     const auto* a_row = reinterpret_cast<const float*>(a.row_data(row));
     const auto* b_row = reinterpret_cast<const float*>(broadcast_row_address(a, b, row));
     float* out_row = out + row * a.ne[0];
-    for (int64_t i = first; i < a.ne[0]; i += step) binary_element<kOp>(a_row, b_row, b.ne[0], same_width, out_row, i);
+    for (int64_t i = first; i < a.ne[0]; i += step) {
+      binary_element<kOp>(a_row, b_row, b.ne[0], same_width, out_row, i);
+      if (int8.q != nullptr) store_int8_copy(int8, row, i, out_row[i]);
+    }
   }
 }
 
@@ -90,15 +98,16 @@ void launch_binary(const NodeLaunch& launch) {
   if (rows == 0 || a.ne[0] == 0) return;
   const dim3 grid = elementwise_grid(a.ne[0], rows);
   cudaStream_t stream = launch.ctx.stream;
+  const Int8Out int8 = int8_out(launch.out_int8);
   switch (launch.node.op) {
     case Op::Add:
-      launch_kernel(binary_kernel<Binary::Add>, grid, kRowThreads, 0, stream, a, b, out, rows);
+      launch_kernel(binary_kernel<Binary::Add>, grid, kRowThreads, 0, stream, a, b, out, rows, int8);
       break;
     case Op::Mul:
-      launch_kernel(binary_kernel<Binary::Mul>, grid, kRowThreads, 0, stream, a, b, out, rows);
+      launch_kernel(binary_kernel<Binary::Mul>, grid, kRowThreads, 0, stream, a, b, out, rows, int8);
       break;
     case Op::Swiglu:
-      launch_kernel(binary_kernel<Binary::Swiglu>, grid, kRowThreads, 0, stream, a, b, out, rows);
+      launch_kernel(binary_kernel<Binary::Swiglu>, grid, kRowThreads, 0, stream, a, b, out, rows, int8);
       break;
     default: throw Error(launch.label() + ": not a binary op");
   }

@@ -37,6 +37,7 @@
 // index order).
 #include "backend/cuda/int8_dot.cuh"
 #include "backend/cuda/matmul.cuh"
+#include "backend/cuda/quantize_x.cuh"
 
 namespace braid::cuda {
 namespace {
@@ -54,14 +55,6 @@ Int8Columns int8_columns(void* scratch, int64_t k, int64_t columns) {
           reinterpret_cast<const float2*>(base + align_up(static_cast<size_t>(k * columns)))};
 }
 
-// Where element j (0..31) of a block sits in nibble order: the x values of qs bytes
-// 8p..8p+7 (elements 8p..8p+7 in the low nibbles, 16+8p..16+8p+7 in the high ones) are
-// bytes 16p..16p+15.
-__device__ __forceinline__ int nibble_order_position(int j) { return (j % 16) / 8 * 16 + j / 16 * 8 + j % 8; }
-
-// max(|a|, |b|) that keeps NaN, so a NaN in x makes the scale (and the results) NaN.
-__device__ __forceinline__ float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
-
 // One thread per 4 elements, 8 threads per block of 32. k is a multiple of 32, so a
 // group of 8 lanes is either all inside the column or all past its end; all lanes
 // take part in the shuffles.
@@ -74,32 +67,19 @@ __global__ void __launch_bounds__(kQuantizeThreads)
   const bool active = first < k;
   const float* xc = x + column * x_col_stride + first;
   float v[4];
-  float amax = 0.0f;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    v[i] = active ? xc[i] : 0.0f;
-    amax = nan_max(fabsf(v[i]), amax);
-  }
-#pragma unroll
-  for (int offset = 1; offset < 8; offset <<= 1) amax = nan_max(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
-  const float d = amax / 127.0f;
-  const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
-  uint32_t packed = 0;
-  int sum = 0;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int qi = __float2int_rn(v[i] * inverse);  // |qi| <= 127
-    sum += qi;
-    packed |= (static_cast<uint32_t>(qi) & 0xffu) << (8 * i);
-  }
-#pragma unroll
-  for (int offset = 1; offset < 8; offset <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  for (int i = 0; i < 4; ++i) v[i] = active ? xc[i] : 0.0f;
+  int qi[4];
+  const float2 block_ds = quantize_x_block<4>(v, qi);
   if (!active) return;
+  uint32_t packed = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) packed |= (static_cast<uint32_t>(qi[i]) & 0xffu) << (8 * i);
   const int64_t block = first / kQuantBlock;
   const int j = static_cast<int>(first % kQuantBlock);
   const int position = kNibbleOrder ? nibble_order_position(j) : j;
   *reinterpret_cast<uint32_t*>(q + column * k + block * kQuantBlock + position) = packed;
-  if (j == 0) ds[column * (k / kQuantBlock) + block] = make_float2(d, d * static_cast<float>(sum));
+  if (j == 0) ds[column * (k / kQuantBlock) + block] = block_ds;
 }
 
 // kRowThreads threads (a warp, or the whole block) own kRows consecutive rows; each
@@ -345,10 +325,17 @@ Int8Columns quantize_columns(const NodeLaunch& launch, const float* x, int64_t x
 
 void write_shared_int8(const NodeLaunch& launch, const SharedInt8& copy) {
   const Tensor& t = launch.node;
-  BRAID_ASSERT(t.type == DType::F32 && t.ne[0] % kQuantBlock == 0 && t.nb[1] % 4 == 0);
-  quantize_columns_to(launch, reinterpret_cast<const float*>(launch.out_data()), static_cast<int64_t>(t.nb[1] / 4),
-                      t.ne[0], t.ne[1], copy.nibble_order, copy.data);
+  BRAID_ASSERT(t.type == DType::F32 && t.is_contiguous() && copy.k % kQuantBlock == 0 &&
+               copy.k * copy.columns == t.elements());
+  quantize_columns_to(launch, reinterpret_cast<const float*>(launch.out_data()), copy.k, copy.k, copy.columns,
+                      copy.nibble_order, copy.data);
   launch.check_launch();
+}
+
+Int8Out int8_out(const SharedInt8* copy) {
+  if (copy == nullptr) return {};
+  const Int8Columns c = int8_columns(copy->data, copy->k, copy->columns);
+  return {const_cast<int8_t*>(c.q), const_cast<float2*>(c.ds), copy->k, copy->nibble_order};
 }
 
 bool int8_nibble_order(DType w_type) {
