@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <exception>
+#include <string>
 
 namespace braid::cuda {
 

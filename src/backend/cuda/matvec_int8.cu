@@ -262,8 +262,10 @@ template <DType W>
 void launch_product(const NodeLaunch& launch, const MatvecArgs& a, unsigned tokens) {
   Int8Columns x;
   if (launch.x_int8 != nullptr) {
-    BRAID_ASSERT(a.ids == nullptr && launch.x_int8->nibble_order == Int8Dot<W>::kNibbleOrder);
-    x = int8_columns(launch.x_int8->data, a.k, a.n);
+    const SharedInt8& copy = *launch.x_int8;
+    BRAID_ASSERT(a.ids == nullptr && copy.nibble_order == Int8Dot<W>::kNibbleOrder && copy.k == a.k &&
+                 copy.columns == a.n);
+    x = int8_columns(copy.data, a.k, a.n);
   } else {
     x = quantize_columns(launch, a.x, a.x_col_stride, a.k, a.n, Int8Dot<W>::kNibbleOrder);
   }
