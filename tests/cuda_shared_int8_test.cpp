@@ -79,15 +79,20 @@ std::unique_ptr<Layer> make_layer() {
   return l;
 }
 
+// Fake weight addresses, 256-byte aligned as cudaMalloc gives them; nothing else of them
+// is read by the choice.
+cuda::DeviceAddresses aligned_addresses(const Graph& g) {
+  cuda::DeviceAddresses addresses(static_cast<size_t>(g.tensor_count()), nullptr);
+  for (TensorId id = 0; id < g.tensor_count(); ++id) {
+    addresses[static_cast<size_t>(id)] = reinterpret_cast<uint8_t*>(uintptr_t{0x100000} * (id + 1));
+  }
+  return addresses;
+}
+
 TEST(SharedInt8, CopiesWhereTheProducerWritesThemOrTwoProductsReadThem) {
   const auto l = make_layer();
   const Plan plan = make_plan(l->g, Policy::Serial);
-  // Weights 256-byte aligned, as cudaMalloc gives them; the rest needs no address here.
-  cuda::DeviceAddresses addresses(static_cast<size_t>(l->g.tensor_count()), nullptr);
-  for (TensorId id = 0; id < l->g.tensor_count(); ++id) {
-    addresses[static_cast<size_t>(id)] = reinterpret_cast<uint8_t*>(uintptr_t{0x100000} * (id + 1));
-  }
-  const cuda::SharedInt8Copies copies = cuda::plan_shared_int8(l->g, plan.steps, addresses);
+  const cuda::SharedInt8Copies copies = cuda::plan_shared_int8(l->g, plan.steps, aligned_addresses(l->g));
   ASSERT_EQ(copies.copies.size(), 4u);
   auto copy_of = [&](TensorId producer) { return copies.written_by[static_cast<size_t>(producer)]; };
   auto read_by = [&](TensorId product) { return copies.read_by[static_cast<size_t>(product)]; };
@@ -106,6 +111,41 @@ TEST(SharedInt8, CopiesWhereTheProducerWritesThemOrTwoProductsReadThem) {
   // (each copy rounded up to 256 bytes), 1024 + 256 for swiglu's.
   EXPECT_EQ(copies.copies[static_cast<size_t>(copy_of(l->attn_norm))].bytes, 512u + 128u);
   EXPECT_EQ(copies.bytes, 3u * 768u + 1280u);
+}
+
+// A llama decode graph: every product reads a copy, written by the norms, swiglu and
+// attention (through the reshape in front of the output projection), fused or not.
+TEST(SharedInt8, EveryProductOfALlamaDecodeStepReadsACopyItsProducerWrites) {
+  ModelConfig config = preset_config("tiny-256");
+  config.n_layer = 2;
+  set_weight_type(config, "q4_k_m");
+  for (bool fuse : {false, true}) {
+    SCOPED_TRACE(fuse ? "fused" : "unfused");
+    GraphOptions options;
+    options.fuse_projections = fuse;
+    const Graph g = build_graph_shapes(config, 1, options).graph;
+    const cuda::SharedInt8Copies copies =
+        cuda::plan_shared_int8(g, make_plan(g, Policy::Serial).steps, aligned_addresses(g));
+    // Per layer: attention norm, attention, FFN norm, swiglu; then the output norm.
+    EXPECT_EQ(copies.copies.size(), static_cast<size_t>(4 * config.n_layer + 1));
+    int products = 0;
+    for (const Tensor& t : g.tensors()) {
+      if (t.op != Op::MulMat) continue;
+      ++products;
+      const int copy = copies.read_by[static_cast<size_t>(t.id)];
+      ASSERT_GE(copy, 0) << t.name;
+      EXPECT_TRUE(cuda::producer_writes_int8(g[copies.copies[static_cast<size_t>(copy)].producer])) << t.name;
+    }
+    EXPECT_EQ(products, (fuse ? 4 : 7) * config.n_layer + 1);
+    // A prompt's products run on tensor cores, but for the output projection of its last
+    // token alone.
+    const Graph prompt = build_graph_shapes(config, 16, options).graph;
+    const cuda::SharedInt8Copies prompt_copies =
+        cuda::plan_shared_int8(prompt, make_plan(prompt, Policy::Serial).steps, aligned_addresses(prompt));
+    ASSERT_EQ(prompt_copies.copies.size(), 1u);
+    EXPECT_EQ(prompt[prompt_copies.copies[0].producer].op, Op::RmsNorm);
+    EXPECT_EQ(prompt_copies.copies[0].columns, 1);
+  }
 }
 
 std::vector<std::vector<float>> run(Backend& backend, const Layer& l, Policy policy, bool share) {
