@@ -218,7 +218,8 @@ TEST(SharedInt8, QuantizedModelsGiveTheSameBitsWithAndWithoutSharing) {
       auto backend = make_backend("cuda");  // its own caches: a batched runner's are larger
       BatchedRunner runner(model, *backend, 3, 32, options);
       std::vector<std::vector<float>> logits;
-      std::vector<BatchEntry> entries{{0, test::prompt_ids(5, config.n_vocab)}, {1, test::prompt_ids(7, config.n_vocab)}};
+      std::vector<BatchEntry> entries{{0, test::prompt_ids(5, config.n_vocab)},
+                                      {1, test::prompt_ids(7, config.n_vocab)}};
       for (int step = 0; step < 6; ++step) {
         std::vector<BatchEntry> next;
         for (size_t e = 0; const auto row : runner.step(entries)) {

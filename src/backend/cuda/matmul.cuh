@@ -87,7 +87,8 @@ bool int8_nibble_order(DType w_type);
 
 // Note [Shared int8 activations] (shared_int8.h): whether mul_mat `node` takes the int8
 // matrix-vector kernel with its weights at `w`, so that it could read a shared int8 x;
-// and the producer's side: quantize the node's f32 output [k, n] into `copy`.
+// and the producer's side, where its own kernel does not: a quantization kernel after it,
+// from the node's contiguous f32 output read as `copy`'s [k, columns].
 bool mul_mat_reads_int8_x(const Graph& graph, TensorId node, const uint8_t* w);
 void write_shared_int8(const NodeLaunch& launch, const SharedInt8& copy);
 
