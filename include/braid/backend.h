@@ -52,10 +52,10 @@ struct ExecOptions {
   // routing, heads over 128). cuda_graph does not apply to it; sync_each_node waits for the
   // kernel after each run. The CPU ignores it.
   bool persistent = false;
-  // CUDA: an activation that two or more int8 products read (Q/K/V, gate/up) is quantized
-  // once, by its producer's step, instead of once by each product (Note [Shared int8
-  // activations], src/backend/cuda/shared_int8.h). Same bits either way; false is for
-  // comparing the two. The CPU ignores it.
+  // CUDA: the int8 products read one int8 copy of their x, written by its producer (in
+  // its own kernel for rms_norm, swiglu and attention), instead of each quantizing x in a
+  // kernel of its own (Note [Shared int8 activations], src/backend/cuda/shared_int8.h).
+  // Same bits either way; false is for comparing the two. The CPU ignores it.
   bool share_int8_x = true;
 };
 

@@ -3,10 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <string>
 
 namespace braid::cuda {
 
@@ -27,8 +25,7 @@ CudaExecutable::CudaExecutable(const Graph& graph, const Plan& plan, const ExecO
     persistent_ = std::make_unique<PersistentProgram>(graph_, plan, addresses_);
     return;
   }
-  const char* sharing = std::getenv("BRAID_SHARED_INT8");  // "0": off, for A/B runs of whole models
-  if (options_.share_int8_x && !(sharing != nullptr && std::string(sharing) == "0")) share_int8_activations();
+  if (options_.share_int8_x && shared_int8_enabled()) share_int8_activations();
   // With nothing to run there is nothing to capture (and an empty capture buys nothing).
   if (options_.cuda_graph && !options_.sync_each_node && !steps_.empty()) capture();
 }

@@ -2,7 +2,7 @@
 // matvec_int8.cu), written once for both kernels that do it: the quantization kernel in
 // front of an int8 product (8 lanes a block, 4 values each), and the producers that write
 // their output's int8 copy themselves (Note [Shared int8 activations], shared_int8.h:
-// rms_norm and swiglu, a warp a block, one value a lane). The largest magnitude and the sum
+// rms_norm, swiglu and attention, a warp a block, one value a lane). The largest magnitude and the sum
 // of the int8 values are exact whatever the lanes' order, so both give the same bits.
 #pragma once
 

@@ -1,11 +1,21 @@
 #include "backend/cuda/shared_int8.h"
 
+#include <cstdlib>
 #include <map>
+#include <string>
 #include <utility>
 
 #include "backend/cuda/matmul.cuh"
 
 namespace braid::cuda {
+
+bool shared_int8_enabled() {
+  static const bool on = [] {
+    const char* setting = std::getenv("BRAID_SHARED_INT8");
+    return setting == nullptr || std::string(setting) != "0";
+  }();
+  return on;
+}
 
 bool producer_writes_int8(const Tensor& node) {
   if (node.op != Op::RmsNorm && node.op != Op::Swiglu && node.op != Op::Attention) return false;

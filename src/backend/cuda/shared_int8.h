@@ -46,6 +46,10 @@ struct SharedInt8Copies {
   size_t bytes = 0;             // of all copies, each 256-byte aligned
 };
 
+// False when BRAID_SHARED_INT8=0 (read once): every product quantizes its own x, for A/B
+// runs of whole models.
+bool shared_int8_enabled();
+
 // Whether `node`'s own kernel writes its output's int8 copy (rms_norm, swiglu and
 // attention with a contiguous f32 output whose rows are whole blocks of 32; attention on
 // the decode paths, by a quantization kernel after it on the others).
