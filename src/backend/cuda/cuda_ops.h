@@ -44,8 +44,9 @@ struct SharedInt8 {
   int64_t columns = 0;
   bool nibble_order = false;
 };
-// What a step's launch does besides its op: quantize the node's output into `writes`
-// after the op, or (mul_mat) read its x from `reads` instead of quantizing it.
+// What a step's launch does besides its op: write the int8 copy of the node's output into
+// `writes` (from the op's own kernel where producer_writes_int8, else a quantization
+// kernel after it), or (mul_mat) read its x from `reads` instead of quantizing it.
 struct LaunchExtras {
   const SharedInt8* writes = nullptr;
   const SharedInt8* reads = nullptr;

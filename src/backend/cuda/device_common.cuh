@@ -28,8 +28,8 @@ struct NodeLaunch {
   const DeviceAddresses& memory;
   const StreamContext& ctx;
   const SharedInt8* x_int8 = nullptr;  // mul_mat: x already quantized (LaunchExtras::reads)
-  // rms_norm, swiglu: the output's int8 copy, which the node's kernel writes beside the
-  // output (LaunchExtras::writes, when producer_writes_int8).
+  // rms_norm, swiglu, attention: the output's int8 copy, which the node's kernel writes
+  // beside the output (LaunchExtras::writes, when producer_writes_int8).
   const SharedInt8* out_int8 = nullptr;
 
   const Tensor& src(size_t i) const { return graph[node.src[i]]; }
