@@ -222,27 +222,39 @@ __device__ __forceinline__ XPair load_x_pair(const int8_t* xq, const float2* xds
           ds[a], ds[a + 1]};
 }
 
-// d * scale and dmin * min of sub-blocks a and b of a q4_K/q5_K super-block.
+// d * scale and -dmin * min / 2 of sub-blocks a and b (a even) of a q4_K/q5_K super-block.
+// One 16-byte load brings the whole header (d, dmin and the 12 bytes of packed 6-bit scales
+// and mins); the scales and mins of sub-blocks 0-3 and 4-7 are unpacked as the bytes of
+// four words at once, with no branch on a and no byte loads (quant_detail::k_scale_min
+// spells out the packing), and a byte becomes a float as 2^23 + byte (Note [Integer to
+// float]). The products round once, as d * float(scale) does. The min carries the -1/2 of
+// its two threads' halves (k_scale_min_add).
 struct KScaleMinPair {
   float scale_a, min_a, scale_b, min_b;
 };
 __device__ __forceinline__ KScaleMinPair k_scale_min_pair(const uint8_t* block, int a) {
-  const uint32_t dm = __ldg(reinterpret_cast<const uint32_t*>(block));
-  const float d = half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu));
-  const float dmin = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
-  int sc_a, m_a, sc_b, m_b;
-  quant_detail::k_scale_min(block + 4, a, &sc_a, &m_a);
-  quant_detail::k_scale_min(block + 4, a + 1, &sc_b, &m_b);
-  return {d * static_cast<float>(sc_a), dmin * static_cast<float>(m_a), d * static_cast<float>(sc_b),
-          dmin * static_cast<float>(m_b)};
+  const uint4 h = __ldg(reinterpret_cast<const uint4*>(block));
+  const float d = half_bits_to_float(static_cast<uint16_t>(h.x & 0xffffu));
+  const float half_dmin = -0.5f * half_bits_to_float(static_cast<uint16_t>(h.x >> 16));
+  // Sub-blocks j < 4: low 6 bits of scale bytes j and j + 4. j >= 4: the nibbles of byte
+  // j + 4 below the top 2 bits of bytes j - 4 and j.
+  const bool low = a < 4;
+  const uint32_t scales = low ? h.y & 0x3f3f3f3fu : (h.w & 0x0f0f0f0fu) | ((h.y >> 2) & 0x30303030u);
+  const uint32_t mins = low ? h.z & 0x3f3f3f3fu : ((h.w >> 4) & 0x0f0f0f0fu) | ((h.z >> 2) & 0x30303030u);
+  const int byte = a % 4;
+  auto as_float = [](uint32_t word, int i) {  // 2^23 + byte i of word, then minus 2^23: exact
+    return __int_as_float(static_cast<int>(__byte_perm(word, 0x4B000000u, 0x7540u | i))) - 8388608.0f;
+  };
+  return {d * as_float(scales, byte), half_dmin * as_float(mins, byte), d * as_float(scales, byte + 1),
+          half_dmin * as_float(mins, byte + 1)};
 }
 
 // w = scale q - min on both sub-blocks; each of the two threads of a sub-block adds half of
-// its min term (min * s_x).
+// its min term (min * s_x), halved and negated by k_scale_min_pair.
 __device__ __forceinline__ float k_scale_min_add(float acc, const KScaleMinPair& s, const int (&qa)[4],
                                                  const int (&qb)[4], const XPair& x) {
-  acc = fmaf(s.scale_a * x.ds_a.x, unbias(dot16(qa, x.a)), fmaf(-0.5f * s.min_a, x.ds_a.y, acc));
-  return fmaf(s.scale_b * x.ds_b.x, unbias(dot16(qb, x.b)), fmaf(-0.5f * s.min_b, x.ds_b.y, acc));
+  acc = fmaf(s.scale_a * x.ds_a.x, unbias(dot16(qa, x.a)), fmaf(s.min_a, x.ds_a.y, acc));
+  return fmaf(s.scale_b * x.ds_b.x, unbias(dot16(qb, x.b)), fmaf(s.min_b, x.ds_b.y, acc));
 }
 
 template <>

@@ -43,6 +43,15 @@ namespace braid::cuda {
 namespace {
 
 constexpr int kBlockThreads = 128;
+
+// Note [Int8 product registers]: the one-column q4_K and q6_K kernels (two rows a group)
+// leave ptxas 64-72 registers a thread, and 72 let only 7 blocks of 128 threads share a
+// multiprocessor. These kernels wait on global loads most of their time (ncu, bench/NOTES.md
+// section 19), so the eighth block's loads in flight are worth more than the registers:
+// held to 64 (8 blocks, no spills on sm_90, `nvcc --resource-usage`), llama-7b Q4_K_M decode
+// ran 2.3% faster on the H200. The other types and column counts are left alone: their
+// counts are lower, or the cap would spill.
+constexpr int kBlocksAt64Registers = 8;
 constexpr int kQuantizeThreads = 256;
 constexpr size_t kScratchAlignment = 256;
 
@@ -87,8 +96,11 @@ __global__ void __launch_bounds__(kQuantizeThreads)
 // units a step with all their loads issued before the first use. The first
 // step's weights are loaded before wait_for_producers (Note [Weight prefetch]), except
 // for mul_mat_id, whose expert is read from device memory.
-template <DType W, int NC, int kRows, int kRowThreads>
-__global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a, Int8Columns x) {
+//
+// kMinBlocks is __launch_bounds__'s minimum of resident blocks: 0 leaves the register count
+// to ptxas, kBlocksAt64Registers holds it to 64 (Note [Int8 product registers]).
+template <DType W, int NC, int kRows, int kRowThreads, int kMinBlocks>
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocks) int8_matvec_kernel(MatvecArgs a, Int8Columns x) {
   using Dot = Int8Dot<W>;
   constexpr int kUnroll = 2;
   constexpr int kGroups = kBlockThreads / kRowThreads;
@@ -218,7 +230,7 @@ __global__ void __launch_bounds__(kBlockThreads) int8_matvec_kernel(MatvecArgs a
   }
 }
 
-template <DType W, int NC, int kRows>
+template <DType W, int NC, int kRows, int kMinBlocks = 0>
 void launch_shaped(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, cudaStream_t stream) {
   // Short rows (at most two weight blocks a thread) get a warp each, and so do rows of up
   // to eight when there are many of them (measured on the H100: 2048 x 8192 and 4096 x
@@ -227,10 +239,10 @@ void launch_shaped(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, c
   const int64_t parts = a.k / Int8Dot<W>::kUnit * Int8Dot<W>::kThreads;
   if (parts <= 64 || (parts <= 256 && a.m >= 8192)) {
     const dim3 grid(grid_size(a.m, kBlockThreads / 32 * kRows), tokens);
-    launch_kernel(int8_matvec_kernel<W, NC, kRows, 32>, grid, kBlockThreads, 0, stream, a, x);
+    launch_kernel(int8_matvec_kernel<W, NC, kRows, 32, kMinBlocks>, grid, kBlockThreads, 0, stream, a, x);
   } else {
     const dim3 grid(grid_size(a.m, kRows), tokens);
-    launch_kernel(int8_matvec_kernel<W, NC, kRows, kBlockThreads>, grid, kBlockThreads, 0, stream, a, x);
+    launch_kernel(int8_matvec_kernel<W, NC, kRows, kBlockThreads, kMinBlocks>, grid, kBlockThreads, 0, stream, a, x);
   }
 }
 
@@ -242,11 +254,16 @@ void launch_typed(const MatvecArgs& a, const Int8Columns& x, unsigned tokens, cu
   const int columns = a.ids != nullptr ? 1 : a.n;
   // One column: two rows a group (each x block loaded serves both; on the H100's llama
   // shapes up to 40% faster for 4-bit weights, none slower; on the H200 10-17% for q4_K and
-  // q6_K on 2048 x 32000 and 11008 x 4096), one for q8_0, where two were no faster.
-  if (columns <= 1 && W != DType::Q8_0) {
-    launch_shaped<W, 1, 2>(a, x, tokens, stream);
-  } else if (columns <= 1) {
-    launch_shaped<W, 1, 1>(a, x, tokens, stream);
+  // q6_K on 2048 x 32000 and 11008 x 4096), one for q8_0, where two were no faster; q4_K
+  // and q6_K held to 64 registers (Note [Int8 product registers]).
+  if (columns <= 1) {
+    if constexpr (W == DType::Q4_K || W == DType::Q6_K) {
+      launch_shaped<W, 1, 2, kBlocksAt64Registers>(a, x, tokens, stream);
+    } else if constexpr (W == DType::Q8_0) {
+      launch_shaped<W, 1, 1>(a, x, tokens, stream);
+    } else {
+      launch_shaped<W, 1, 2>(a, x, tokens, stream);
+    }
   } else if (columns <= 2) {
     launch_shaped<W, 2, 2>(a, x, tokens, stream);
   } else if (columns <= 4) {
