@@ -48,8 +48,8 @@ multiplies row slices of them, views, on its branches); q and k rotated together
 side by side in that product's output; F.rms_norm in f16 (one fused kernel on CUDA); the
 attention's softmax upcasting inside itself. About 20 operations a layer in a decode step
 instead of the 32 of the first version (counted on the CPU with a TorchDispatchMode: every
-operation that is not a view). Needs PyTorch 2.5 or later (compile mode: Triton and a C compiler, as
-torch.compile on CUDA always does).
+operation that is not a view). Needs PyTorch 2.5 or later (compile mode: Triton and a C
+compiler, as torch.compile on CUDA always does).
 
 --check compares every decode mode's logits with eager's, step by step from an empty cache
 (10 steps, 4-slot buckets: the steps cross bucket boundaries), and a prompt with a shorter
