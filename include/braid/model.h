@@ -124,6 +124,10 @@ std::vector<std::string> preset_names();
 ModelConfig preset_config(const std::string& name);  // throws on an unknown name
 // Random weights (never zeros). layers > 0 overrides the preset's layer count.
 Model make_random_model(const ModelConfig& config, uint64_t seed = 1);
+// Fills `elements` values of `type` at data (whole blocks of a quantized type) with center +
+// uniform(-spread, spread) from `seed`, on every core; the bytes do not depend on the
+// thread count. The presets' weights, and opbench's.
+void fill_random(uint8_t* data, DType type, int64_t elements, uint64_t seed, float center, float spread);
 
 // The graph of one forward pass over n_tokens tokens at consecutive positions.
 struct ModelGraph {

@@ -74,9 +74,12 @@ struct SplitMix {
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }  // [0, 1)
 };
 
-// Fills a tensor with center + uniform(-spread, spread), converted to its type.
+}  // namespace
+
+// Chunks of 2^16 values (a multiple of every block size), each from its own SplitMix stream
+// (seed, chunk), converted to the type by as many threads as there are cores.
 void fill_random(uint8_t* data, DType type, int64_t elements, uint64_t seed, float center, float spread) {
-  constexpr int64_t kChunk = 1 << 16;  // a multiple of every block size
+  constexpr int64_t kChunk = 1 << 16;
   const int64_t chunks = (elements + kChunk - 1) / kChunk;
   const unsigned workers = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(),
                                                            static_cast<unsigned>(chunks)));
@@ -94,8 +97,6 @@ void fill_random(uint8_t* data, DType type, int64_t elements, uint64_t seed, flo
   work(0);
   for (auto& t : threads) t.join();
 }
-
-}  // namespace
 
 std::vector<std::string> preset_names() {
   std::vector<std::string> names;

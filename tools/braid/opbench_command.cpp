@@ -14,6 +14,7 @@
 #include <random>
 
 #include "braid/backend.h"
+#include "braid/model.h"
 #include "braid/ops.h"
 #include "commands.h"
 #include "model_source.h"
@@ -86,6 +87,7 @@ void run_opbench(const OpBenchOptions& o) {
              backend->device_name());
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  uint64_t seed = 0;  // of each shape's weights
   for (const std::string& type_name : o.types) {
     DType type;
     if (!parse_dtype(type_name, &type)) throw Error(fmt::format("unknown type '{}'", type_name));
@@ -99,10 +101,10 @@ void run_opbench(const OpBenchOptions& o) {
       if (const int64_t block = traits(type).block_elements; k % block != 0) {
         throw Error(fmt::format("shape '{}': k must be a multiple of {}'s {}-element blocks", shape, type_name, block));
       }
-      std::vector<float> values(static_cast<size_t>(k * m));
-      for (float& v : values) v = uniform(rng);
+      // Filled and quantized on every core: single-threaded, the K-quants' quantization took
+      // about a minute for a handful of large shapes, device time spent waiting on the host.
       std::vector<uint8_t> weights(row_bytes(type, k) * static_cast<size_t>(m));
-      from_f32(type, values.data(), weights.data(), k * m);
+      fill_random(weights.data(), type, k * m, ++seed, 0.0f, 1.0f);
       const int copies = copies_for(static_cast<double>(weights.size()));
       Graph g;
       const TensorId x = g.input("x", DType::F32, {k, o.batch, 1, 1});
